@@ -1,0 +1,240 @@
+"""The two calls everything goes through: :func:`encode` and :func:`decode`.
+
+``encode(image, profile, max_bytes | target_bpp, hints) -> EncodeResult`` builds a
+packet within the byte budget (text, objects and segmentation map are budgeted
+first; the reference image gets every remaining byte). ``decode(bytes) ->
+DecodeResult`` rebuilds the image from whichever layers arrived.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from semlink.packet import (
+    FingerprintMismatchError,
+    Layer,
+    Packet,
+    PacketFormatError,
+    PacketLimitError,
+    bits_per_pixel,
+    check_dimensions,
+    parse,
+    serialize,
+)
+from semlink.profiles import Profile, get_profile
+from semlink.restore import upsample
+from semlink.streams import LayerKind
+from semlink.streams._varint import read_varint, write_varint
+from semlink.streams.masks import decode_mask, encode_mask
+from semlink.streams.reference import decode_reference, encode_reference
+from semlink.streams.segmap import decode_segmap, encode_segmap
+from semlink.streams.text import decode_text, encode_text
+
+_REFERENCE_LAYER_OVERHEAD = 14
+"""Bytes a reference layer adds besides its payload: field tag and length (<= 3), codec
+(2), payload tag and length (<= 4), CRC32C (5)."""
+
+
+class BudgetError(ValueError):
+    """The byte budget cannot hold even the packet header and the required layers."""
+
+
+@dataclass(frozen=True)
+class ObjectHint:
+    """An object the caller knows about: a short description and optionally a mask."""
+
+    description: str
+    mask: NDArray[np.bool_] | None = None
+    """Boolean mask at any resolution; it is coded at the mask grid the encoder is given."""
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    """The serialized packet: what goes on the link."""
+    packet: Packet
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bits_per_pixel(self) -> float:
+        return bits_per_pixel(self.data)
+
+    def layer_bytes(self) -> list[tuple[str, int]]:
+        """(layer kind name, serialized bytes incl. framing and CRC) per layer."""
+        return [
+            (LayerKind(layer.kind).name.lower(), size)
+            for layer, size in zip(self.packet.layers, self.packet.layer_bytes(), strict=True)
+        ]
+
+
+@dataclass
+class DecodeResult:
+    image: NDArray[np.uint8]
+    """RGB, original width x height."""
+    layers_used: list[str]
+    caption: str | None = None
+    objects: list[tuple[str, NDArray[np.bool_] | None]] = field(default_factory=list)
+    segmap: NDArray[np.int64] | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def as_rgb(image: NDArray[np.generic] | Image.Image) -> NDArray[np.uint8]:
+    """Accept PIL images or arrays (gray, RGB, RGBA; uint8) and return contiguous RGB uint8."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"image must be 8-bit (uint8), got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"image must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    return np.ascontiguousarray(array[:, :, :3])
+
+
+def _mask_grid(mask: NDArray[np.bool_], width: int, height: int, mask_scale: int) -> NDArray[np.bool_]:
+    gw, gh = max(1, round(width / mask_scale)), max(1, round(height / mask_scale))
+    if mask.shape == (gh, gw):
+        return mask.astype(bool)
+    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((gw, gh), Image.Resampling.BOX)
+    return np.asarray(resized) >= 128
+
+
+def _object_payload(hint: ObjectHint, width: int, height: int, mask_scale: int) -> bytes:
+    text = encode_text(hint.description)
+    mask = b"" if hint.mask is None else encode_mask(_mask_grid(hint.mask, width, height, mask_scale))
+    return write_varint(len(text)) + text + mask
+
+
+def encode(
+    image: NDArray[np.generic] | Image.Image,
+    profile: str | Profile = "lite",
+    *,
+    max_bytes: int | None = None,
+    target_bpp: float | None = None,
+    caption: str | None = None,
+    objects: Sequence[ObjectHint] = (),
+    segmap: NDArray[np.integer] | None = None,
+    mask_scale: int = 8,
+) -> EncodeResult:
+    """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels / 8).
+
+    Hints (caption, objects most salient first, segmentation map) are coded first and
+    dropped from the least salient object up if they alone would overflow the budget;
+    the reference image takes every remaining byte.
+    """
+    stages: dict[str, float] = {}
+    rgb = as_rgb(image)
+    height, width = rgb.shape[:2]
+    check_dimensions(width, height)
+    spec = get_profile(profile) if isinstance(profile, str) else profile
+    if (max_bytes is None) == (target_bpp is None):
+        raise ValueError("give exactly one of max_bytes and target_bpp")
+    budget = int(max_bytes) if max_bytes is not None else int(target_bpp * width * height / 8)  # type: ignore[operator]
+    start = time.perf_counter()
+    semantic: list[Layer] = []
+    if caption:
+        semantic.append(Layer(LayerKind.CAPTION, 0, encode_text(caption)))
+    for hint in objects:
+        semantic.append(Layer(LayerKind.OBJECT, 0, _object_payload(hint, width, height, mask_scale)))
+    if segmap is not None:
+        codec, payload = encode_segmap(np.asarray(segmap))
+        semantic.append(Layer(LayerKind.SEGMAP, codec, payload))
+    stages["semantics"] = time.perf_counter() - start
+
+    def build(layers: Sequence[Layer]) -> bytes:
+        return serialize(Packet(width, height, spec.id, spec.fingerprint, 0, tuple(layers)))
+
+    header_only = len(build([]))
+    if budget < header_only:
+        raise BudgetError(
+            f"a budget of {budget} bytes cannot hold the {header_only}-byte packet header; "
+            f"allow at least {header_only} bytes"
+        )
+    # Drop the least important semantic layers (from the tail) until they fit.
+    while semantic and len(build(semantic)) > budget:
+        semantic.pop()
+    start = time.perf_counter()
+    reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD
+    layers = list(semantic)
+    while reference_budget > 0:
+        found = encode_reference(rgb, reference_budget)
+        if found is None:
+            break
+        codec, payload, _ = found
+        candidate = [Layer(LayerKind.REFERENCE, codec, payload), *semantic]
+        data = build(candidate)
+        if len(data) <= budget:
+            layers = candidate
+            break
+        reference_budget -= len(data) - budget  # framing estimate was short: try again
+    stages["reference"] = time.perf_counter() - start
+    data = build(layers)
+    return EncodeResult(data=data, packet=parse(data), stage_seconds=stages)
+
+
+def decode(data: bytes | Packet, *, expected_profile: str | Profile | None = None) -> DecodeResult:
+    """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
+
+    Raises a ``semlink.packet.PacketError`` subclass for malformed, damaged, unknown-version
+    or wrong-model packets.
+    """
+    packet = data if isinstance(data, Packet) else parse(data)
+    try:
+        spec = get_profile(packet.profile)
+    except KeyError as exc:
+        raise PacketFormatError(str(exc)) from exc
+    if expected_profile is not None:
+        expected = get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
+        if expected.fingerprint != packet.model_fingerprint:
+            raise FingerprintMismatchError(packet.model_fingerprint, expected.fingerprint)
+    if packet.model_fingerprint != spec.fingerprint:
+        raise FingerprintMismatchError(packet.model_fingerprint, spec.fingerprint)
+    result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
+    stages = result.stage_seconds
+    reference: NDArray[np.uint8] | None = None
+    for layer in packet.layers:
+        start = time.perf_counter()
+        kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
+        if kind is LayerKind.REFERENCE and reference is None:
+            small = decode_reference(layer.codec, layer.payload, packet.width, packet.height)
+            reference = upsample(small, packet.width, packet.height)
+        elif kind is LayerKind.CAPTION:
+            result.caption = decode_text(layer.payload)
+        elif kind is LayerKind.OBJECT:
+            length, offset = read_varint(layer.payload, 0, "object description length")
+            if offset + length > len(layer.payload):
+                raise PacketFormatError("object layer is cut short inside its description")
+            description = decode_text(layer.payload[offset : offset + length])
+            rest = layer.payload[offset + length :]
+            result.objects.append((description, decode_mask(rest) if rest else None))
+        elif kind is LayerKind.SEGMAP:
+            result.segmap = decode_segmap(layer.codec, layer.payload)
+        else:
+            continue  # a layer kind from a newer encoder: skip it, say so by omission
+        name = kind.name.lower()
+        result.layers_used.append(name)
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+    if reference is None:
+        # No reference arrived: a flat mid-grey picture of the right size, not a crash.
+        reference = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
+    result.image = reference
+    return result
+
+
+__all__ = [
+    "BudgetError",
+    "DecodeResult",
+    "EncodeResult",
+    "ObjectHint",
+    "PacketLimitError",
+    "as_rgb",
+    "decode",
+    "encode",
+]

@@ -1,0 +1,65 @@
+"""Named profiles: which streams an encoder writes and which models both ends must hold.
+
+A profile's id travels in the packet header; its model fingerprint (a CRC32C over the
+profile name and the hashes of every model or table it depends on) too, so a decoder
+holding different models refuses the packet instead of decoding garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+
+import google_crc32c
+import imagecodecs
+import PIL
+import pillow_heif
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A composition of streams and decoder stages."""
+
+    id: int
+    name: str
+    description: str
+    data_files: tuple[str, ...] = ()
+    """Package data files both ends must hold identically (e.g. the text model)."""
+
+    @cached_property
+    def fingerprint(self) -> int:
+        """32-bit fingerprint of the model set: profile name, data file hashes, codec versions."""
+        parts = [self.name]
+        for name in self.data_files:
+            data = resources.files("semlink").joinpath(name).read_bytes()
+            parts.append(f"{name}={hashlib.sha256(data).hexdigest()}")
+        # Classical codecs are models too: a reference layer decodes with the library
+        # family that wrote it. Major versions only, so bug-fix releases interoperate.
+        parts.append(f"pillow={PIL.__version__.split('.')[0]}")
+        parts.append(f"pillow_heif={pillow_heif.__version__.split('.')[0]}")
+        parts.append(f"imagecodecs={imagecodecs.__version__.split('.')[0]}")
+        return int(google_crc32c.value("|".join(parts).encode()))
+
+
+LITE = Profile(
+    id=0,
+    name="lite",
+    description="Offline CPU profile: classical reference codec search with stripped "
+    "containers, entropy-coded text, masks and segmentation maps.",
+    data_files=("data/english_words.txt.gz",),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (LITE,)}
+_BY_ID: dict[int, Profile] = {p.id: p for p in PROFILES.values()}
+
+
+def get_profile(name_or_id: str | int) -> Profile:
+    """Look a profile up by name or header id; ``KeyError`` names the known ones."""
+    table: dict = _BY_ID if isinstance(name_or_id, int) else PROFILES
+    try:
+        return table[name_or_id]
+    except KeyError:
+        known = ", ".join(f"{p.name} ({p.id})" for p in PROFILES.values())
+        raise KeyError(f"unknown profile {name_or_id!r}; known profiles: {known}") from None
