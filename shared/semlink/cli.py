@@ -1,0 +1,166 @@
+"""The ``semlink`` command line: encode, decode, info, eval, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from PIL import Image, UnidentifiedImageError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="semlink: semantic image coding for bandwidth-starved links.", no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+def _load_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise _fail(f"cannot read image {path}: {exc}") from exc
+
+
+@app.command("encode")
+def encode_cmd(
+    image: Annotated[Path, typer.Argument(help="Input image (PNG, JPEG, WebP, ...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Packet file to write (.slk).")],
+    max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="Packet size limit in bytes.")] = None,
+    bpp: Annotated[float | None, typer.Option("--bpp", help="Target bits per pixel (default 0.03).")] = None,
+    caption: Annotated[str | None, typer.Option("--caption", help="Global caption to carry.")] = None,
+    profile: Annotated[str, typer.Option("--profile", help="Profile name.")] = "lite",
+) -> None:
+    """Encode IMAGE into a packet of at most --max-bytes (or --bpp)."""
+    from semlink.codec import BudgetError, encode
+    from semlink.packet import PacketError
+
+    if max_bytes is not None and bpp is not None:
+        raise _fail("give --max-bytes or --bpp, not both")
+    if max_bytes is None and bpp is None:
+        bpp = 0.03
+    pixels = _load_image(image)
+    try:
+        result = encode(pixels, profile, max_bytes=max_bytes, target_bpp=bpp, caption=caption)
+    except (BudgetError, PacketError, ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from exc
+    output.write_bytes(result.data)
+    console.print(
+        f"{image} -> {output}: {len(result.data)} bytes, {result.bits_per_pixel:.4f} bpp, "
+        f"layers {', '.join(f'{k} {n} B' for k, n in result.layer_bytes())}"
+    )
+
+
+@app.command("decode")
+def decode_cmd(
+    packet: Annotated[Path, typer.Argument(help="Packet file (.slk).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Image to write (PNG, WebP, ...).")],
+) -> None:
+    """Decode PACKET into an image."""
+    from semlink.codec import decode
+    from semlink.packet import PacketError
+
+    try:
+        result = decode(packet.read_bytes())
+    except FileNotFoundError as exc:
+        raise _fail(f"no such packet file: {packet}") from exc
+    except PacketError as exc:
+        raise _fail(str(exc)) from exc
+    Image.fromarray(result.image).save(output)
+    console.print(f"{packet} -> {output}: {result.image.shape[1]}x{result.image.shape[0]}, layers used: "
+                  f"{', '.join(result.layers_used) or 'none (flat image)'}")
+    if result.caption:
+        console.print(f"caption: {result.caption}")
+    for description, _ in result.objects:
+        console.print(f"object: {description}")
+
+
+@app.command("info")
+def info_cmd(packet: Annotated[Path, typer.Argument(help="Packet file (.slk).")]) -> None:
+    """Show a packet's header, layers, bytes per layer and bits per pixel."""
+    from semlink.packet import PacketError, bits_per_pixel, parse
+    from semlink.profiles import get_profile
+    from semlink.streams import LayerKind
+
+    try:
+        data = packet.read_bytes()
+        parsed = parse(data)
+    except FileNotFoundError as exc:
+        raise _fail(f"no such packet file: {packet}") from exc
+    except PacketError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        profile_name = get_profile(parsed.profile).name
+    except KeyError:
+        profile_name = f"unknown ({parsed.profile})"
+    console.print(
+        f"{packet}: {len(data)} bytes, {parsed.width}x{parsed.height}, profile {profile_name}, "
+        f"model fingerprint {parsed.model_fingerprint:#010x}, seed {parsed.seed}, "
+        f"{bits_per_pixel(data):.4f} bpp"
+    )
+    table = Table("#", "kind", "codec", "payload B", "layer B (framing+CRC)")
+    for i, (layer, size) in enumerate(zip(parsed.layers, parsed.layer_bytes(), strict=True)):
+        kind = LayerKind(layer.kind).name.lower() if layer.kind in LayerKind._value2member_map_ else str(layer.kind)
+        table.add_row(str(i), kind, str(layer.codec), str(len(layer.payload)), str(size))
+    console.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    images: Annotated[Path, typer.Argument(help="Folder of images, e.g. ../shared/data/kodak.")],
+    bpp: Annotated[str, typer.Option("--bpp", help="Comma-separated rates.")] = "0.02,0.03,0.05",
+    out: Annotated[Path, typer.Option("-o", "--out", help="Report folder.")] = Path("out/eval"),
+    workers: Annotated[int, typer.Option("--workers", help="Parallel image workers.")] = 2,
+) -> None:
+    """Compare lite with classical codecs at equal real bytes; write CSV, RD plot and HTML."""
+    from semlink.eval.harness import EvalConfig, list_images, run_eval
+    from semlink.eval.report import write_reports
+
+    try:
+        rates = tuple(float(r) for r in bpp.split(","))
+        n = len(list_images(images))
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    config = EvalConfig(images=images, out=out, rates=rates, workers=workers)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("evaluating", total=n)
+        rows = run_eval(config, lambda name: progress.update(task, advance=1, description=name))
+    summary = write_reports(rows, out)
+    table = Table("bpp target", "method", "real bpp", "PSNR", "MS-SSIM", "HaarPSI", "GMSD", "NIQE")
+    for row in summary.itertuples():
+        if row.method in ("lite", "best_baseline"):
+            table.add_row(f"{row.target_bpp}", str(row.method), f"{row.bpp:.4f}", f"{row.psnr:.2f}",
+                          f"{row.ms_ssim:.4f}", f"{row.haarpsi:.4f}", f"{row.gmsd:.4f}", f"{row.niqe:.3f}")
+    console.print(table)
+    console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where reconstructions go.")] = Path("out/demo"),
+    bpp: Annotated[float, typer.Option("--bpp", help="Target bits per pixel.")] = 0.03,
+) -> None:
+    """Encode and decode scikit-image's sample photos with lite and print what it cost."""
+    from semlink.demo import SAMPLES, run_demo
+
+    with console.status(f"coding {len(SAMPLES)} sample photos at {bpp} bpp"):
+        rows = run_demo(out, bpp)
+    table = Table("image", "bytes", "bpp", "PSNR dB", "MS-SSIM", "encode ms", "decode ms", "layers")
+    for r in rows:
+        table.add_row(r.name, str(r.bytes), f"{r.bpp:.4f}", f"{r.psnr:.2f}", f"{r.ms_ssim:.4f}",
+                      f"{r.encode_ms:.0f}", f"{r.decode_ms:.0f}", r.layers)
+    console.print(table)
+    console.print(f"reconstructions and side-by-side images in {out}/")
+
+
+if __name__ == "__main__":
+    app()

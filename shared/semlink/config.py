@@ -1,0 +1,28 @@
+"""Settings read from the environment (prefix ``SEMLINK_``) with pydantic-settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_weights_dir() -> Path:
+    # A checkout keeps third-party data beside the repository, in ../shared/weights.
+    return Path(__file__).resolve().parents[3] / "shared" / "weights"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEMLINK_")
+
+    weights_dir: Path = Field(
+        default_factory=_default_weights_dir,
+        description="Directory of third-party weight and parameter files (niqe/, taef2/, ...).",
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings()

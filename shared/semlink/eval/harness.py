@@ -1,0 +1,151 @@
+"""Run lite and the classical baselines over a folder of images at several rates.
+
+Every method gets the same byte budget per image and rate: ``floor(bpp x W x H / 8)``.
+Baselines send a whole standard file (container included, as a real deployment of
+that codec would) and each searches downscale factors, keeping its best PSNR; the
+"best baseline" per image is the best codec for that image. Rates in results are
+always measured from the bytes actually produced.
+
+Baseline searches are cached per (image hash, budget, codec) in ``<out>/cache``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from semlink.codec import decode, encode
+from semlink.quality import all_metrics
+from semlink.restore import upsample
+from semlink.streams.reference import ReferenceCodec, decode_file, search
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    images: Path
+    out: Path
+    rates: tuple[float, ...] = (0.02, 0.03, 0.05)
+    workers: int = 2
+    baselines: tuple[str, ...] = tuple(c.name.lower() for c in ReferenceCodec)
+
+
+@dataclass
+class Row:
+    image: str
+    target_bpp: float
+    method: str
+    bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float = float("nan")
+    haarpsi: float = float("nan")
+    gmsd: float = float("nan")
+    niqe: float = float("nan")
+    detail: str = ""
+    encode_s: float = float("nan")
+    decode_s: float = float("nan")
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def list_images(folder: Path) -> list[Path]:
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return images
+
+
+def _baseline(image: NDArray[np.uint8], budget: int, codec: ReferenceCodec, cache: Path, key: str) -> dict | None:
+    path = cache / f"{key}-{budget}-{codec.name.lower()}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    found = search(image, budget, codecs=(codec,), packed=False)
+    result = None
+    if found is not None:
+        result = {"bytes": found.size, "psnr": found.psnr, "k": found.k, "quality": found.quality}
+        (cache / f"{key}-{budget}-{codec.name.lower()}.bin").write_bytes(found.data)
+    path.write_text(json.dumps(result))
+    return result
+
+
+def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
+    path, config = args
+    image = np.asarray(Image.open(path).convert("RGB"))
+    height, width = image.shape[:2]
+    key = hashlib.sha256(image.tobytes()).hexdigest()[:16] + f"-v{_CACHE_VERSION}"
+    cache = config.out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    recon_dir = config.out / "images"
+    recon_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(recon_dir / f"{path.stem}-original.png")
+    rows: list[Row] = []
+    for rate in config.rates:
+        budget = int(rate * width * height / 8)
+        start = time.perf_counter()
+        encoded = encode(image, "lite", max_bytes=budget)
+        encode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        decoded = decode(encoded.data)
+        decode_s = time.perf_counter() - start
+        reference = encoded.packet.layers[0] if encoded.packet.layers else None
+        detail = ReferenceCodec(reference.codec).name.lower() if reference else "none"
+        rows.append(
+            Row(path.stem, rate, "lite", len(encoded.data), encoded.bits_per_pixel,
+                detail=detail, encode_s=encode_s, decode_s=decode_s,
+                **all_metrics(image, decoded.image))
+        )
+        Image.fromarray(decoded.image).save(recon_dir / f"{path.stem}-{rate}-lite.png")
+        per_codec: list[tuple[ReferenceCodec, dict]] = []
+        for name in config.baselines:
+            codec = ReferenceCodec[name.upper()]
+            result = _baseline(image, budget, codec, cache, key)
+            if result is None:
+                continue
+            per_codec.append((codec, result))
+            rows.append(Row(path.stem, rate, name, result["bytes"], 8 * result["bytes"] / (width * height),
+                            result["psnr"], detail=f"scale {result['k']}/256 q{result['quality']}"))
+        if per_codec:
+            codec, result = max(per_codec, key=lambda item: item[1]["psnr"])
+            data = (cache / f"{key}-{budget}-{codec.name.lower()}.bin").read_bytes()
+            recon = upsample(decode_file(codec, data), width, height)
+            Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")
+            rows.append(Row(path.stem, rate, "best_baseline", result["bytes"],
+                            8 * result["bytes"] / (width * height),
+                            detail=f"{codec.name.lower()} scale {result['k']}/256",
+                            **all_metrics(image, recon)))
+    return rows
+
+
+def run_eval(config: EvalConfig, progress: Callable[[str], None] | None = None) -> list[Row]:
+    """Evaluate every image in ``config.images``; returns all rows (also written by reports)."""
+    paths = list_images(config.images)
+    config.out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    jobs = [(p, config) for p in paths]
+    if config.workers > 1:
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            for path, result in zip(paths, pool.map(_evaluate_image, jobs), strict=True):
+                rows.extend(result)
+                if progress:
+                    progress(path.stem)
+    else:
+        for path, job in zip(paths, jobs, strict=True):
+            rows.extend(_evaluate_image(job))
+            if progress:
+                progress(path.stem)
+    return rows
+
+
+def rows_as_dicts(rows: Sequence[Row]) -> list[dict]:
+    return [{k: v for k, v in asdict(r).items() if k != "extra"} for r in rows]

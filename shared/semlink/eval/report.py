@@ -1,0 +1,75 @@
+"""Reports of an evaluation: CSV tables, an RD plot and an HTML gallery."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from semlink.eval.harness import Row, rows_as_dicts  # noqa: E402
+
+METRICS = ("bpp", "psnr", "ms_ssim", "haarpsi", "gmsd", "niqe")
+
+
+def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
+    """Write results.csv, summary.csv, rd.png and index.html into ``out``; return the summary."""
+    frame = pd.DataFrame(rows_as_dicts(rows))
+    frame.to_csv(out / "results.csv", index=False)
+    summary = (
+        frame.groupby(["target_bpp", "method"])[list(METRICS)].mean().reset_index()
+        .sort_values(["target_bpp", "method"])
+    )
+    summary.to_csv(out / "summary.csv", index=False)
+    _plot(summary, out / "rd.png")
+    _gallery(frame, out)
+    return summary
+
+
+def _plot(summary: pd.DataFrame, path: Path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for method, group in summary.groupby("method"):
+        style = {"lite": "o-", "best_baseline": "s--"}.get(str(method), ".:")
+        width = 2.5 if method in ("lite", "best_baseline") else 1.0
+        for ax, metric in zip(axes, ("psnr", "ms_ssim", "haarpsi"), strict=True):
+            if group[metric].notna().any():
+                ax.plot(group["bpp"], group[metric], style, label=str(method), linewidth=width)
+    for ax, metric in zip(axes, ("PSNR (dB)", "MS-SSIM", "HaarPSI"), strict=True):
+        ax.set_xlabel("bits per pixel (real packet/file bytes)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("semlink lite vs classical codecs (each with a downscale search), mean over images")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _gallery(frame: pd.DataFrame, out: Path) -> None:
+    parts = [
+        "<!doctype html><meta charset=utf-8><title>semlink eval</title>",
+        "<style>body{font-family:sans-serif} img{width:32%;margin:2px} td{vertical-align:top}</style>",
+        "<h1>semlink lite vs best classical baseline</h1><p>Each row: original | best baseline | lite, "
+        "at equal byte budgets. <a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
+        "<img src=rd.png style='width:100%'>",
+    ]
+    for (image, rate), group in frame.groupby(["image", "target_bpp"]):
+        by_method = {row.method: row for row in group.itertuples()}
+        lite, base = by_method.get("lite"), by_method.get("best_baseline")
+        if lite is None or base is None:
+            continue
+        caption = (
+            f"{html.escape(str(image))} @ {rate} bpp - baseline {html.escape(str(base.detail))}: "
+            f"{base.bpp:.4f} bpp {base.psnr:.2f} dB MS-SSIM {base.ms_ssim:.3f} | lite ({html.escape(str(lite.detail))}): "
+            f"{lite.bpp:.4f} bpp {lite.psnr:.2f} dB MS-SSIM {lite.ms_ssim:.3f}"
+        )
+        parts.append(f"<h3>{caption}</h3>")
+        parts.append(f"<img src='images/{image}-original.png'>")
+        parts.append(f"<img src='images/{image}-{rate}-best_baseline.png'>")
+        parts.append(f"<img src='images/{image}-{rate}-lite.png'>")
+    (out / "index.html").write_text("\n".join(parts))
