@@ -92,6 +92,8 @@ class ArithmeticEncoder:
         self._p_ones.append(p_one)
 
     def encode_symbol(self, symbol: int, probabilities: NDArray[np.float64]) -> None:
+        if len(probabilities) == 1:
+            return  # a one-symbol alphabet carries no information
         self._flush_bits()
         model = constriction.stream.model.Categorical(probabilities, perfect=False)
         self._coder.encode(np.array([symbol], dtype=np.int32), model)
@@ -151,5 +153,7 @@ class ArithmeticDecoder:
         return int(self._coder.decode(_BERNOULLI, np.array([p_one], dtype=np.float64))[0])
 
     def decode_symbol(self, probabilities: NDArray[np.float64]) -> int:
+        if len(probabilities) == 1:
+            return 0
         model = constriction.stream.model.Categorical(probabilities, perfect=False)
         return int(self._coder.decode(model))
