@@ -286,22 +286,33 @@ def search(
     best = max(results, key=lambda c: c.psnr, default=None)
     if best is None or best.size >= fill * max_bytes:
         return best
-    # Fill the budget: codecs step in coarse byte increments, so look at nearby
-    # (scale, quality) pairs and keep the fullest one that is not worse.
+    # Fill the budget: codecs step in coarse byte increments, so for the winner's quality
+    # and its neighbours find the largest scale that still fits (1/256 steps), and keep
+    # the best of those that fill the budget, unless filling would cost real quality.
     spec = _CODECS[best.codec]
-    filled = best
-    for dk, dq in [(d, 0) for d in (1, 2, 3, 5, 8)] + [(-d, 1) for d in (0, 2, 4, 6, 9)]:
-        k, q = best.k + dk, best.quality + dq
-        if not 1 <= k <= 255 or q > spec.qualities[1]:
-            continue
-        sw, sh = small_size(width, height, k)
-        data = spec.encode(_resize(image, sw, sh), q)
-        if cost(best.codec, k, data) > max_bytes:
-            continue
-        candidate = evaluate(best.codec, k, q, data)
-        if candidate.psnr >= best.psnr - 0.05 and candidate.size > filled.size:
-            filled = candidate
-    return filled
+
+    def largest_fitting(quality: int, lo: int, hi: int) -> Candidate | None:
+        found: tuple[int, bytes] | None = None
+        while lo <= hi:
+            k = (lo + hi) // 2
+            data = spec.encode(_resize(image, *small_size(width, height, k)), quality)
+            if cost(best.codec, k, data) <= max_bytes:
+                found, lo = (k, data), k + 1
+            else:
+                hi = k - 1
+        return None if found is None else evaluate(best.codec, found[0], quality, found[1])
+
+    options = [
+        largest_fitting(q, max(1, int(best.k * 0.7)), min(255, int(best.k * 1.4) + 1))
+        for q in (best.quality - 1, best.quality, best.quality + 1)
+        if spec.qualities[0] <= q <= spec.qualities[1]
+    ]
+    full = [c for c in options if c is not None and c.size >= fill * max_bytes]
+    if full:
+        filled = max(full, key=lambda c: c.psnr)
+        if filled.psnr >= best.psnr - 0.15:
+            return filled
+    return best
 
 
 def encode_reference(image: NDArray[np.uint8], max_bytes: int) -> tuple[int, bytes, NDArray[np.uint8]] | None:

@@ -1,0 +1,73 @@
+"""Golden bitstreams (CompressAI style): fixed inputs must code to pinned bytes.
+
+Expected md5 sums live in tests/expected/. Regenerate them only on purpose:
+``SEMLINK_REGENERATE_GOLDEN=1 pytest tests/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+
+from semlink import decode, encode
+from semlink.streams.masks import decode_mask, encode_mask
+from semlink.streams.segmap import decode_segmap, encode_segmap
+from semlink.streams.text import decode_text, encode_text
+
+EXPECTED = Path(__file__).parent / "expected"
+REGENERATE = os.environ.get("SEMLINK_REGENERATE_GOLDEN") == "1"
+
+
+def _check(name: str, data: bytes) -> None:
+    digest = hashlib.md5(data).hexdigest()
+    path = EXPECTED / f"{name}.md5"
+    if REGENERATE:
+        path.write_text(digest + "\n")
+    if not path.exists():
+        pytest.fail(f"{path} missing: run with SEMLINK_REGENERATE_GOLDEN=1 once, on purpose")
+    assert digest == path.read_text().strip(), f"{name} bitstream changed ({len(data)} bytes)"
+
+
+def _golden_mask() -> np.ndarray:
+    yy, xx = np.mgrid[:48, :64]
+    return ((yy - 20) ** 2 + (xx - 30) ** 2 < 15**2) | ((xx > 50) & (yy > 30))
+
+
+def test_text_bitstream() -> None:
+    text = "A red barn next to a wooden fence, under a cloudy sky at 5 pm."
+    data = encode_text(text)
+    _check("text", data)
+    assert decode_text(data) == text
+
+
+def test_mask_bitstream() -> None:
+    data = encode_mask(_golden_mask())
+    _check("mask", data)
+    assert np.array_equal(decode_mask(data), _golden_mask())
+
+
+def test_segmap_bitstream() -> None:
+    labels = (np.add.outer(np.arange(40) // 7, np.arange(56) // 9) % 5).astype(np.int64)
+    codec, data = encode_segmap(labels)
+    _check("segmap", bytes([codec]) + data)
+    assert np.array_equal(decode_segmap(codec, data), labels)
+
+
+def test_lite_packet_bitstream() -> None:
+    image = skimage.data.chelsea()
+    result = encode(image, max_bytes=600, caption="a cat")
+    _check("lite-packet-chelsea-600", result.data)
+    if REGENERATE:
+        (EXPECTED / "lite-chelsea-600.slk").write_bytes(result.data)
+
+
+def test_golden_packet_decodes_to_pinned_image() -> None:
+    """A packet written once decodes to the same pixels on every machine and release."""
+    decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
+    assert decoded.caption == "a cat"
+    _check("lite-decoded-chelsea-600", decoded.image.tobytes())

@@ -1,0 +1,26 @@
+"""Quality metrics behave as metrics: identity is best, damage is worse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from semlink.quality import MissingWeightsError, all_metrics, niqe
+
+
+def test_identity_and_damage(astronaut: np.ndarray) -> None:
+    blurred = np.asarray(Image.fromarray(astronaut).filter(ImageFilter.GaussianBlur(3)))
+    same = all_metrics(astronaut, astronaut)
+    worse = all_metrics(astronaut, blurred)
+    assert same["ms_ssim"] == pytest.approx(1.0)
+    assert worse["psnr"] < 35 and worse["ms_ssim"] < 0.99
+    assert worse["haarpsi"] < same["haarpsi"] and worse["gmsd"] > same["gmsd"]
+    assert worse["niqe"] > same["niqe"]  # blur makes the picture less natural
+
+
+def test_niqe_needs_its_parameters(astronaut: np.ndarray, tmp_path: Path) -> None:
+    with pytest.raises(MissingWeightsError, match="SEMLINK_WEIGHTS_DIR"):
+        niqe(astronaut, tmp_path / "missing.npz")
