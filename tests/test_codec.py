@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from semlink import ObjectHint, decode, encode
 from semlink.codec import BudgetError
 from semlink.packet import FingerprintMismatchError, Packet, parse, serialize
@@ -18,7 +17,9 @@ from .conftest import kodak_image
 
 
 @pytest.mark.parametrize("budget", [400, 1000, 2500])
-def test_rate_control_fills_but_never_exceeds_the_budget(astronaut: np.ndarray, budget: int) -> None:
+def test_rate_control_fills_but_never_exceeds_the_budget(
+    astronaut: np.ndarray, budget: int
+) -> None:
     result = encode(astronaut, max_bytes=budget)
     print(f"astronaut, budget {budget} B: {len(result.data)} B ({len(result.data) / budget:.1%})")
     assert len(result.data) <= budget
@@ -31,8 +32,10 @@ def test_rate_control_on_kodak_at_003_bpp(name: str) -> None:
     budget = int(0.03 * image.shape[0] * image.shape[1] / 8)
     result = encode(image, target_bpp=0.03, caption="a photograph")
     decoded = decode(result.data)
-    print(f"{name}: {len(result.data)}/{budget} B, {result.bits_per_pixel:.4f} bpp, "
-          f"{psnr(image, decoded.image):.2f} dB, layers {result.layer_bytes()}")
+    print(
+        f"{name}: {len(result.data)}/{budget} B, {result.bits_per_pixel:.4f} bpp, "
+        f"{psnr(image, decoded.image):.2f} dB, layers {result.layer_bytes()}"
+    )
     assert 0.97 * budget <= len(result.data) <= budget
     assert result.bits_per_pixel <= 0.03
     assert decoded.layers_used == ["reference", "caption"]
@@ -41,20 +44,29 @@ def test_rate_control_on_kodak_at_003_bpp(name: str) -> None:
 def test_semantic_layers_come_first_in_budget_and_in_priority_order(chelsea: np.ndarray) -> None:
     mask = np.zeros(chelsea.shape[:2], bool)
     mask[50:250, 100:350] = True
-    result = encode(chelsea, max_bytes=700, caption="a tabby cat looking up",
-                    objects=[ObjectHint("the cat's face", mask), ObjectHint("a wooden floor")])
+    result = encode(
+        chelsea,
+        max_bytes=700,
+        caption="a tabby cat looking up",
+        objects=[ObjectHint("the cat's face", mask), ObjectHint("a wooden floor")],
+    )
     kinds = [layer.kind for layer in result.packet.layers]
     assert kinds == [LayerKind.REFERENCE, LayerKind.CAPTION, LayerKind.OBJECT, LayerKind.OBJECT]
     decoded = decode(result.data)
     assert decoded.caption == "a tabby cat looking up"
     assert [d for d, _ in decoded.objects] == ["the cat's face", "a wooden floor"]
     grid = decoded.objects[0][1]
-    assert grid is not None and grid.shape == (round(chelsea.shape[0] / 8), round(chelsea.shape[1] / 8))
+    assert grid is not None and grid.shape == (
+        round(chelsea.shape[0] / 8),
+        round(chelsea.shape[1] / 8),
+    )
     assert decoded.objects[1][1] is None
 
 
 def test_least_salient_hints_are_dropped_when_they_alone_overflow(chelsea: np.ndarray) -> None:
-    objects = [ObjectHint(f"object number {i} with a long description of its looks") for i in range(10)]
+    objects = [
+        ObjectHint(f"object number {i} with a long description of its looks") for i in range(10)
+    ]
     result = encode(chelsea, max_bytes=120, caption="a cat", objects=objects)
     assert len(result.data) <= 120
     descriptions = [d for d, _ in decode(result.data).objects]
@@ -86,7 +98,9 @@ def test_any_subset_of_layers_decodes(chelsea: np.ndarray) -> None:
 def test_a_packet_for_other_models_is_refused_naming_both_fingerprints(chelsea: np.ndarray) -> None:
     result = encode(chelsea, max_bytes=500)
     packet = parse(result.data)
-    foreign = serialize(Packet(packet.width, packet.height, packet.profile, 0x12345678, 0, packet.layers))
+    foreign = serialize(
+        Packet(packet.width, packet.height, packet.profile, 0x12345678, 0, packet.layers)
+    )
     with pytest.raises(FingerprintMismatchError) as info:
         decode(foreign)
     assert "0x12345678" in str(info.value)
@@ -95,7 +109,7 @@ def test_a_packet_for_other_models_is_refused_naming_both_fingerprints(chelsea: 
 
 def test_gray_and_rgba_inputs(chelsea: np.ndarray) -> None:
     gray = chelsea[..., 0]
-    rgba = np.concatenate([chelsea, np.full(chelsea.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    rgba = np.concatenate([chelsea, np.full((*chelsea.shape[:2], 1), 255, np.uint8)], axis=2)
     assert decode(encode(gray, max_bytes=400).data).image.shape == chelsea.shape
     assert decode(encode(rgba, max_bytes=400).data).image.shape == chelsea.shape
     with pytest.raises(ValueError, match="8-bit"):

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-
 from semlink.cli import app
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -21,8 +20,13 @@ runner = CliRunner()
 def test_generated_code_is_current(tmp_path: Path) -> None:
     from grpc_tools import protoc
 
-    args = ["protoc", f"-I{REPO / 'proto'}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
-            str(REPO / "proto/semlink/v1/packet.proto")]
+    args = [
+        "protoc",
+        f"-I{REPO / 'proto'}",
+        f"--python_out={tmp_path}",
+        f"--pyi_out={tmp_path}",
+        str(REPO / "proto/semlink/v1/packet.proto"),
+    ]
     assert protoc.main(args) == 0
     for name in ("packet_pb2.py", "packet_pb2.pyi"):
         fresh = (tmp_path / "semlink/v1" / name).read_text()
@@ -42,8 +46,9 @@ def test_encode_info_decode(tmp_path: Path, chelsea: np.ndarray) -> None:
     source = tmp_path / "cat.png"
     Image.fromarray(chelsea).save(source)
     packet = tmp_path / "cat.slk"
-    result = runner.invoke(app, ["encode", str(source), "-o", str(packet), "--max-bytes", "500",
-                                 "--caption", "a cat"])
+    result = runner.invoke(
+        app, ["encode", str(source), "-o", str(packet), "--max-bytes", "500", "--caption", "a cat"]
+    )
     assert result.exit_code == 0, result.output
     assert packet.stat().st_size <= 500
     result = runner.invoke(app, ["info", str(packet)])
@@ -66,13 +71,17 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no such packet" in result.output
 
 
-def test_eval_writes_csv_plot_and_gallery(tmp_path: Path, chelsea: np.ndarray, astronaut: np.ndarray) -> None:
+def test_eval_writes_csv_plot_and_gallery(
+    tmp_path: Path, chelsea: np.ndarray, astronaut: np.ndarray
+) -> None:
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(chelsea).save(images / "chelsea.png")
     Image.fromarray(astronaut[::2, ::2]).save(images / "astronaut.png")
     out = tmp_path / "report"
-    result = runner.invoke(app, ["eval", str(images), "--bpp", "0.05", "-o", str(out), "--workers", "1"])
+    result = runner.invoke(
+        app, ["eval", str(images), "--bpp", "0.05", "-o", str(out), "--workers", "1"]
+    )
     assert result.exit_code == 0, result.output
     for name in ("results.csv", "summary.csv", "rd.png", "index.html"):
         assert (out / name).stat().st_size > 0

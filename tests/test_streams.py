@@ -10,13 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
-from skimage.segmentation import felzenszwalb, slic
-
 from semlink.packet import PacketError
 from semlink.streams.masks import decode_mask, encode_mask
 from semlink.streams.reference import ReferenceCodec, decode_reference, encode_reference, search
 from semlink.streams.segmap import SegmapCodec, decode_segmap, encode_segmap, segmap_sizes
 from semlink.streams.text import decode_text, encode_text
+from skimage.segmentation import felzenszwalb, slic
 
 CAPTIONS = (Path(__file__).parent / "data" / "captions.txt").read_text().splitlines()
 
@@ -33,8 +32,10 @@ def test_text_rate_on_real_captions() -> None:
     chars = sum(len(c) for c in CAPTIONS)
     joined = 8 * len(encode_text(" ".join(CAPTIONS))) / len(" ".join(CAPTIONS))
     utf8 = 8.0
-    print(f"text: {bits / chars:.3f} bits/char over {len(CAPTIONS)} captions coded one by one "
-          f"({joined:.3f} when coded as one text; raw UTF-8 {utf8})")
+    print(
+        f"text: {bits / chars:.3f} bits/char over {len(CAPTIONS)} captions coded one by one "
+        f"({joined:.3f} when coded as one text; raw UTF-8 {utf8})"
+    )
     assert bits / chars <= 2.5
     for caption in CAPTIONS:
         assert decode_text(encode_text(caption)) == caption
@@ -51,14 +52,21 @@ def test_mask_bytes_on_object_shapes(astronaut: np.ndarray) -> None:
     labels = felzenszwalb(astronaut, scale=400, sigma=0.8, min_size=2000)
     largest = np.bincount(labels.ravel()).argmax()
     mask = labels == largest
-    grid = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((64, 64), Image.Resampling.BOX)) >= 128
+    grid = (
+        np.asarray(
+            Image.fromarray(mask.astype(np.uint8) * 255).resize((64, 64), Image.Resampling.BOX)
+        )
+        >= 128
+    )
     payload = encode_mask(grid)
-    print(f"mask 64x64 ({grid.mean():.0%} set): {len(payload)} bytes; packed bits would be {64 * 64 // 8}")
+    print(f"mask 64x64 ({grid.mean():.0%} set): {len(payload)} bytes (packed bits: {64 * 64 // 8})")
     assert np.array_equal(decode_mask(payload), grid)
     assert len(payload) < 64 * 64 // 8 / 4
 
 
-@given(arrays(np.int64, st.tuples(st.integers(1, 24), st.integers(1, 24)), elements=st.integers(0, 9)))
+@given(
+    arrays(np.int64, st.tuples(st.integers(1, 24), st.integers(1, 24)), elements=st.integers(0, 9))
+)
 @settings(max_examples=60, deadline=None)
 def test_segmaps_round_trip_bit_exactly(labels: np.ndarray) -> None:
     codec, payload = encode_segmap(labels)
@@ -66,7 +74,9 @@ def test_segmaps_round_trip_bit_exactly(labels: np.ndarray) -> None:
 
 
 def test_segmap_context_coder_beats_png_and_jpegxl(chelsea: np.ndarray) -> None:
-    small = np.asarray(Image.fromarray(chelsea).resize((chelsea.shape[1] // 4, chelsea.shape[0] // 4)))
+    small = np.asarray(
+        Image.fromarray(chelsea).resize((chelsea.shape[1] // 4, chelsea.shape[0] // 4))
+    )
     labels = slic(small, n_segments=40, start_label=0)
     sizes = segmap_sizes(labels)
     codec, payload = encode_segmap(labels)
@@ -78,7 +88,9 @@ def test_segmap_context_coder_beats_png_and_jpegxl(chelsea: np.ndarray) -> None:
 
         encoder = module._encode_png if other == SegmapCodec.PNG else module._encode_jxl
         header = payload[: len(payload) - sizes["context"]]
-        assert np.array_equal(decode_segmap(other, header + encoder(labels, int(labels.max()) + 1)), labels)
+        assert np.array_equal(
+            decode_segmap(other, header + encoder(labels, int(labels.max()) + 1)), labels
+        )
 
 
 def test_reference_fits_budget_and_round_trips(chelsea: np.ndarray) -> None:
@@ -95,7 +107,9 @@ def test_stripped_container_beats_whole_file(chelsea: np.ndarray) -> None:
     packed = search(chelsea, 600, codecs=(ReferenceCodec.AVIF,))
     whole = search(chelsea, 600, codecs=(ReferenceCodec.AVIF,), packed=False)
     assert packed is not None and whole is not None
-    print(f"AVIF at 600 B: stripped container {packed.psnr:.2f} dB vs whole file {whole.psnr:.2f} dB")
+    print(
+        f"AVIF at 600 B: stripped container {packed.psnr:.2f} dB vs whole file {whole.psnr:.2f} dB"
+    )
     assert packed.psnr > whole.psnr
 
 

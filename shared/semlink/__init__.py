@@ -12,4 +12,12 @@ from semlink.packet import bits_per_pixel
 
 __version__ = "0.1.0"
 
-__all__ = ["DecodeResult", "EncodeResult", "ObjectHint", "__version__", "bits_per_pixel", "decode", "encode"]
+__all__ = [
+    "DecodeResult",
+    "EncodeResult",
+    "ObjectHint",
+    "__version__",
+    "bits_per_pixel",
+    "decode",
+    "encode",
+]

@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(help="semlink: semantic image coding for bandwidth-starved links.", no_args_is_help=True)
+app = typer.Typer(
+    help="semlink: semantic image coding for bandwidth-starved links.", no_args_is_help=True
+)
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
@@ -34,9 +36,15 @@ def _load_image(path: Path) -> np.ndarray:
 def encode_cmd(
     image: Annotated[Path, typer.Argument(help="Input image (PNG, JPEG, WebP, ...).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Packet file to write (.slk).")],
-    max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="Packet size limit in bytes.")] = None,
-    bpp: Annotated[float | None, typer.Option("--bpp", help="Target bits per pixel (default 0.03).")] = None,
-    caption: Annotated[str | None, typer.Option("--caption", help="Global caption to carry.")] = None,
+    max_bytes: Annotated[
+        int | None, typer.Option("--max-bytes", help="Packet size limit in bytes.")
+    ] = None,
+    bpp: Annotated[
+        float | None, typer.Option("--bpp", help="Target bits per pixel (default 0.03).")
+    ] = None,
+    caption: Annotated[
+        str | None, typer.Option("--caption", help="Global caption to carry.")
+    ] = None,
     profile: Annotated[str, typer.Option("--profile", help="Profile name.")] = "lite",
 ) -> None:
     """Encode IMAGE into a packet of at most --max-bytes (or --bpp)."""
@@ -62,7 +70,9 @@ def encode_cmd(
 @app.command("decode")
 def decode_cmd(
     packet: Annotated[Path, typer.Argument(help="Packet file (.slk).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Image to write (PNG, WebP, ...).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Image to write (PNG, WebP, ...).")
+    ],
 ) -> None:
     """Decode PACKET into an image."""
     from semlink.codec import decode
@@ -75,8 +85,10 @@ def decode_cmd(
     except PacketError as exc:
         raise _fail(str(exc)) from exc
     Image.fromarray(result.image).save(output)
-    console.print(f"{packet} -> {output}: {result.image.shape[1]}x{result.image.shape[0]}, layers used: "
-                  f"{', '.join(result.layers_used) or 'none (flat image)'}")
+    console.print(
+        f"{packet} -> {output}: {result.image.shape[1]}x{result.image.shape[0]}, layers used: "
+        f"{', '.join(result.layers_used) or 'none (flat image)'}"
+    )
     if result.caption:
         console.print(f"caption: {result.caption}")
     for description, _ in result.objects:
@@ -108,7 +120,11 @@ def info_cmd(packet: Annotated[Path, typer.Argument(help="Packet file (.slk).")]
     )
     table = Table("#", "kind", "codec", "payload B", "layer B (framing+CRC)")
     for i, (layer, size) in enumerate(zip(parsed.layers, parsed.layer_bytes(), strict=True)):
-        kind = LayerKind(layer.kind).name.lower() if layer.kind in LayerKind._value2member_map_ else str(layer.kind)
+        kind = (
+            LayerKind(layer.kind).name.lower()
+            if layer.kind in LayerKind._value2member_map_
+            else str(layer.kind)
+        )
         table.add_row(str(i), kind, str(layer.codec), str(len(layer.payload)), str(size))
     console.print(table)
 
@@ -130,23 +146,38 @@ def eval_cmd(
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc
     config = EvalConfig(images=images, out=out, rates=rates, workers=workers)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("evaluating", total=n)
         rows = run_eval(config, lambda name: progress.update(task, advance=1, description=name))
     summary = write_reports(rows, out)
     table = Table("bpp target", "method", "real bpp", "PSNR", "MS-SSIM", "HaarPSI", "GMSD", "NIQE")
     for row in summary.itertuples():
         if row.method in ("lite", "best_baseline"):
-            table.add_row(f"{row.target_bpp}", str(row.method), f"{row.bpp:.4f}", f"{row.psnr:.2f}",
-                          f"{row.ms_ssim:.4f}", f"{row.haarpsi:.4f}", f"{row.gmsd:.4f}", f"{row.niqe:.3f}")
+            table.add_row(
+                f"{row.target_bpp}",
+                str(row.method),
+                f"{row.bpp:.4f}",
+                f"{row.psnr:.2f}",
+                f"{row.ms_ssim:.4f}",
+                f"{row.haarpsi:.4f}",
+                f"{row.gmsd:.4f}",
+                f"{row.niqe:.3f}",
+            )
     console.print(table)
     console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
 
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path, typer.Option("-o", "--out", help="Where reconstructions go.")] = Path("out/demo"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where reconstructions go.")] = Path(
+        "out/demo"
+    ),
     bpp: Annotated[float, typer.Option("--bpp", help="Target bits per pixel.")] = 0.03,
 ) -> None:
     """Encode and decode scikit-image's sample photos with lite and print what it cost."""
@@ -156,8 +187,16 @@ def demo_cmd(
         rows = run_demo(out, bpp)
     table = Table("image", "bytes", "bpp", "PSNR dB", "MS-SSIM", "encode ms", "decode ms", "layers")
     for r in rows:
-        table.add_row(r.name, str(r.bytes), f"{r.bpp:.4f}", f"{r.psnr:.2f}", f"{r.ms_ssim:.4f}",
-                      f"{r.encode_ms:.0f}", f"{r.decode_ms:.0f}", r.layers)
+        table.add_row(
+            r.name,
+            str(r.bytes),
+            f"{r.bpp:.4f}",
+            f"{r.psnr:.2f}",
+            f"{r.ms_ssim:.4f}",
+            f"{r.encode_ms:.0f}",
+            f"{r.decode_ms:.0f}",
+            r.layers,
+        )
     console.print(table)
     console.print(f"reconstructions and side-by-side images in {out}/")
 

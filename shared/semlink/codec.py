@@ -98,7 +98,9 @@ def as_rgb(image: NDArray[np.generic] | Image.Image) -> NDArray[np.uint8]:
     return np.ascontiguousarray(array[:, :, :3])
 
 
-def _mask_grid(mask: NDArray[np.bool_], width: int, height: int, mask_scale: int) -> NDArray[np.bool_]:
+def _mask_grid(
+    mask: NDArray[np.bool_], width: int, height: int, mask_scale: int
+) -> NDArray[np.bool_]:
     gw, gh = max(1, round(width / mask_scale)), max(1, round(height / mask_scale))
     if mask.shape == (gh, gw):
         return mask.astype(bool)
@@ -108,7 +110,9 @@ def _mask_grid(mask: NDArray[np.bool_], width: int, height: int, mask_scale: int
 
 def _object_payload(hint: ObjectHint, width: int, height: int, mask_scale: int) -> bytes:
     text = encode_text(hint.description)
-    mask = b"" if hint.mask is None else encode_mask(_mask_grid(hint.mask, width, height, mask_scale))
+    mask = (
+        b"" if hint.mask is None else encode_mask(_mask_grid(hint.mask, width, height, mask_scale))
+    )
     return write_varint(len(text)) + text + mask
 
 
@@ -142,7 +146,9 @@ def encode(
     if caption:
         semantic.append(Layer(LayerKind.CAPTION, 0, encode_text(caption)))
     for hint in objects:
-        semantic.append(Layer(LayerKind.OBJECT, 0, _object_payload(hint, width, height, mask_scale)))
+        semantic.append(
+            Layer(LayerKind.OBJECT, 0, _object_payload(hint, width, height, mask_scale))
+        )
     if segmap is not None:
         codec, payload = encode_segmap(np.asarray(segmap))
         semantic.append(Layer(LayerKind.SEGMAP, codec, payload))
@@ -191,7 +197,9 @@ def decode(data: bytes | Packet, *, expected_profile: str | Profile | None = Non
     except KeyError as exc:
         raise PacketFormatError(str(exc)) from exc
     if expected_profile is not None:
-        expected = get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
+        expected = (
+            get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
+        )
         if expected.fingerprint != packet.model_fingerprint:
             raise FingerprintMismatchError(packet.model_fingerprint, expected.fingerprint)
     if packet.model_fingerprint != spec.fingerprint:

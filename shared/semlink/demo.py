@@ -48,9 +48,19 @@ def run_demo(out: Path, bpp: float = 0.03) -> list[DemoRow]:
         decode_ms = 1000 * (time.perf_counter() - start)
         metrics = all_metrics(image, decoded.image, with_niqe=False)
         Image.fromarray(decoded.image).save(out / f"{name}-decoded.png")
-        Image.fromarray(np.concatenate([image, decoded.image], axis=1)).save(out / f"{name}-side-by-side.png")
+        Image.fromarray(np.concatenate([image, decoded.image], axis=1)).save(
+            out / f"{name}-side-by-side.png"
+        )
         rows.append(
-            DemoRow(name, len(encoded.data), encoded.bits_per_pixel, metrics["psnr"], metrics["ms_ssim"],
-                    encode_ms, decode_ms, "+".join(decoded.layers_used) or "none")
+            DemoRow(
+                name,
+                len(encoded.data),
+                encoded.bits_per_pixel,
+                metrics["psnr"],
+                metrics["ms_ssim"],
+                encode_ms,
+                decode_ms,
+                "+".join(decoded.layers_used) or "none",
+            )
         )
     return rows

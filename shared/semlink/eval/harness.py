@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,6 @@ class Row:
     detail: str = ""
     encode_s: float = float("nan")
     decode_s: float = float("nan")
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -66,7 +65,9 @@ def list_images(folder: Path) -> list[Path]:
     return images
 
 
-def _baseline(image: NDArray[np.uint8], budget: int, codec: ReferenceCodec, cache: Path, key: str) -> dict | None:
+def _baseline(
+    image: NDArray[np.uint8], budget: int, codec: ReferenceCodec, cache: Path, key: str
+) -> dict | None:
     path = cache / f"{key}-{budget}-{codec.name.lower()}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -101,9 +102,17 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
         reference = encoded.packet.layers[0] if encoded.packet.layers else None
         detail = ReferenceCodec(reference.codec).name.lower() if reference else "none"
         rows.append(
-            Row(path.stem, rate, "lite", len(encoded.data), encoded.bits_per_pixel,
-                detail=detail, encode_s=encode_s, decode_s=decode_s,
-                **all_metrics(image, decoded.image))
+            Row(
+                path.stem,
+                rate,
+                "lite",
+                len(encoded.data),
+                encoded.bits_per_pixel,
+                detail=detail,
+                encode_s=encode_s,
+                decode_s=decode_s,
+                **all_metrics(image, decoded.image),
+            )
         )
         Image.fromarray(decoded.image).save(recon_dir / f"{path.stem}-{rate}-lite.png")
         per_codec: list[tuple[ReferenceCodec, dict]] = []
@@ -113,17 +122,33 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
             if result is None:
                 continue
             per_codec.append((codec, result))
-            rows.append(Row(path.stem, rate, name, result["bytes"], 8 * result["bytes"] / (width * height),
-                            result["psnr"], detail=f"scale {result['k']}/256 q{result['quality']}"))
+            rows.append(
+                Row(
+                    path.stem,
+                    rate,
+                    name,
+                    result["bytes"],
+                    8 * result["bytes"] / (width * height),
+                    result["psnr"],
+                    detail=f"scale {result['k']}/256 q{result['quality']}",
+                )
+            )
         if per_codec:
             codec, result = max(per_codec, key=lambda item: item[1]["psnr"])
             data = (cache / f"{key}-{budget}-{codec.name.lower()}.bin").read_bytes()
             recon = upsample(decode_file(codec, data), width, height)
             Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")
-            rows.append(Row(path.stem, rate, "best_baseline", result["bytes"],
-                            8 * result["bytes"] / (width * height),
-                            detail=f"{codec.name.lower()} scale {result['k']}/256",
-                            **all_metrics(image, recon)))
+            rows.append(
+                Row(
+                    path.stem,
+                    rate,
+                    "best_baseline",
+                    result["bytes"],
+                    8 * result["bytes"] / (width * height),
+                    detail=f"{codec.name.lower()} scale {result['k']}/256",
+                    **all_metrics(image, recon),
+                )
+            )
     return rows
 
 
@@ -148,4 +173,4 @@ def run_eval(config: EvalConfig, progress: Callable[[str], None] | None = None) 
 
 
 def rows_as_dicts(rows: Sequence[Row]) -> list[dict]:
-    return [{k: v for k, v in asdict(r).items() if k != "extra"} for r in rows]
+    return [asdict(r) for r in rows]

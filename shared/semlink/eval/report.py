@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from semlink.eval.harness import Row, rows_as_dicts  # noqa: E402
+from semlink.eval.harness import Row, rows_as_dicts
 
 METRICS = ("bpp", "psnr", "ms_ssim", "haarpsi", "gmsd", "niqe")
 
@@ -22,7 +22,9 @@ def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows_as_dicts(rows))
     frame.to_csv(out / "results.csv", index=False)
     summary = (
-        frame.groupby(["target_bpp", "method"])[list(METRICS)].mean().reset_index()
+        frame.groupby(["target_bpp", "method"])[list(METRICS)]
+        .mean()
+        .reset_index()
         .sort_values(["target_bpp", "method"])
     )
     summary.to_csv(out / "summary.csv", index=False)
@@ -44,7 +46,9 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("semlink lite vs classical codecs (each with a downscale search), mean over images")
+    fig.suptitle(
+        "semlink lite vs classical codecs (each with a downscale search), mean over images"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -53,9 +57,10 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
 def _gallery(frame: pd.DataFrame, out: Path) -> None:
     parts = [
         "<!doctype html><meta charset=utf-8><title>semlink eval</title>",
-        "<style>body{font-family:sans-serif} img{width:32%;margin:2px} td{vertical-align:top}</style>",
-        "<h1>semlink lite vs best classical baseline</h1><p>Each row: original | best baseline | lite, "
-        "at equal byte budgets. <a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
+        "<style>body{font-family:sans-serif} img{width:32%;margin:2px}</style>",
+        "<h1>semlink lite vs best classical baseline</h1>",
+        "<p>Each row: original | best baseline | lite, at equal byte budgets. "
+        "<a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
         "<img src=rd.png style='width:100%'>",
     ]
     for (image, rate), group in frame.groupby(["image", "target_bpp"]):
@@ -64,9 +69,11 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         if lite is None or base is None:
             continue
         caption = (
-            f"{html.escape(str(image))} @ {rate} bpp - baseline {html.escape(str(base.detail))}: "
-            f"{base.bpp:.4f} bpp {base.psnr:.2f} dB MS-SSIM {base.ms_ssim:.3f} | lite ({html.escape(str(lite.detail))}): "
-            f"{lite.bpp:.4f} bpp {lite.psnr:.2f} dB MS-SSIM {lite.ms_ssim:.3f}"
+            f"{html.escape(str(image))} @ {rate} bpp - "
+            f"baseline {html.escape(str(base.detail))}: {base.bpp:.4f} bpp "
+            f"{base.psnr:.2f} dB MS-SSIM {base.ms_ssim:.3f} | "
+            f"lite ({html.escape(str(lite.detail))}): {lite.bpp:.4f} bpp "
+            f"{lite.psnr:.2f} dB MS-SSIM {lite.ms_ssim:.3f}"
         )
         parts.append(f"<h3>{caption}</h3>")
         parts.append(f"<img src='images/{image}-original.png'>")

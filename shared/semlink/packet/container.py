@@ -41,7 +41,7 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(frozen=True)
 class Layer:
-    """One stream's bytes. ``kind`` and ``codec`` are small integers named in ``semlink.streams``."""
+    """One stream's bytes; ``kind`` and ``codec`` are small ids named in ``semlink.streams``."""
 
     kind: int
     codec: int
@@ -128,9 +128,7 @@ def serialize(packet: Packet, limits: Limits = DEFAULT_LIMITS) -> bytes:
     return data
 
 
-def parse(
-    data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = True
-) -> Packet:
+def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = True) -> Packet:
     """Parse hostile bytes into a :class:`Packet`, enforcing every limit.
 
     Raises a subclass of :class:`semlink.packet.PacketError`, never anything else.
@@ -185,7 +183,9 @@ def parse(
     )
 
 
-def bits_per_pixel(data: bytes | Packet, width: int | None = None, height: int | None = None) -> float:
+def bits_per_pixel(
+    data: bytes | Packet, width: int | None = None, height: int | None = None
+) -> float:
     """Bits per pixel of a packet: 8 x serialized bytes / (width x height of the original image).
 
     Pass the serialized bytes (preferred) or a :class:`Packet`, which is serialized to count.

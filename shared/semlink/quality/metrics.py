@@ -15,7 +15,10 @@ _MS_SSIM_MIN_SIDE = 161  # five scales of an 11-pixel window
 
 
 def _tensor(image: NDArray[np.uint8]) -> torch.Tensor:
-    return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+    return (
+        torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float()
+        / 255.0
+    )
 
 
 def psnr(reference: NDArray[np.uint8], image: NDArray[np.uint8]) -> float:
@@ -24,7 +27,9 @@ def psnr(reference: NDArray[np.uint8], image: NDArray[np.uint8]) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
-def all_metrics(reference: NDArray[np.uint8], image: NDArray[np.uint8], *, with_niqe: bool = True) -> dict[str, float]:
+def all_metrics(
+    reference: NDArray[np.uint8], image: NDArray[np.uint8], *, with_niqe: bool = True
+) -> dict[str, float]:
     """PSNR, MS-SSIM, HaarPSI, GMSD (lower is better) and NIQE (lower is better)."""
     if reference.shape != image.shape:
         raise ValueError(f"shapes differ: {reference.shape} vs {image.shape}")

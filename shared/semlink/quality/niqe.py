@@ -68,7 +68,9 @@ def niqe(image: NDArray[np.uint8], params_path: Path | None = None) -> float:
     path = params_path or settings().weights_dir / "niqe" / "niqe_pris_params.npz"
     mu_pris, cov_pris, window = _params(path)
     rgb = image.astype(np.float64)
-    y = np.round(16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0)
+    y = np.round(
+        16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+    )
     h, w = y.shape
     nh, nw = h // _BLOCK, w // _BLOCK
     if nh < 2 or nw < 2:

@@ -21,7 +21,18 @@ from semlink.streams._varint import read_varint, write_varint
 MAX_MASK_PIXELS = 4096 * 4096
 
 # (dy, dx) of the causal template, most significant context bit first.
-_TEMPLATE = ((-2, -1), (-2, 0), (-2, 1), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2), (0, -2), (0, -1))
+_TEMPLATE = (
+    (-2, -1),
+    (-2, 0),
+    (-2, 1),
+    (-1, -2),
+    (-1, -1),
+    (-1, 0),
+    (-1, 1),
+    (-1, 2),
+    (0, -2),
+    (0, -1),
+)
 
 
 def _context(padded: list[list[int]], y: int, x: int) -> int:

@@ -161,7 +161,9 @@ def pack_file(codec: ReferenceCodec, k: int, data: bytes, width: int, height: in
     return bytes([k]) + write_varint(len(container)) + container + data[split:]
 
 
-def unpack_file(codec: ReferenceCodec, payload: bytes, width: int, height: int) -> tuple[int, bytes]:
+def unpack_file(
+    codec: ReferenceCodec, payload: bytes, width: int, height: int
+) -> tuple[int, bytes]:
     """Inverse of :func:`pack_file`: the scale and the codec's standard file."""
     if len(payload) < 2:
         raise PacketFormatError("reference layer is shorter than its 2-byte header")
@@ -194,11 +196,14 @@ def decode_reference(codec: int, payload: bytes, width: int, height: int) -> NDA
     try:
         image = decode_file(which, data)
     except Exception as exc:  # codec libraries raise many types on corrupt input
-        raise PacketFormatError(f"reference layer is not a valid {which.name} stream: {exc}") from exc
+        raise PacketFormatError(
+            f"reference layer is not a valid {which.name} stream: {exc}"
+        ) from exc
     expected = small_size(width, height, k)
     if (image.shape[1], image.shape[0]) != expected:
         raise PacketFormatError(
-            f"reference decodes to {image.shape[1]}x{image.shape[0]}, expected {expected[0]}x{expected[1]}"
+            f"reference decodes to {image.shape[1]}x{image.shape[0]}, "
+            f"expected {expected[0]}x{expected[1]}"
         )
     return image
 
@@ -315,10 +320,16 @@ def search(
     return best
 
 
-def encode_reference(image: NDArray[np.uint8], max_bytes: int) -> tuple[int, bytes, NDArray[np.uint8]] | None:
+def encode_reference(
+    image: NDArray[np.uint8], max_bytes: int
+) -> tuple[int, bytes, NDArray[np.uint8]] | None:
     """(codec id, payload, full-size reconstruction) of the best reference within ``max_bytes``."""
     best = search(image, max_bytes)
     if best is None:
         return None
     height, width = image.shape[:2]
-    return int(best.codec), pack_file(best.codec, best.k, best.data, width, height), best.reconstruction
+    return (
+        int(best.codec),
+        pack_file(best.codec, best.k, best.data, width, height),
+        best.reconstruction,
+    )

@@ -64,7 +64,9 @@ def _encode_context(labels: NDArray[np.int64], n_labels: int) -> bytes:
             value = row[x]
             left = row[x - 1] if x else -1
             up = previous[x]
-            ctx = _neighbour_context(left, up, previous[x - 1] if x else -1, previous[x + 1] if x + 1 < width else -1)
+            ctx = _neighbour_context(
+                left, up, previous[x - 1] if x else -1, previous[x + 1] if x + 1 < width else -1
+            )
             if x:
                 bit = int(value == left)
                 coder.encode_bit(bit, left_model.p_one(ctx))
@@ -101,7 +103,9 @@ def _decode_context(data: bytes, width: int, height: int, n_labels: int) -> NDAr
         for x in range(width):
             left = row[x - 1] if x else -1
             up = previous[x]
-            ctx = _neighbour_context(left, up, previous[x - 1] if x else -1, previous[x + 1] if x + 1 < width else -1)
+            ctx = _neighbour_context(
+                left, up, previous[x - 1] if x else -1, previous[x + 1] if x + 1 < width else -1
+            )
             if x:
                 bit = coder.decode_bit(left_model.p_one(ctx))
                 left_model.update(ctx, bit)
@@ -173,7 +177,9 @@ def decode_segmap(codec: int, payload: bytes) -> NDArray[np.int64]:
     height, offset = read_varint(payload, offset, "segmap height")
     n_labels, offset = read_varint(payload, offset, "segmap label count")
     if width < 1 or height < 1 or width * height > MAX_SEGMAP_PIXELS:
-        raise PacketLimitError(f"segmap of {width}x{height} is outside 1..{MAX_SEGMAP_PIXELS} pixels")
+        raise PacketLimitError(
+            f"segmap of {width}x{height} is outside 1..{MAX_SEGMAP_PIXELS} pixels"
+        )
     if not 1 <= n_labels <= MAX_LABELS:
         raise PacketFormatError(f"segmap declares {n_labels} labels; 1..{MAX_LABELS} allowed")
     data = payload[offset:]
@@ -187,9 +193,13 @@ def decode_segmap(codec: int, payload: bytes) -> NDArray[np.int64]:
             else:
                 labels = np.asarray(imagecodecs.jpegxl_decode(data)).astype(np.int64)
         except Exception as exc:
-            raise PacketFormatError(f"segmap layer is not a valid {SegmapCodec(codec).name} image: {exc}") from exc
+            raise PacketFormatError(
+                f"segmap layer is not a valid {SegmapCodec(codec).name} image: {exc}"
+            ) from exc
     else:
-        raise PacketFormatError(f"segmap codec id {codec} is unknown; known: {[c.value for c in SegmapCodec]}")
+        raise PacketFormatError(
+            f"segmap codec id {codec} is unknown; known: {[c.value for c in SegmapCodec]}"
+        )
     if labels.shape != (height, width) or labels.max(initial=0) >= n_labels:
         raise PacketFormatError("segmap layer decodes to the wrong size or label range")
     return labels

@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine (Python 3.11, x86_64, CPU):
+#   make demo   installs into .venv and runs the lite demo (offline)
+#   make test   installs into .venv (with dev tools) and runs lint, types and the tests
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test install lint proto eval clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/semlink demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared tests tools
+	$(BIN)/ruff format --check shared tests tools
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=shared --pyi_out=shared proto/semlink/v1/packet.proto
+
+eval: $(STAMP)
+	$(BIN)/semlink eval ../shared/data/kodak --bpp 0.02,0.03,0.05 -o out/eval
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
