@@ -120,3 +120,17 @@ def test_tiny_image_round_trips() -> None:
     tiny = np.full((1, 1, 3), 200, np.uint8)
     result = encode(tiny, max_bytes=200)
     assert decode(result.data).image.shape == (1, 1, 3)
+
+
+def test_hostile_object_layer_cannot_ask_for_a_mask_finer_than_the_image() -> None:
+    from semlink.packet import Layer, PacketLimitError
+    from semlink.profiles import LITE
+    from semlink.streams._varint import write_varint
+    from semlink.streams.text import encode_text
+
+    text = encode_text("x")
+    huge_mask = write_varint(4000) + write_varint(4000) + b"\x00" * 8
+    payload = write_varint(len(text)) + text + huge_mask
+    wire = serialize(Packet(64, 64, 0, LITE.fingerprint, 0, (Layer(LayerKind.OBJECT, 0, payload),)))
+    with pytest.raises(PacketLimitError, match="exceeds 4096"):
+        decode(wire)

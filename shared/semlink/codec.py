@@ -221,9 +221,12 @@ def decode(data: bytes | Packet, *, expected_profile: str | Profile | None = Non
                 raise PacketFormatError("object layer is cut short inside its description")
             description = decode_text(layer.payload[offset : offset + length])
             rest = layer.payload[offset + length :]
-            result.objects.append((description, decode_mask(rest) if rest else None))
+            mask = decode_mask(rest, max_pixels=packet.width * packet.height) if rest else None
+            result.objects.append((description, mask))
         elif kind is LayerKind.SEGMAP:
-            result.segmap = decode_segmap(layer.codec, layer.payload)
+            result.segmap = decode_segmap(
+                layer.codec, layer.payload, max_pixels=packet.width * packet.height
+            )
         else:
             continue  # a layer kind from a newer encoder: skip it, say so by omission
         name = kind.name.lower()

@@ -80,14 +80,20 @@ def encode_mask(mask: NDArray[np.bool_]) -> bytes:
     return write_varint(width) + write_varint(height) + coder.finish()
 
 
-def decode_mask(payload: bytes) -> NDArray[np.bool_]:
-    """Inverse of :func:`encode_mask`. Raises ``PacketFormatError`` on malformed input."""
+def decode_mask(payload: bytes, max_pixels: int = MAX_MASK_PIXELS) -> NDArray[np.bool_]:
+    """Inverse of :func:`encode_mask`. Raises ``PacketFormatError`` on malformed input.
+
+    ``max_pixels`` bounds the work a hostile payload can ask for (the decoder passes the
+    image's own pixel count: a mask is never finer than its image).
+    """
     width, offset = read_varint(payload, 0, "mask width")
     height, offset = read_varint(payload, offset, "mask height")
     if width < 1 or height < 1:
         raise PacketFormatError(f"mask is {width}x{height}; both sides must be at least 1")
-    if width * height > MAX_MASK_PIXELS:
-        raise PacketLimitError(f"mask of {width}x{height} pixels exceeds {MAX_MASK_PIXELS}")
+    if width * height > min(max_pixels, MAX_MASK_PIXELS):
+        raise PacketLimitError(
+            f"mask of {width}x{height} pixels exceeds {min(max_pixels, MAX_MASK_PIXELS)}"
+        )
     padded = _padded(height, width)
     model = AdaptiveBinaryModel(1 << len(_TEMPLATE))
     row_model = AdaptiveBinaryModel(1)

@@ -172,14 +172,16 @@ def segmap_sizes(labels: NDArray[np.integer]) -> dict[str, int]:
     }
 
 
-def decode_segmap(codec: int, payload: bytes) -> NDArray[np.int64]:
+def decode_segmap(
+    codec: int, payload: bytes, max_pixels: int = MAX_SEGMAP_PIXELS
+) -> NDArray[np.int64]:
+    """Inverse of :func:`encode_segmap`; ``max_pixels`` bounds a hostile payload's work."""
     width, offset = read_varint(payload, 0, "segmap width")
     height, offset = read_varint(payload, offset, "segmap height")
     n_labels, offset = read_varint(payload, offset, "segmap label count")
-    if width < 1 or height < 1 or width * height > MAX_SEGMAP_PIXELS:
-        raise PacketLimitError(
-            f"segmap of {width}x{height} is outside 1..{MAX_SEGMAP_PIXELS} pixels"
-        )
+    limit = min(max_pixels, MAX_SEGMAP_PIXELS)
+    if width < 1 or height < 1 or width * height > limit:
+        raise PacketLimitError(f"segmap of {width}x{height} is outside 1..{limit} pixels")
     if not 1 <= n_labels <= MAX_LABELS:
         raise PacketFormatError(f"segmap declares {n_labels} labels; 1..{MAX_LABELS} allowed")
     data = payload[offset:]
