@@ -29,7 +29,7 @@ from semlink.restore import upsample
 from semlink.streams.reference import ReferenceCodec, decode_file, search
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-_CACHE_VERSION = "2"
+_CACHE_VERSION = "3"
 
 
 @dataclass(frozen=True)

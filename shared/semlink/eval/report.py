@@ -35,12 +35,21 @@ def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
 
 def _plot(summary: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for method, group in summary.groupby("method"):
+    palette = plt.get_cmap("Dark2")
+    for index, (method, group) in enumerate(summary.groupby("method")):
         style = {"lite": "o-", "best_baseline": "s--"}.get(str(method), ".:")
         width = 2.5 if method in ("lite", "best_baseline") else 1.0
+        color = {"lite": "tab:red", "best_baseline": "black"}.get(str(method), palette(index))
         for ax, metric in zip(axes, ("psnr", "ms_ssim", "haarpsi"), strict=True):
             if group[metric].notna().any():
-                ax.plot(group["bpp"], group[metric], style, label=str(method), linewidth=width)
+                ax.plot(
+                    group["bpp"],
+                    group[metric],
+                    style,
+                    color=color,
+                    label=str(method),
+                    linewidth=width,
+                )
     for ax, metric in zip(axes, ("PSNR (dB)", "MS-SSIM", "HaarPSI"), strict=True):
         ax.set_xlabel("bits per pixel (real packet/file bytes)")
         ax.set_ylabel(metric)
