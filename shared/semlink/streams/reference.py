@@ -292,32 +292,52 @@ def search(
     if best is None or best.size >= fill * max_bytes:
         return best
     # Fill the budget: codecs step in coarse byte increments, so for the winner's quality
-    # and its neighbours find the largest scale that still fits (1/256 steps), and keep
-    # the best of those that fill the budget, unless filling would cost real quality.
+    # and the nearest qualities that really change the bitstream (several quality values
+    # map to one quantizer in x265/libaom), find the largest scale that still fits, and
+    # keep the best of those that fill the budget unless filling would cost real quality.
     spec = _CODECS[best.codec]
+    small_best = _resize(image, *small_size(width, height, best.k))
+
+    def next_distinct(step: int) -> int | None:
+        q = best.quality + step
+        while spec.qualities[0] <= q <= spec.qualities[1] and abs(q - best.quality) <= 10:
+            if spec.encode(small_best, q) != best.data:
+                return q
+            q += step
+        return None
 
     def largest_fitting(quality: int, lo: int, hi: int) -> Candidate | None:
+        def fits(k: int) -> bytes | None:
+            data = spec.encode(_resize(image, *small_size(width, height, k)), quality)
+            return data if cost(best.codec, k, data) <= max_bytes else None
+
         found: tuple[int, bytes] | None = None
         while lo <= hi:
             k = (lo + hi) // 2
-            data = spec.encode(_resize(image, *small_size(width, height, k)), quality)
-            if cost(best.codec, k, data) <= max_bytes:
+            data = fits(k)
+            if data is not None:
                 found, lo = (k, data), k + 1
             else:
                 hi = k - 1
-        return None if found is None else evaluate(best.codec, found[0], quality, found[1])
+        if found is None:
+            return None
+        # Size is not monotonic in scale (coding-unit alignment): look a little further.
+        for k in range(found[0] + 1, min(255, found[0] + 4) + 1):
+            data = fits(k)
+            if data is not None:
+                found = (k, data)
+        return evaluate(best.codec, found[0], quality, found[1])
 
+    qualities = [best.quality, *(q for q in (next_distinct(-1), next_distinct(1)) if q is not None)]
     options = [
         largest_fitting(q, max(1, int(best.k * 0.7)), min(255, int(best.k * 1.4) + 1))
-        for q in (best.quality - 1, best.quality, best.quality + 1)
-        if spec.qualities[0] <= q <= spec.qualities[1]
+        for q in qualities
     ]
-    full = [c for c in options if c is not None and c.size >= fill * max_bytes]
-    if full:
-        filled = max(full, key=lambda c: c.psnr)
-        if filled.psnr >= best.psnr - 0.15:
-            return filled
-    return best
+    found = [best, *(c for c in options if c is not None)]
+    full = [c for c in found if c.size >= fill * max_bytes]
+    if full and max(c.psnr for c in full) >= best.psnr - 0.15:
+        return max(full, key=lambda c: c.psnr)
+    return max(found, key=lambda c: c.psnr)  # the codec cannot fill it: best quality
 
 
 def encode_reference(
