@@ -8,17 +8,20 @@ DecodeResult`` rebuilds the image from whichever layers arrived.
 
 from __future__ import annotations
 
+import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from semlink.packet import (
+    DEFAULT_LIMITS,
     FingerprintMismatchError,
     Layer,
+    Limits,
     Packet,
     PacketFormatError,
     PacketLimitError,
@@ -96,6 +99,33 @@ def as_rgb(image: NDArray[np.generic] | Image.Image) -> NDArray[np.uint8]:
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"image must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
     return np.ascontiguousarray(array[:, :, :3])
+
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+def read_image(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
+    """Decode an uploaded PNG, JPEG or WebP file to RGB, checking its size before decoding.
+
+    Raises ``ValueError`` (wrong or broken file) or ``PacketLimitError`` (too large/small)
+    with a message that says what would be accepted.
+    """
+    if not data:
+        raise ValueError("image is empty; send a PNG, JPEG or WebP file")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format not in ACCEPTED_FORMATS:
+                raise ValueError(
+                    f"image format {im.format} is not accepted; send one of {', '.join(ACCEPTED_FORMATS)}"
+                )
+            width, height = im.size
+            limits = DEFAULT_LIMITS if max_pixels is None else Limits(max_pixels=max_pixels)
+            check_dimensions(width, height, limits)
+            return as_rgb(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(
+            f"image is not a readable PNG, JPEG or WebP file ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _mask_grid(
@@ -185,11 +215,17 @@ def encode(
     return EncodeResult(data=data, packet=parse(data), stage_seconds=stages)
 
 
-def decode(data: bytes | Packet, *, expected_profile: str | Profile | None = None) -> DecodeResult:
+def decode(
+    data: bytes | Packet,
+    *,
+    expected_profile: str | Profile | None = None,
+    check: Callable[[], None] | None = None,
+) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
     Raises a ``semlink.packet.PacketError`` subclass for malformed, damaged, unknown-version
-    or wrong-model packets.
+    or wrong-model packets. ``check`` is called between stages; a service passes one that
+    raises once the caller's deadline has passed.
     """
     packet = data if isinstance(data, Packet) else parse(data)
     try:
@@ -208,6 +244,8 @@ def decode(data: bytes | Packet, *, expected_profile: str | Profile | None = Non
     stages = result.stage_seconds
     reference: NDArray[np.uint8] | None = None
     for layer in packet.layers:
+        if check is not None:
+            check()
         start = time.perf_counter()
         kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
         if kind is LayerKind.REFERENCE and reference is None:
@@ -239,6 +277,25 @@ def decode(data: bytes | Packet, *, expected_profile: str | Profile | None = Non
     return result
 
 
+def decode_preview(data: bytes | Packet) -> DecodeResult:
+    """A fast first look: the reference layer alone, bilinear upsampling, no other layers."""
+    packet = data if isinstance(data, Packet) else parse(data)
+    start = time.perf_counter()
+    image = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
+    used = []
+    for layer in packet.layers:
+        if layer.kind == LayerKind.REFERENCE:
+            small = decode_reference(layer.codec, layer.payload, packet.width, packet.height)
+            resized = Image.fromarray(small).resize(
+                (packet.width, packet.height), Image.Resampling.BILINEAR
+            )
+            image, used = np.asarray(resized), ["reference"]
+            break
+    return DecodeResult(
+        image=image, layers_used=used, stage_seconds={"preview": time.perf_counter() - start}
+    )
+
+
 __all__ = [
     "BudgetError",
     "DecodeResult",
@@ -247,5 +304,7 @@ __all__ = [
     "PacketLimitError",
     "as_rgb",
     "decode",
+    "decode_preview",
     "encode",
+    "read_image",
 ]

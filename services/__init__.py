@@ -1,0 +1,1 @@
+"""The semlink gRPC services: thin servicers over the ``semlink`` library."""

@@ -1,0 +1,1 @@
+"""DecoderService: packet in, image out."""

@@ -1,0 +1,100 @@
+"""DecoderService servicer: parse, decode whatever layers arrived, map errors, record metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import grpc
+import numpy as np
+from PIL import Image
+from semlink.codec import DecodeResult, decode, decode_preview
+from semlink.profiles import LITE
+from semlink.serving import ServerConfig, ServiceRuntime, run_service
+from semlink.streams.text import english_model
+from semlink.v1 import decoder_pb2, decoder_pb2_grpc
+
+NAME = "decoder"
+
+
+def _image_bytes(image: np.ndarray, fmt: int) -> bytes:
+    buffer = io.BytesIO()
+    if fmt == decoder_pb2.IMAGE_FORMAT_WEBP:
+        Image.fromarray(image).save(buffer, "WEBP", lossless=True)
+    else:
+        Image.fromarray(image).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+
+    def _response(
+        self, result: DecodeResult, fmt: int, waited: float
+    ) -> decoder_pb2.DecodeResponse:
+        height, width = result.image.shape[:2]
+        return decoder_pb2.DecodeResponse(
+            image=_image_bytes(result.image, fmt),
+            stats=decoder_pb2.DecodeStats(
+                layers_used=result.layers_used,
+                stage_seconds=result.stage_seconds,
+                queue_seconds=waited,
+                width=width,
+                height=height,
+            ),
+            caption=result.caption or "",
+            object_descriptions=[d for d, _ in result.objects],
+        )
+
+    async def _decode(
+        self, packet: bytes, context: grpc.aio.ServicerContext, preview: bool
+    ) -> tuple[DecodeResult, float]:
+        def work(check: Callable[[], None]) -> DecodeResult:
+            return decode_preview(packet) if preview else decode(packet, check=check)
+
+        result, waited = await self.runtime.run(context, work)
+        assert isinstance(result, DecodeResult)
+        for stage, seconds in result.stage_seconds.items():
+            self.runtime.metrics.decode_seconds.labels(stage).observe(seconds)
+        return result, waited
+
+    async def Decode(
+        self, request: decoder_pb2.DecodeRequest, context: grpc.aio.ServicerContext
+    ) -> decoder_pb2.DecodeResponse:
+        result, waited = await self._decode(request.packet, context, preview=False)
+        return self._response(result, request.options.format, waited)
+
+    async def DecodeStream(
+        self, request: decoder_pb2.DecodeStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[decoder_pb2.DecodeStreamResponse]:
+        preview, waited = await self._decode(request.packet, context, preview=True)
+        yield decoder_pb2.DecodeStreamResponse(
+            stage=decoder_pb2.DECODE_STAGE_PREVIEW,
+            result=self._response(preview, request.options.format, waited),
+        )
+        final, waited = await self._decode(request.packet, context, preview=False)
+        yield decoder_pb2.DecodeStreamResponse(
+            stage=decoder_pb2.DECODE_STAGE_FINAL,
+            result=self._response(final, request.options.format, waited),
+        )
+
+
+def add_servicers(server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
+    decoder_pb2_grpc.add_DecoderServiceServicer_to_server(DecoderServicer(runtime), server)
+    return [decoder_pb2.DESCRIPTOR.services_by_name["DecoderService"].full_name]
+
+
+async def load() -> None:
+    """Load what lite decodes with: the text model, and the profile fingerprint it checks."""
+
+    def warm() -> None:
+        english_model()
+        _ = LITE.fingerprint
+
+    await asyncio.get_running_loop().run_in_executor(None, warm)
+
+
+def main(config: ServerConfig) -> None:
+    run_service(NAME, config, add_servicers, load)

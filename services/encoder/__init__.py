@@ -1,0 +1,1 @@
+"""EncoderService: image in, packet out."""

@@ -1,0 +1,1 @@
+"""LinkService: the emulated narrow link between edge and ground."""

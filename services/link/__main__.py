@@ -1,0 +1,5 @@
+"""``python -m services.link [options]`` = ``semlink serve link [options]``."""
+
+from semlink.cli import serve_main
+
+serve_main("link")

@@ -1,0 +1,141 @@
+"""Prometheus metrics of a semlink service, in base units (seconds, bytes).
+
+``grpc_server_*`` follow go-grpc-prometheus names so standard dashboards work;
+``semlink_*`` describe the codec and the link. Each service process owns one
+:class:`ServiceMetrics` with its own registry, so several services can share a
+process in tests without clashing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+import semlink
+
+SECONDS_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    20,
+    30,
+    60,
+)
+BYTES_BUCKETS = (64, 128, 256, 512, 1024, 1536, 2048, 3072, 4096, 8192, 16384, 65536)
+BPP_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
+
+
+class ServiceMetrics:
+    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        rpc = ("grpc_type", "grpc_service", "grpc_method")
+        self.started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", rpc, registry=r
+        )
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by status code.",
+            (*rpc, "grpc_code"),
+            registry=r,
+        )
+        self.handling_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time to handle an RPC, queue included.",
+            rpc,
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.packet_bytes = Histogram(
+            "semlink_packet_bytes",
+            "Serialized packet size.",
+            ("service",),
+            buckets=BYTES_BUCKETS,
+            registry=r,
+        )
+        self.bits_per_pixel = Histogram(
+            "semlink_bits_per_pixel",
+            "8 x packet bytes / pixels.",
+            ("service",),
+            buckets=BPP_BUCKETS,
+            registry=r,
+        )
+        self.stream_bytes = Counter(
+            "semlink_stream_bytes_total",
+            "Bytes per stream kind, framing and CRC included.",
+            ("service", "stream"),
+            registry=r,
+        )
+        self.encode_seconds = Histogram(
+            "semlink_encode_seconds",
+            "Encoder compute time per stage.",
+            ("stage",),
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.decode_seconds = Histogram(
+            "semlink_decode_seconds",
+            "Decoder compute time per stage.",
+            ("stage",),
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "semlink_queue_seconds",
+            "Time a request waited for a worker.",
+            ("service",),
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "semlink_queue_depth",
+            "Requests waiting for or holding a worker.",
+            ("service",),
+            registry=r,
+        )
+        self.link_airtime = Histogram(
+            "semlink_link_airtime_seconds",
+            "Channel time per transmitted packet.",
+            ("profile",),
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.link_latency = Histogram(
+            "semlink_link_latency_seconds",
+            "First bit sent to last delivered frame.",
+            ("profile",),
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.link_frames = Counter(
+            "semlink_link_frames_total",
+            "Frames on the link, by outcome (sent, dropped, retransmitted).",
+            ("profile", "outcome"),
+            registry=r,
+        )
+        self.link_goodput = Histogram(
+            "semlink_link_goodput_bits_per_second",
+            "Delivered packet bits / latency.",
+            ("profile",),
+            buckets=(1e3, 2.5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 1e6, 1e7),
+            registry=r,
+        )
+        self.link_layers = Counter(
+            "semlink_link_layers_total",
+            "Layers on the link, by outcome (sent, delivered).",
+            ("profile", "outcome"),
+            registry=r,
+        )
+        self.build_info = Info("semlink_build", "Build of this service.", registry=r)
+        self.build_info.info({"version": semlink.__version__, "service": service})
+        self.service = service
+        self.queue_depth.labels(service)

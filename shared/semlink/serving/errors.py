@@ -1,0 +1,37 @@
+"""Library exceptions -> gRPC status codes (DESIGN section 5)."""
+
+from __future__ import annotations
+
+import grpc
+
+from semlink.codec import BudgetError
+from semlink.packet import (
+    FingerprintMismatchError,
+    PacketFormatError,
+    PacketIntegrityError,
+    PacketLimitError,
+    PacketVersionError,
+)
+
+_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (PacketIntegrityError, grpc.StatusCode.DATA_LOSS),
+    (PacketVersionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (FingerprintMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
+    (PacketFormatError, grpc.StatusCode.INVALID_ARGUMENT),
+    (PacketLimitError, grpc.StatusCode.INVALID_ARGUMENT),
+    (BudgetError, grpc.StatusCode.INVALID_ARGUMENT),
+    (KeyError, grpc.StatusCode.INVALID_ARGUMENT),  # unknown profile names
+    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
+)
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode | None:
+    """The status a library exception maps to; None for unexpected errors (-> INTERNAL)."""
+    for kind, code in _TABLE:
+        if isinstance(exc, kind):
+            return code
+    return None
+
+
+def message_of(exc: BaseException) -> str:
+    return exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -1,0 +1,226 @@
+"""Lifecycle of a semlink gRPC service: build, load, serve, drain.
+
+* health starts NOT_SERVING and turns SERVING only after the models are loaded;
+  RPCs before that get UNAVAILABLE;
+* server reflection, so grpcurl works;
+* explicit max message sizes; optional TLS / mTLS; optional bearer token;
+* Prometheus /metrics on its own HTTP port;
+* SIGTERM: health NOT_SERVING, stop accepting, finish in-flight calls (grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from pydantic import BaseModel, Field
+
+from semlink.obs import ServiceMetrics
+from semlink.serving.errors import message_of, status_for
+from semlink.serving.interceptors import MetricsInterceptor, TokenAuthInterceptor
+from semlink.serving.queue import Overloaded, WorkQueue
+
+MiB = 1024 * 1024
+
+
+class ServerConfig(BaseModel):
+    """Settings of one service process (CLI flags map onto these)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 = pick a free one).")
+    metrics_port: int | None = Field(
+        9100, ge=0, le=65535, description="Prometheus port; None = off."
+    )
+    workers: int = Field(2, ge=1, description="Requests computed at once.")
+    max_waiting: int = Field(
+        8, ge=0, description="Requests allowed to wait; more get RESOURCE_EXHAUSTED."
+    )
+    max_message_bytes: int = Field(32 * MiB, ge=MiB)
+    grace_seconds: float = Field(
+        30.0, ge=0, description="How long SIGTERM waits for in-flight calls."
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = Field(
+        None, description="Set to require client certificates (mTLS)."
+    )
+    token: str | None = Field(None, description="Require 'authorization: Bearer <token>'.")
+
+
+class DeadlineExceeded(RuntimeError):
+    """The caller's deadline passed between two stages; the rest of the work is skipped."""
+
+
+@dataclass
+class ServiceRuntime:
+    """What a servicer needs from its server: metrics, the work queue, readiness."""
+
+    name: str
+    metrics: ServiceMetrics
+    queue: WorkQueue
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(
+        self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], None]], object]
+    ) -> tuple[object, float]:
+        """Run ``work(check)`` on the queue, mapping every failure to a status with a message.
+
+        ``check()`` raises :class:`DeadlineExceeded` once the caller's deadline has passed;
+        work calls it between stages.
+        """
+        if not self.ready.is_set():
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{self.name} is still loading its models; retry when health reports SERVING",
+            )
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+
+        def check() -> None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("the call's deadline passed; partial work was dropped")
+
+        try:
+            result, waited = await self.queue.run(lambda: work(check))
+        except Overloaded as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except DeadlineExceeded as exc:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+        except Exception as exc:
+            code = status_for(exc)
+            if code is None:
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+                )
+            await context.abort(code, message_of(exc))
+        self.metrics.queue_seconds.labels(self.name).observe(waited)
+        return result, waited
+
+
+@dataclass
+class RunningService:
+    server: grpc.aio.Server
+    runtime: ServiceRuntime
+    health: health.aio.HealthServicer
+    port: int
+    metrics_port: int | None
+    service_names: Sequence[str]
+    loading: asyncio.Task[None] | None = None
+    _metrics_server: object | None = None
+
+    async def stop(self, grace: float | None) -> None:
+        """Stop taking calls, let in-flight ones finish within ``grace`` seconds."""
+        for name in (*self.service_names, ""):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        self.runtime.queue.shutdown()
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server  # type: ignore[misc]
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None and config.tls_key is None:
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        raise ValueError("TLS needs both tls_cert and tls_key")
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+async def start_service(
+    name: str,
+    config: ServerConfig,
+    add_servicers: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[str]],
+    load: Callable[[], Awaitable[None]],
+) -> RunningService:
+    """Start serving at once (health NOT_SERVING), load models in the background, then SERVING."""
+    metrics = ServiceMetrics(name)
+    runtime = ServiceRuntime(
+        name,
+        metrics,
+        WorkQueue(config.workers, config.max_waiting, metrics.queue_depth.labels(name).set),
+    )
+    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(metrics)]
+    if config.token:
+        interceptors.append(TokenAuthInterceptor(config.token))
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+    ]
+    server = grpc.aio.server(interceptors=interceptors, options=options)
+    service_names = list(add_servicers(server, runtime))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in (*service_names, ""):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (
+            *service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    address = f"{config.host}:{config.port}"
+    credentials = _credentials(config)
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
+    metrics_server = None
+    metrics_port = None
+    if config.metrics_port is not None:
+        metrics_server = start_http_server(
+            config.metrics_port, addr=config.host, registry=metrics.registry
+        )
+        metrics_port = metrics_server[0].server_port
+    await server.start()
+    running = RunningService(server, runtime, health_servicer, port, metrics_port, service_names)
+    running._metrics_server = metrics_server
+
+    async def load_then_serve() -> None:
+        await load()
+        runtime.ready.set()
+        for service in (*service_names, ""):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    running.loading = asyncio.create_task(load_then_serve())
+    return running
+
+
+def run_service(
+    name: str,
+    config: ServerConfig,
+    add_servicers: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[str]],
+    load: Callable[[], Awaitable[None]],
+    on_started: Callable[[RunningService], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain gracefully."""
+
+    async def main() -> None:
+        running = await start_service(name, config, add_servicers, load)
+        if on_started:
+            on_started(running)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await running.stop(config.grace_seconds)
+
+    asyncio.run(main())
