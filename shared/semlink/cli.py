@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -174,7 +174,7 @@ def eval_cmd(
     console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
 
 
-class ServiceKind(str, Enum):
+class ServiceKind(StrEnum):
     encoder = "encoder"
     decoder = "decoder"
     link = "link"

@@ -115,8 +115,9 @@ def read_image(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format not in ACCEPTED_FORMATS:
+                accepted = ", ".join(ACCEPTED_FORMATS)
                 raise ValueError(
-                    f"image format {im.format} is not accepted; send one of {', '.join(ACCEPTED_FORMATS)}"
+                    f"image format {im.format} is not accepted; send one of {accepted}"
                 )
             width, height = im.size
             limits = DEFAULT_LIMITS if max_pixels is None else Limits(max_pixels=max_pixels)

@@ -8,7 +8,8 @@ clock in priority order (header, then layers in packet order); each frame occupi
 the channel for ``8 x bytes / rate`` seconds, then arrives after the propagation
 delay plus jitter, unless the loss model drops it. With ARQ the sender learns of a
 loss one round trip after the frame left and sends it again, ahead of lower-priority
-frames. The header, without which nothing decodes, is sent ``header_copies`` times. Whatever segments arrived whole by the deadline make the delivered packet.
+frames. The header, without which nothing decodes, is sent ``header_copies`` times.
+Whatever segments arrived whole by the deadline make the delivered packet.
 
 Everything is seeded and runs on a virtual clock: a transmission is computed, not
 waited for. The link service sleeps for the computed latency to play it in real time.

@@ -15,6 +15,7 @@ Numbers are representative user-link figures, not a promise about any operator:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class LinkProfile:
     deadline_s: float = 10.0
     """Delivery deadline after the first bit: the ground decodes what arrived whole by then."""
 
-    def with_overrides(self, **changes: object) -> LinkProfile:
+    def with_overrides(self, **changes: Any) -> LinkProfile:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

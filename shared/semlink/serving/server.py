@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -114,7 +116,7 @@ class RunningService:
     metrics_port: int | None
     service_names: Sequence[str]
     loading: asyncio.Task[None] | None = None
-    _metrics_server: object | None = None
+    metrics_http: tuple[Any, threading.Thread] | None = None
 
     async def stop(self, grace: float | None) -> None:
         """Stop taking calls, let in-flight ones finish within ``grace`` seconds."""
@@ -122,9 +124,9 @@ class RunningService:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
         self.runtime.queue.shutdown()
-        if self._metrics_server is not None:
-            server, thread = self._metrics_server  # type: ignore[misc]
-            server.shutdown()
+        if self.metrics_http is not None:
+            http, thread = self.metrics_http
+            http.shutdown()
             thread.join(timeout=5)
 
 
@@ -190,8 +192,15 @@ async def start_service(
         )
         metrics_port = metrics_server[0].server_port
     await server.start()
-    running = RunningService(server, runtime, health_servicer, port, metrics_port, service_names)
-    running._metrics_server = metrics_server
+    running = RunningService(
+        server,
+        runtime,
+        health_servicer,
+        port,
+        metrics_port,
+        service_names,
+        metrics_http=metrics_server,
+    )
 
     async def load_then_serve() -> None:
         await load()
