@@ -224,7 +224,7 @@ def test_metrics_move_by_the_right_amounts(
     client: SemlinkClient,
     chelsea: np.ndarray,
 ) -> None:
-    enc, dec, lnk = chain
+    enc, _, lnk = chain
     rpc = 'grpc_method="Encode",grpc_service="semlink.v1.EncoderService",grpc_type="unary"'
     before = scrape(enc.metrics_url)
     responses = [client.encode(chelsea, max_bytes=b, caption="a cat") for b in (400, 600)]

@@ -108,8 +108,8 @@ class LinkEmulator:
             item = min(ready, key=lambda it: (it[1], it[2], it[0]))
             queue.remove(item)
             _, index, fragment, attempt = item
-            if fragment in arrived[index]:
-                continue  # acknowledged meanwhile (a header copy or an earlier try got through)
+            if attempt and fragment in arrived[index]:
+                continue  # no NACK: another copy of this fragment got through
             size = p.frame_header_bytes + min(room, len(segments[index]) - fragment * room)
             duration = 8 * size / p.rate_bps
             start = clock
