@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/semlink demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared tests tools
-	$(BIN)/ruff format --check shared tests tools
+	$(BIN)/ruff check shared services tests tools bench
+	$(BIN)/ruff format --check shared services tests tools bench
 	$(BIN)/mypy
 
 test: $(STAMP) lint
@@ -30,6 +30,7 @@ test: $(STAMP) lint
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=shared --pyi_out=shared proto/semlink/v1/packet.proto
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=shared --pyi_out=shared --grpc_python_out=shared proto/semlink/v1/encoder.proto proto/semlink/v1/decoder.proto proto/semlink/v1/link.proto
 
 eval: $(STAMP)
 	$(BIN)/semlink eval ../shared/data/kodak --bpp 0.02,0.03,0.05 -o out/eval

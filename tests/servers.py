@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+
 from semlink.serving import ServerConfig, ServiceRuntime
 from semlink.serving.server import RunningService, start_service
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from semlink import ObjectHint, decode, encode
 from semlink.codec import BudgetError
 from semlink.packet import FingerprintMismatchError, Packet, parse, serialize

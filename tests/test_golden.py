@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+
 from semlink import decode, encode
 from semlink.streams.masks import decode_mask, encode_mask
 from semlink.streams.segmap import decode_segmap, encode_segmap

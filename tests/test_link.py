@@ -12,7 +12,9 @@ from semlink.packet import Layer, Packet, serialize
 
 
 def _packet(layer_sizes: list[int]) -> bytes:
-    layers = tuple(Layer(kind=1, codec=0, payload=bytes([i % 251]) * n) for i, n in enumerate(layer_sizes))
+    layers = tuple(
+        Layer(kind=1, codec=0, payload=bytes([i % 251]) * n) for i, n in enumerate(layer_sizes)
+    )
     return serialize(Packet(768, 512, model_fingerprint=7, layers=layers))
 
 
@@ -34,13 +36,18 @@ def test_airtime_is_bytes_over_rate_and_latency_adds_delay() -> None:
     assert delivery.airtime_s == pytest.approx(8 * delivery.bytes_sent / profile.rate_bps)
     assert delivery.latency_s == pytest.approx(delivery.airtime_s + profile.delay_s)
     assert delivery.delivered == data
-    frames = sum(-(-len(s) // (profile.mtu_bytes - profile.frame_header_bytes)) for s in split_packet(data))
+    frames = sum(
+        -(-len(s) // (profile.mtu_bytes - profile.frame_header_bytes)) for s in split_packet(data)
+    )
     assert delivery.frames_sent == frames + 1  # plus the second header copy
 
 
 @pytest.mark.parametrize(
     "loss",
-    [LossModel.bernoulli(0.1), LossModel(loss_good=0.01, loss_bad=0.6, p_good_to_bad=0.05, p_bad_to_good=0.3)],
+    [
+        LossModel.bernoulli(0.1),
+        LossModel(loss_good=0.01, loss_bad=0.6, p_good_to_bad=0.05, p_bad_to_good=0.3),
+    ],
 )
 def test_frame_loss_rate_matches_the_model(loss: LossModel) -> None:
     profile = get_link_profile("leo").with_overrides(loss=loss, arq_retries=0, deadline_s=1e9)
@@ -61,8 +68,10 @@ def test_same_seed_same_result_other_seed_other_draws() -> None:
     data = _packet([600, 300])
     a, b = LinkEmulator(profile).transmit(data, 5), LinkEmulator(profile).transmit(data, 5)
     assert a == b
-    outcomes = {(d.frames_dropped, round(d.latency_s, 6)) for d in
-                (LinkEmulator(profile).transmit(data, s) for s in range(20))}
+    outcomes = {
+        (d.frames_dropped, round(d.latency_s, 6))
+        for d in (LinkEmulator(profile).transmit(data, s) for s in range(20))
+    }
     assert len(outcomes) > 1
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from semlink.cli import app
 from typer.testing import CliRunner
+
+from semlink.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

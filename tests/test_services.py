@@ -22,6 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
+
 from semlink import encode
 from semlink.link import get_link_profile
 from semlink.packet import parse, serialize
@@ -29,7 +30,6 @@ from semlink.profiles import LITE
 from semlink.quality import psnr
 from semlink.serving.client import SemlinkClient, channel, image_of, png_bytes, wait_until_serving
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, packet_pb2
-
 from services.decoder import server as decoder_server
 from services.encoder import server as encoder_server
 from services.link import server as link_server
@@ -395,3 +395,18 @@ def test_mtls_and_bearer_token(tmp_path: Path, chelsea: np.ndarray) -> None:
     finally:
         svc.stop()
     assert os.environ.get("SEMLINK_TOKEN") is None  # nothing leaks into the environment
+
+
+def test_decode_output_formats_carry_the_same_pixels(
+    client: SemlinkClient, chelsea: np.ndarray
+) -> None:
+    packet = encode(chelsea, max_bytes=400).data
+    images = [
+        image_of(client.decode(packet, image_format=f))
+        for f in (
+            decoder_pb2.IMAGE_FORMAT_PNG,
+            decoder_pb2.IMAGE_FORMAT_WEBP,
+            decoder_pb2.IMAGE_FORMAT_RAW_RGB,
+        )
+    ]
+    assert all(np.array_equal(images[0], other) for other in images[1:])

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
+from skimage.segmentation import felzenszwalb, slic
+
 from semlink.packet import PacketError
 from semlink.streams.masks import decode_mask, encode_mask
 from semlink.streams.reference import ReferenceCodec, decode_reference, encode_reference, search
 from semlink.streams.segmap import SegmapCodec, decode_segmap, encode_segmap, segmap_sizes
 from semlink.streams.text import decode_text, encode_text
-from skimage.segmentation import felzenszwalb, slic
 
 CAPTIONS = (Path(__file__).parent / "data" / "captions.txt").read_text().splitlines()
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 import numpy as np
 from PIL import Image
+
 from semlink.codec import DecodeResult, decode, decode_preview
 from semlink.profiles import LITE
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
@@ -19,6 +20,8 @@ NAME = "decoder"
 
 
 def _image_bytes(image: np.ndarray, fmt: int) -> bytes:
+    if fmt == decoder_pb2.IMAGE_FORMAT_RAW_RGB:
+        return np.ascontiguousarray(image, dtype=np.uint8).tobytes()
     buffer = io.BytesIO()
     if fmt == decoder_pb2.IMAGE_FORMAT_WEBP:
         Image.fromarray(image).save(buffer, "WEBP", lossless=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import grpc
 import numpy as np
 from PIL import Image
+
 from semlink.codec import EncodeResult, ObjectHint, encode, read_image
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.streams.text import english_model

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Callable, Sequence
 
 import grpc
+
 from semlink.link import Delivery, LinkEmulator, LinkProfile
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.v1 import link_pb2, link_pb2_grpc

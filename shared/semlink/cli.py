@@ -261,30 +261,70 @@ def serve_main(service: str) -> None:
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path, typer.Option("-o", "--out", help="Where reconstructions go.")] = Path(
-        "out/demo"
-    ),
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Where reconstructions and logs go.")
+    ] = Path("out/demo"),
     bpp: Annotated[float, typer.Option("--bpp", help="Target bits per pixel.")] = 0.03,
+    link: Annotated[
+        str, typer.Option("--link", help="Link profile: leo, geo, nb-ntn, 6g-urban.")
+    ] = "leo",
+    loss: Annotated[
+        float | None, typer.Option("--loss", help="Override the link's frame loss.")
+    ] = None,
+    encoder: Annotated[str | None, typer.Option(help="Use a running encoder at HOST:PORT.")] = None,
+    via: Annotated[
+        str | None, typer.Option(help="Use a running link service at HOST:PORT.")
+    ] = None,
+    decoder: Annotated[str | None, typer.Option(help="Use a running decoder at HOST:PORT.")] = None,
 ) -> None:
-    """Encode and decode scikit-image's sample photos with lite and print what it cost."""
-    from semlink.demo import SAMPLES, run_demo
+    """Run encoder, link and decoder services locally and push sample photos through them.
 
-    with console.status(f"coding {len(SAMPLES)} sample photos at {bpp} bpp"):
-        rows = run_demo(out, bpp)
-    table = Table("image", "bytes", "bpp", "PSNR dB", "MS-SSIM", "encode ms", "decode ms", "layers")
+    With --encoder, --via and --decoder it uses services that already run (docker-compose).
+    """
+    from semlink.demo import SAMPLES, run_demo
+    from semlink.link import LINK_PROFILES
+
+    if link not in LINK_PROFILES:
+        raise _fail(f"unknown link profile {link!r}; known: {', '.join(LINK_PROFILES)}")
+    console.print(
+        f"starting encoder, link ({link}) and decoder; {len(SAMPLES)} photos at {bpp} bpp"
+    )
+    remote = (encoder, via, decoder)
+    if any(remote) and not all(remote):
+        raise _fail("give all of --encoder, --via and --decoder, or none")
+    addresses = None
+    if encoder and via and decoder:
+        addresses = {"encoder": encoder, "link": via, "decoder": decoder}
+    rows = run_demo(out, bpp, link, loss, announce=console.print, addresses=addresses)
+    table = Table(
+        "image",
+        "bytes",
+        "bpp",
+        "airtime s",
+        "link s",
+        "layers",
+        "PSNR dB",
+        "MS-SSIM",
+        "encode ms",
+        "decode ms",
+        "end-to-end s",
+    )
     for r in rows:
         table.add_row(
             r.name,
             str(r.bytes),
             f"{r.bpp:.4f}",
+            f"{r.airtime_s:.3f}",
+            f"{r.link_latency_s:.3f}",
+            r.layers,
             f"{r.psnr:.2f}",
             f"{r.ms_ssim:.4f}",
             f"{r.encode_ms:.0f}",
             f"{r.decode_ms:.0f}",
-            r.layers,
+            f"{r.end_to_end_s:.2f}",
         )
     console.print(table)
-    console.print(f"reconstructions and side-by-side images in {out}/")
+    console.print(f"reconstructions, side-by-side images and service logs in {out}/")
 
 
 if __name__ == "__main__":

@@ -96,12 +96,18 @@ class SemlinkClient:
         stub = encoder_pb2_grpc.EncoderServiceStub(self.encoder)
         return stub.Encode(request, timeout=timeout, metadata=self._metadata())
 
-    def decode(self, packet: bytes, timeout: float | None = 60.0) -> decoder_pb2.DecodeResponse:
+    def decode(
+        self,
+        packet: bytes,
+        timeout: float | None = 60.0,
+        image_format: decoder_pb2.ImageFormat = decoder_pb2.IMAGE_FORMAT_PNG,
+    ) -> decoder_pb2.DecodeResponse:
         assert self.decoder is not None
         stub = decoder_pb2_grpc.DecoderServiceStub(self.decoder)
-        return stub.Decode(
-            decoder_pb2.DecodeRequest(packet=packet), timeout=timeout, metadata=self._metadata()
+        request = decoder_pb2.DecodeRequest(
+            packet=packet, options=decoder_pb2.DecodeOptions(format=image_format)
         )
+        return stub.Decode(request, timeout=timeout, metadata=self._metadata())
 
     def transmit(
         self, packet: bytes, seed: int = 0, timeout: float | None = 120.0
@@ -116,5 +122,9 @@ class SemlinkClient:
 
 
 def image_of(response: decoder_pb2.DecodeResponse) -> NDArray[np.uint8]:
+    """The response's image as RGB, whatever format was asked for."""
+    if len(response.image) == 3 * response.stats.width * response.stats.height:
+        raw = np.frombuffer(response.image, dtype=np.uint8)
+        return raw.reshape(response.stats.height, response.stats.width, 3)
     with Image.open(io.BytesIO(response.image)) as im:
         return np.asarray(im.convert("RGB"))

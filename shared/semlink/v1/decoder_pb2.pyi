@@ -12,6 +12,7 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_UNSPECIFIED: _ClassVar[ImageFormat]
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_RAW_RGB: _ClassVar[ImageFormat]
 
 class DecodeStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +22,7 @@ class DecodeStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 IMAGE_FORMAT_UNSPECIFIED: ImageFormat
 IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_WEBP: ImageFormat
+IMAGE_FORMAT_RAW_RGB: ImageFormat
 DECODE_STAGE_UNSPECIFIED: DecodeStage
 DECODE_STAGE_PREVIEW: DecodeStage
 DECODE_STAGE_FINAL: DecodeStage
