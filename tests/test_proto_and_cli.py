@@ -21,18 +21,19 @@ runner = CliRunner()
 def test_generated_code_is_current(tmp_path: Path) -> None:
     from grpc_tools import protoc
 
-    args = [
-        "protoc",
-        f"-I{REPO / 'proto'}",
-        f"--python_out={tmp_path}",
-        f"--pyi_out={tmp_path}",
-        str(REPO / "proto/semlink/v1/packet.proto"),
-    ]
-    assert protoc.main(args) == 0
-    for name in ("packet_pb2.py", "packet_pb2.pyi"):
-        fresh = (tmp_path / "semlink/v1" / name).read_text()
-        committed = (REPO / "shared/semlink/v1" / name).read_text()
-        assert fresh == committed, f"{name} is stale: run `make proto`"
+    protos = sorted((REPO / "proto/semlink/v1").glob("*.proto"))
+    services = [p for p in protos if "service " in p.read_text()]
+    messages = [f"-I{REPO / 'proto'}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}"]
+    assert protoc.main(["protoc", *messages, *map(str, protos)]) == 0
+    grpc_args = [f"-I{REPO / 'proto'}", f"--grpc_python_out={tmp_path}"]
+    assert protoc.main(["protoc", *grpc_args, *map(str, services)]) == 0
+    fresh = sorted(p.name for p in (tmp_path / "semlink/v1").iterdir())
+    committed = sorted(p.name for p in (REPO / "shared/semlink/v1").glob("*_pb2*"))
+    assert fresh == committed
+    for name in fresh:
+        new = (tmp_path / "semlink/v1" / name).read_text()
+        old = (REPO / "shared/semlink/v1" / name).read_text()
+        assert new == old, f"{name} is stale: run `make proto`"
 
 
 def test_buf_lint_is_clean() -> None:
