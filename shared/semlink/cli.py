@@ -17,7 +17,7 @@ from rich.table import Table
 app = typer.Typer(
     help="semlink: semantic image coding for bandwidth-starved links.", no_args_is_help=True
 )
-console = Console(width=None if sys.stdout.isatty() else 120)
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -303,6 +303,7 @@ def demo_cmd(
         "airtime s",
         "link s",
         "layers",
+        "frames sent/lost/re-tx",
         "PSNR dB",
         "MS-SSIM",
         "encode ms",
@@ -317,6 +318,7 @@ def demo_cmd(
             f"{r.airtime_s:.3f}",
             f"{r.link_latency_s:.3f}",
             r.layers,
+            r.frames,
             f"{r.psnr:.2f}",
             f"{r.ms_ssim:.4f}",
             f"{r.encode_ms:.0f}",

@@ -34,6 +34,8 @@ class DemoRow:
     airtime_s: float
     link_latency_s: float
     layers: str
+    frames: str
+    """Frames sent / dropped / retransmitted."""
     psnr: float
     ms_ssim: float
     encode_ms: float
@@ -159,6 +161,7 @@ def _push_samples(
                 airtime_s=sent.stats.airtime_seconds,
                 link_latency_s=sent.stats.latency_seconds,
                 layers=f"{sent.stats.layers_delivered}/{sent.stats.layers_sent}",
+                frames=f"{sent.stats.frames_sent}/{sent.stats.frames_dropped}/{sent.stats.frames_retransmitted}",
                 psnr=metrics["psnr"],
                 ms_ssim=metrics["ms_ssim"],
                 encode_ms=1000 * sum(encoded.stats.stage_seconds.values()),
