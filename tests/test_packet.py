@@ -71,19 +71,34 @@ def test_every_truncation_fails_typed_or_keeps_whole_layers() -> None:
 
 
 @given(st.data())
-def test_bit_flips_never_corrupt_a_layer_silently(data: st.DataObject) -> None:
+def test_every_bit_flip_is_detected(data: st.DataObject) -> None:
     packet = Packet(
         640, 480, 0, 0xDEADBEEF, 0, (Layer(0, 1, bytes(range(200))), Layer(1, 0, b"caption"))
     )
     flipped = bytearray(serialize(packet))
     position = data.draw(st.integers(0, len(flipped) - 1))
     flipped[position] ^= 1 << data.draw(st.integers(0, 7))
-    try:
-        parsed = parse(bytes(flipped))
-    except PacketError:
-        return
-    # A flip that still parses hit a header field, never a layer's content.
-    assert parsed.layers == packet.layers
+    # Canonical form plus header-covering CRCs: no single flipped bit goes unnoticed.
+    with pytest.raises(PacketError):
+        parse(bytes(flipped))
+
+
+def test_crc_covers_the_header_too() -> None:
+    wire = bytearray(
+        serialize(Packet(640, 480, model_fingerprint=5, layers=(Layer(0, 0, b"x" * 50),)))
+    )
+    size_field = wire.index(b"\x18") + 1  # the varint of `size` (field 3)
+    wire[size_field] ^= 0x01  # width 640 -> 641: still a valid, canonical varint
+    with pytest.raises(PacketIntegrityError, match="header"):
+        parse(bytes(wire))
+
+
+def test_non_canonical_packets_are_refused() -> None:
+    wire = serialize(Packet(64, 64, layers=(Layer(1, 0, b"abc"),)))
+    with pytest.raises(PacketFormatError, match="does not define"):
+        parse(wire + b"\x38\x01")  # an unknown field 7 appended
+    with pytest.raises(PacketFormatError, match="canonical"):
+        parse(b"\x20\x00" + wire)  # profile 0 written explicitly, then again
 
 
 def test_crc_catches_payload_damage() -> None:

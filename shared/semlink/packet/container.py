@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import google_crc32c
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from semlink.packet.errors import (
     PacketFormatError,
@@ -62,8 +63,9 @@ class Packet:
     def layer_bytes(self) -> list[int]:
         """Serialized size of each layer inside the packet, framing and CRC included, in bytes."""
         sizes = []
+        header = _header_message(self).SerializeToString(deterministic=True)
         for layer in self.layers:
-            n = len(_layer_message(layer).SerializeToString())
+            n = len(_layer_message(layer, header).SerializeToString())
             sizes.append(1 + _varint_len(n) + n)  # field tag + length + message
         return sizes
 
@@ -72,17 +74,31 @@ def _varint_len(value: int) -> int:
     return max(1, (value.bit_length() + 6) // 7)
 
 
-def layer_crc32c(kind: int, codec: int, payload: bytes) -> int:
-    """CRC32C over the layer's kind, codec and payload, so a flipped id is caught too."""
-    return int(google_crc32c.value(struct.pack("<HH", kind, codec) + payload))
+def layer_crc32c(header: bytes, kind: int, codec: int, payload: bytes) -> int:
+    """CRC32C over the packet header, the layer's kind and codec, and its payload.
+
+    Covering the header costs no bytes and means a damaged width, profile or fingerprint
+    is caught as DATA_LOSS instead of decoding into a wrong image.
+    """
+    return int(google_crc32c.value(header + struct.pack("<HH", kind, codec) + payload))
 
 
-def _layer_message(layer: Layer) -> packet_pb2.Layer:
+def _header_message(packet: Packet) -> packet_pb2.Packet:
+    return packet_pb2.Packet(
+        format_version=FORMAT_VERSION,
+        model_fingerprint=packet.model_fingerprint,
+        size=packet.width | packet.height << 16,
+        profile=packet.profile,
+        seed=packet.seed,
+    )
+
+
+def _layer_message(layer: Layer, header: bytes) -> packet_pb2.Layer:
     return packet_pb2.Layer(
         kind=layer.kind,
         codec=layer.codec,
         payload=layer.payload,
-        crc32c=layer_crc32c(layer.kind, layer.codec, layer.payload),
+        crc32c=layer_crc32c(header, layer.kind, layer.codec, layer.payload),
     )
 
 
@@ -112,14 +128,9 @@ def serialize(packet: Packet, limits: Limits = DEFAULT_LIMITS) -> bytes:
         raise PacketFormatError("model fingerprint must fit in 32 bits")
     if not 0 <= packet.seed < 2**64:
         raise PacketFormatError("seed must fit in 64 bits")
-    message = packet_pb2.Packet(
-        format_version=FORMAT_VERSION,
-        model_fingerprint=packet.model_fingerprint,
-        size=packet.width | packet.height << 16,
-        profile=packet.profile,
-        seed=packet.seed,
-        layers=[_layer_message(layer) for layer in packet.layers],
-    )
+    message = _header_message(packet)
+    header = message.SerializeToString(deterministic=True)
+    message.layers.extend(_layer_message(layer, header) for layer in packet.layers)
     data = message.SerializeToString(deterministic=True)
     if len(data) > limits.max_packet_bytes:
         raise PacketLimitError(
@@ -146,6 +157,19 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
         message.ParseFromString(bytes(data))
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise PacketFormatError(f"not a semlink packet (protobuf decode failed: {exc})") from exc
+    # Protobuf keeps fields it does not know and accepts duplicates: damaged framing can
+    # parse "successfully" into something else. A semlink packet has no unknown fields and
+    # is written canonically, so anything else was altered.
+    if any(len(UnknownFieldSet(m)) for m in (message, *message.layers)):
+        raise PacketFormatError(
+            "packet has fields this format version does not define: it was damaged in transit "
+            "or written by an incompatible encoder"
+        )
+    if message.SerializeToString(deterministic=True) != bytes(data):
+        raise PacketFormatError(
+            "packet is not in canonical form (unknown or repeated fields, or damaged framing): "
+            "it was altered in transit or written by an incompatible encoder"
+        )
     if message.format_version != FORMAT_VERSION:
         raise PacketVersionError(
             f"packet format version {message.format_version} is unknown; this decoder reads "
@@ -159,6 +183,10 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
         raise PacketLimitError(
             f"packet has {len(message.layers)} layers; at most {limits.max_layers} allowed"
         )
+    header = packet_pb2.Packet()
+    header.CopyFrom(message)
+    del header.layers[:]
+    header_bytes = header.SerializeToString(deterministic=True)
     layers = []
     for index, msg in enumerate(message.layers):
         if msg.kind > limits.max_id or msg.codec > limits.max_id:
@@ -166,10 +194,13 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
                 f"layer {index}: kind {msg.kind} / codec {msg.codec} out of range "
                 f"(at most {limits.max_id})"
             )
-        if verify_crc and layer_crc32c(msg.kind, msg.codec, msg.payload) != msg.crc32c:
+        if (
+            verify_crc
+            and layer_crc32c(header_bytes, msg.kind, msg.codec, msg.payload) != msg.crc32c
+        ):
             raise PacketIntegrityError(
-                f"layer {index} (kind {msg.kind}) failed its CRC32C check: its bytes were "
-                f"damaged in transit; drop the layer or request retransmission",
+                f"layer {index} (kind {msg.kind}) failed its CRC32C check: the layer or the "
+                f"packet header was damaged in transit; drop it or request retransmission",
                 layer_index=index,
             )
         layers.append(Layer(kind=msg.kind, codec=msg.codec, payload=bytes(msg.payload)))
