@@ -1,0 +1,108 @@
+"""Loading weights safely: sha256 manifests, no pickles, strict key matching.
+
+A weights directory holds the files and ``manifest.json``::
+
+    {"files": {"unet/diffusion_pytorch_model.safetensors": "<sha256>", ...}}
+
+:func:`verify_manifest` refuses a directory whose files do not hash to the manifest
+(tampered or half-downloaded). :func:`load_state_dict` reads safetensors, or
+``torch.load(weights_only=True)`` for .pt/.pth (never an arbitrary pickle).
+:func:`load_strict` refuses a state dict whose keys differ from the model's, naming
+them; research code's ``strict=False`` hides renamed keys and decodes garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+MANIFEST = "manifest.json"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, tampered with or do not fit the model."""
+
+
+class TamperedWeightsError(WeightsError):
+    pass
+
+
+class KeyMismatchError(WeightsError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path, files: list[str] | None = None) -> dict[str, str]:
+    """Hash ``files`` (default: every file below ``directory``) into ``manifest.json``."""
+    names = files or sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    )
+    table = {name: sha256_of(directory / name) for name in names}
+    (directory / MANIFEST).write_text(json.dumps({"files": table}, indent=2, sort_keys=True) + "\n")
+    return table
+
+
+def verify_manifest(directory: Path) -> dict[str, str]:
+    """Check every file named in ``directory/manifest.json``; return the table."""
+    manifest = directory / MANIFEST
+    if not manifest.exists():
+        raise WeightsError(
+            f"{manifest} not found: weights need a manifest of sha256 sums "
+            f"(`semlink weights fetch` writes one)"
+        )
+    table: dict[str, str] = json.loads(manifest.read_text())["files"]
+    for name, expected in table.items():
+        path = directory / name
+        if not path.exists():
+            raise WeightsError(
+                f"{path} is listed in the manifest but missing; fetch the weights again"
+            )
+        actual = sha256_of(path)
+        if actual != expected:
+            raise TamperedWeightsError(
+                f"{path} has sha256 {actual}, the manifest says {expected}: the file was changed "
+                f"or is incomplete; fetch it again"
+            )
+    return table
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file, or a .pt/.pth with ``weights_only=True``."""
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    if path.suffix in (".pt", ".pth", ".bin"):
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(loaded, dict):
+            raise WeightsError(f"{path} does not hold a state dict")
+        return loaded
+    raise WeightsError(f"{path}: unknown weight format (use .safetensors, .pt or .pth)")
+
+
+def load_strict(
+    module: nn.Module, state_dict: dict[str, torch.Tensor], what: str = "model"
+) -> None:
+    """Load with every key matched; name missing and unexpected keys otherwise."""
+    expected = set(module.state_dict())
+    given = set(state_dict)
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+        raise KeyMismatchError(
+            f"{what}: state dict does not match the architecture; missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{' ...' if len(unexpected) > 5 else ''} (wrong config or renamed keys)"
+        )
+    module.load_state_dict(state_dict, strict=True)

@@ -1,0 +1,133 @@
+"""The diffusion decoder on tiny random models: properties of the algorithm, not pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from semlink.models import (
+    KeyMismatchError,
+    TamperedWeightsError,
+    load_state_dict,
+    load_strict,
+    verify_manifest,
+    write_manifest,
+)
+from semlink.models.diffusion import DiffusionComponents
+from semlink.restore.dyndiff import choose_steps
+from semlink.restore.orag import ObjectPrompt, ORAGPipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> ORAGPipeline:
+    return ORAGPipeline(DiffusionComponents.tiny(seed=0))
+
+
+def _reference() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.random((32, 48, 3)) * 255).astype(np.uint8)
+
+
+def _mask() -> np.ndarray:
+    mask = np.zeros((32, 48), bool)
+    mask[8:24, 8:28] = True
+    return mask
+
+
+def test_pipeline_runs_end_to_end(pipeline: ORAGPipeline) -> None:
+    out = pipeline(
+        _reference(),
+        "a red house near the sea",
+        [ObjectPrompt("a green parrot", _mask())],
+        steps=3,
+        seed=1,
+    )
+    assert out.image.shape == (32, 48, 3) and out.image.dtype == np.uint8
+    again = pipeline(
+        _reference(),
+        "a red house near the sea",
+        [ObjectPrompt("a green parrot", _mask())],
+        steps=3,
+        seed=1,
+    )
+    assert np.array_equal(out.image, again.image)  # the packet's seed fixes the result
+
+
+def test_guidance_strictly_lowers_the_energy_it_minimizes(pipeline: ORAGPipeline) -> None:
+    out = pipeline(
+        _reference(),
+        "a cat",
+        [ObjectPrompt("a green parrot on the grass", _mask())],
+        steps=4,
+        seed=2,
+        measure_energy=True,
+    )
+    steps = out.energies[0]
+    assert len(steps) == 2  # guided while t > T' (half of 4 steps)
+    for before, after in steps:
+        assert after < before
+
+
+def test_fusion_leaves_latents_outside_the_mask_equal_to_the_previous_stage(
+    pipeline: ORAGPipeline,
+) -> None:
+    objects = [ObjectPrompt("a red boat", _mask()), ObjectPrompt("the sky", ~_mask())]
+    out = pipeline(
+        _reference(), "a boat on the sea", objects, steps=3, seed=3, keep_trajectories=True
+    )
+    assert len(out.trajectories) == 3
+    for stage in (1, 2):
+        outside = out.masks[stage - 1] == 0
+        for previous, current in zip(
+            out.trajectories[stage - 1], out.trajectories[stage], strict=True
+        ):
+            assert torch.equal(previous[..., outside], current[..., outside])
+            assert not torch.equal(previous[..., ~outside], current[..., ~outside])
+
+
+def test_cancellation_check_runs_between_steps(pipeline: ORAGPipeline) -> None:
+    calls = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise TimeoutError("deadline")
+
+    with pytest.raises(TimeoutError):
+        pipeline(_reference(), "a dog", [ObjectPrompt("a dog", _mask())], steps=4, check=check)
+    assert len(calls) == 3
+
+
+def test_dyndiff_gives_more_steps_to_a_harder_input() -> None:
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    texture = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    assert choose_steps(texture, 0.03) > choose_steps(flat, 0.03)
+    assert choose_steps(flat, 0.01) > choose_steps(flat, 0.1)
+    for image in (flat, texture):
+        assert 10 <= choose_steps(image, 0.02) <= 50
+
+
+def test_loaders_reject_tampered_files_and_renamed_keys(tmp_path: Path) -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    write_manifest(tmp_path)
+    verify_manifest(tmp_path)
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    load_strict(fresh, load_state_dict(tmp_path / "model.safetensors"))
+    assert torch.equal(fresh[0].weight, model[0].weight)
+    renamed = {
+        k.replace("0.", "first."): v for k, v in load_state_dict(tmp_path / "model.pt").items()
+    }
+    with pytest.raises(KeyMismatchError, match=r"first\.weight"):
+        load_strict(fresh, renamed)
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(TamperedWeightsError, match=r"model\.safetensors"):
+        verify_manifest(tmp_path)
