@@ -30,12 +30,12 @@ def pipeline() -> ORAGPipeline:
 
 def _reference() -> np.ndarray:
     rng = np.random.default_rng(0)
-    return (rng.random((32, 48, 3)) * 255).astype(np.uint8)
+    return (rng.random((64, 96, 3)) * 255).astype(np.uint8)
 
 
 def _mask() -> np.ndarray:
-    mask = np.zeros((32, 48), bool)
-    mask[8:24, 8:28] = True
+    mask = np.zeros((64, 96), bool)
+    mask[16:48, 16:56] = True
     return mask
 
 
@@ -47,7 +47,7 @@ def test_pipeline_runs_end_to_end(pipeline: ORAGPipeline) -> None:
         steps=3,
         seed=1,
     )
-    assert out.image.shape == (32, 48, 3) and out.image.dtype == np.uint8
+    assert out.image.shape == (64, 96, 3) and out.image.dtype == np.uint8
     again = pipeline(
         _reference(),
         "a red house near the sea",
@@ -131,3 +131,107 @@ def test_loaders_reject_tampered_files_and_renamed_keys(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(TamperedWeightsError, match=r"model\.safetensors"):
         verify_manifest(tmp_path)
+
+
+@pytest.fixture
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semlink.config import settings
+
+    monkeypatch.setenv("SEMLINK_TINY_MODELS", "1")
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
+def _object_mask(image: np.ndarray) -> np.ndarray:
+    mask = np.zeros(image.shape[:2], bool)
+    mask[40:200, 120:330] = True
+    return mask
+
+
+def test_sedic_packet_decodes_through_orag(tiny_models: None, chelsea: np.ndarray) -> None:
+    from semlink import ObjectHint, decode, encode
+    from semlink.streams import LayerKind
+
+    result = encode(
+        chelsea,
+        "sedic",
+        target_bpp=0.03,
+        caption="a cat on the floor",
+        objects=[ObjectHint("the cat's face", _object_mask(chelsea))],
+    )
+    kinds = [layer.kind for layer in result.packet.layers]
+    assert kinds == [LayerKind.REFERENCE, LayerKind.CAPTION, LayerKind.OBJECT]
+    assert result.packet.seed != 0 and result.bits_per_pixel <= 0.03
+    decoded = decode(result.data, steps=3)
+    assert decoded.steps == 3 and "diffusion" in decoded.stage_seconds
+    assert decoded.image.shape == chelsea.shape
+    assert decoded.objects[0][1] is not None and decoded.objects[0][1].shape == (38, 56)
+
+
+def test_decoder_with_other_weights_refuses_the_packet(
+    tiny_models: None, chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semlink import decode, encode
+    from semlink.models import registry
+    from semlink.packet import FingerprintMismatchError
+
+    data = encode(chelsea, "sedic", max_bytes=400).data
+    monkeypatch.setattr(registry, "decoder_models", lambda: registry.tiny_decoder_models(1))
+    with pytest.raises(FingerprintMismatchError, match="holds model set"):
+        decode(data, steps=2)
+
+
+def test_sedic_without_weights_says_how_to_get_them(
+    chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semlink import encode
+    from semlink.config import settings
+    from semlink.models.weights import WeightsError
+
+    monkeypatch.delenv("SEMLINK_TINY_MODELS", raising=False)
+    monkeypatch.delenv("SEMLINK_SEDIC_WEIGHTS", raising=False)
+    settings.cache_clear()
+    with pytest.raises(WeightsError, match="SEMLINK_SEDIC_WEIGHTS"):
+        encode(chelsea, "sedic", max_bytes=400)
+    settings.cache_clear()
+
+
+def test_cli_encode_and_decode_sedic_with_tiny_models(tmp_path: Path, chelsea: np.ndarray) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from semlink.cli import app
+    from semlink.config import settings
+
+    source, packet, out = tmp_path / "cat.png", tmp_path / "cat.slk", tmp_path / "out.png"
+    Image.fromarray(chelsea).save(source)
+    runner = CliRunner()
+    try:
+        result = runner.invoke(
+            app,
+            [
+                "encode",
+                str(source),
+                "-o",
+                str(packet),
+                "--profile",
+                "sedic",
+                "--tiny",
+                "--caption",
+                "a cat",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        info = runner.invoke(app, ["info", str(packet)])
+        assert "profile sedic" in info.output
+        result = runner.invoke(
+            app, ["decode", str(packet), "-o", str(out), "--tiny", "--steps", "2"]
+        )
+        assert result.exit_code == 0, result.output
+        assert np.asarray(Image.open(out)).shape == chelsea.shape
+    finally:
+        import os
+
+        os.environ.pop("SEMLINK_TINY_MODELS", None)
+        settings.cache_clear()

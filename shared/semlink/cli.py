@@ -25,6 +25,17 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _use_tiny_models(tiny: bool) -> None:
+    """--tiny: generative profiles use tiny random models (pipeline runs, pictures are noise)."""
+    if tiny:
+        import os
+
+        from semlink.config import settings
+
+        os.environ["SEMLINK_TINY_MODELS"] = "1"
+        settings.cache_clear()
+
+
 def _load_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
@@ -47,9 +58,12 @@ def encode_cmd(
         str | None, typer.Option("--caption", help="Global caption to carry.")
     ] = None,
     profile: Annotated[str, typer.Option("--profile", help="Profile name.")] = "lite",
+    tiny: Annotated[bool, typer.Option("--tiny", help="Tiny random models (demo/test).")] = False,
 ) -> None:
     """Encode IMAGE into a packet of at most --max-bytes (or --bpp)."""
+    _use_tiny_models(tiny)
     from semlink.codec import BudgetError, encode
+    from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
 
     if max_bytes is not None and bpp is not None:
@@ -59,7 +73,7 @@ def encode_cmd(
     pixels = _load_image(image)
     try:
         result = encode(pixels, profile, max_bytes=max_bytes, target_bpp=bpp, caption=caption)
-    except (BudgetError, PacketError, ValueError, KeyError) as exc:
+    except (BudgetError, PacketError, ValueError, KeyError, WeightsError) as exc:
         raise _fail(str(exc)) from exc
     output.write_bytes(result.data)
     console.print(
@@ -74,16 +88,20 @@ def decode_cmd(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Image to write (PNG, WebP, ...).")
     ],
+    tiny: Annotated[bool, typer.Option("--tiny", help="Tiny random models (demo/test).")] = False,
+    steps: Annotated[int | None, typer.Option(help="Diffusion steps (default: DynDiff).")] = None,
 ) -> None:
     """Decode PACKET into an image."""
+    _use_tiny_models(tiny)
     from semlink.codec import decode
+    from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
 
     try:
-        result = decode(packet.read_bytes())
+        result = decode(packet.read_bytes(), steps=steps)
     except FileNotFoundError as exc:
         raise _fail(f"no such packet file: {packet}") from exc
-    except PacketError as exc:
+    except (PacketError, WeightsError) as exc:
         raise _fail(str(exc)) from exc
     Image.fromarray(result.image).save(output)
     console.print(

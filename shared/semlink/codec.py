@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import google_crc32c
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
@@ -85,6 +86,8 @@ class DecodeResult:
     objects: list[tuple[str, NDArray[np.bool_] | None]] = field(default_factory=list)
     segmap: NDArray[np.int64] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    """Diffusion steps the generative decoder took (0 for classical profiles)."""
 
 
 def as_rgb(image: NDArray[np.generic] | Image.Image) -> NDArray[np.uint8]:
@@ -185,8 +188,13 @@ def encode(
         semantic.append(Layer(LayerKind.SEGMAP, codec, payload))
     stages["semantics"] = time.perf_counter() - start
 
+    # Generative decoders draw noise from the header's seed: derived from the image, so
+    # the same image gives the same packet, and small (a 2-byte varint).
+    seed = int(google_crc32c.value(rgb.tobytes())) % 16383 + 1 if spec.diffusion else 0
+    fingerprint = spec.fingerprint
+
     def build(layers: Sequence[Layer]) -> bytes:
-        return serialize(Packet(width, height, spec.id, spec.fingerprint, 0, tuple(layers)))
+        return serialize(Packet(width, height, spec.id, fingerprint, seed, tuple(layers)))
 
     header_only = len(build([]))
     if budget < header_only:
@@ -221,6 +229,7 @@ def decode(
     *,
     expected_profile: str | Profile | None = None,
     check: Callable[[], None] | None = None,
+    steps: int | None = None,
 ) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
@@ -275,6 +284,21 @@ def decode(
         # No reference arrived: a flat mid-grey picture of the right size, not a crash.
         reference = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
     result.image = reference
+    if spec.diffusion:
+        from semlink.restore.generative import generative_decode
+
+        start = time.perf_counter()
+        wire_bytes = len(data) if isinstance(data, bytes) else len(serialize(packet))
+        result.image, result.steps = generative_decode(
+            reference,
+            result.caption or "",
+            result.objects,
+            bpp=8 * wire_bytes / (packet.width * packet.height),
+            seed=packet.seed,
+            steps=steps,
+            check=check,
+        )
+        stages["diffusion"] = time.perf_counter() - start
     return result
 
 

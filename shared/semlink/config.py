@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default_factory=_default_weights_dir,
         description="Directory of third-party weight and parameter files (niqe/, taef2/, ...).",
     )
+    sedic_weights: Path | None = Field(
+        None,
+        description="Diffusers-layout directory of the sedic decoder's weights (with manifest).",
+    )
+    tiny_models: bool = Field(False, description="Use tiny random models (tests and CPU demos).")
 
 
 @lru_cache(maxsize=1)

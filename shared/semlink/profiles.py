@@ -27,10 +27,21 @@ class Profile:
     description: str
     data_files: tuple[str, ...] = ()
     """Package data files both ends must hold identically (e.g. the text model)."""
+    diffusion: bool = False
+    """Whether the decoder runs the diffusion pipeline (and so needs its weights)."""
+
+    @property
+    def fingerprint(self) -> int:
+        """32-bit fingerprint of the model set: profile name, data, codecs, and model weights."""
+        parts = self._static_parts
+        if self.diffusion:
+            from semlink.models.registry import decoder_models
+
+            parts = [*parts, f"diffusion={decoder_models().digest}"]
+        return int(google_crc32c.value("|".join(parts).encode()))
 
     @cached_property
-    def fingerprint(self) -> int:
-        """32-bit fingerprint of the model set: profile name, data file hashes, codec versions."""
+    def _static_parts(self) -> list[str]:
         parts = [self.name]
         for name in self.data_files:
             data = resources.files("semlink").joinpath(name).read_bytes()
@@ -40,7 +51,7 @@ class Profile:
         parts.append(f"pillow={PIL.__version__.split('.')[0]}")
         parts.append(f"pillow_heif={pillow_heif.__version__.split('.')[0]}")
         parts.append(f"imagecodecs={imagecodecs.__version__.split('.')[0]}")
-        return int(google_crc32c.value("|".join(parts).encode()))
+        return parts
 
 
 LITE = Profile(
@@ -51,7 +62,16 @@ LITE = Profile(
     data_files=("data/english_words.txt.gz",),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (LITE,)}
+SEDIC = Profile(
+    id=1,
+    name="sedic",
+    description="SEDIC-class: reference + caption + objects with masks, rebuilt by a "
+    "ControlNet diffusion decoder with object-wise attention guidance (ORAG) and DynDiff steps.",
+    data_files=("data/english_words.txt.gz",),
+    diffusion=True,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (LITE, SEDIC)}
 _BY_ID: dict[int, Profile] = {p.id: p for p in PROFILES.values()}
 
 

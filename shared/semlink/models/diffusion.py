@@ -113,16 +113,19 @@ class DiffusionComponents:
             cross_attention_dim=32,
             attention_head_dim=4,
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            conditioning_embedding_out_channels=(8, 16),
+            conditioning_embedding_out_channels=(8, 8, 16, 16),  # image -> latent: 1/8
         )
+        # Four levels: the latent is 1/8 of the image, as in Stable Diffusion, so packet
+        # masks at H/8 x W/8 line up with it and attention stays affordable.
         vae = AutoencoderKL(
-            block_out_channels=(8, 16),
+            block_out_channels=(8, 8, 16, 16),
             in_channels=3,
             out_channels=3,
             latent_channels=4,
             norm_num_groups=4,
-            down_block_types=("DownEncoderBlock2D",) * 2,
-            up_block_types=("UpDecoderBlock2D",) * 2,
+            layers_per_block=1,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
         )
         vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
         for ch in "abcdefghijklmnopqrstuvwxyz'":

@@ -159,7 +159,10 @@ class ORAGPipeline:
             raise ValueError(f"image sides must be multiples of {scale}, got {width}x{height}")
         latent_hw = (height // scale, width // scale)
         control = (
-            torch.from_numpy(reference).permute(2, 0, 1)[None].to(self.device, self.dtype) / 255.0
+            torch.from_numpy(np.array(reference, copy=True))
+            .permute(2, 0, 1)[None]
+            .to(self.device, self.dtype)
+            / 255.0
         )
         generator = torch.Generator().manual_seed(seed)
         z_T = torch.randn((1, self.c.unet.config.in_channels, *latent_hw), generator=generator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from semlink.codec import BudgetError
+from semlink.models.weights import WeightsError
 from semlink.packet import (
     FingerprintMismatchError,
     PacketFormatError,
@@ -14,6 +15,7 @@ from semlink.packet import (
 )
 
 _TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (WeightsError, grpc.StatusCode.FAILED_PRECONDITION),  # models missing or tampered
     (PacketIntegrityError, grpc.StatusCode.DATA_LOSS),
     (PacketVersionError, grpc.StatusCode.FAILED_PRECONDITION),
     (FingerprintMismatchError, grpc.StatusCode.FAILED_PRECONDITION),

@@ -1,0 +1,69 @@
+"""Which models a profile's decoder holds, and the digest that goes into the fingerprint.
+
+The ``sedic`` decoder needs diffusion weights. Settings pick them:
+
+* ``SEMLINK_SEDIC_WEIGHTS=DIR``: a diffusers-layout directory with ``manifest.json``
+  (``semlink weights fetch --profile sedic`` writes one), verified before loading;
+* ``SEMLINK_TINY_MODELS=1``: tiny random components (tests, CPU demos): the whole path
+  runs, the pictures are noise.
+
+The digest is a sha256 over the weights themselves (the manifest for real weights, the
+state dicts for tiny ones), so two ends agree on a fingerprint only if they hold the
+same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from semlink.config import settings
+from semlink.models.diffusion import DiffusionComponents
+from semlink.models.weights import MANIFEST, WeightsError
+
+
+@dataclass
+class DecoderModels:
+    name: str
+    components: DiffusionComponents
+    digest: str
+
+
+def _state_digest(components: DiffusionComponents) -> str:
+    digest = hashlib.sha256()
+    for module in (components.unet, components.controlnet, components.vae, components.text_encoder):
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@cache
+def tiny_decoder_models(seed: int = 0) -> DecoderModels:
+    components = DiffusionComponents.tiny(seed)
+    return DecoderModels(f"tiny-{seed}", components, _state_digest(components))
+
+
+@cache
+def real_decoder_models(directory: Path) -> DecoderModels:
+    components = DiffusionComponents.from_pretrained(directory)  # verifies the manifest
+    digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
+    return DecoderModels(str(directory), components, digest)
+
+
+def decoder_models() -> DecoderModels:
+    """The diffusion decoder models the settings select."""
+    s = settings()
+    if s.tiny_models:
+        return tiny_decoder_models(0)
+    if s.sedic_weights is not None:
+        return real_decoder_models(s.sedic_weights)
+    raise WeightsError(
+        "the sedic profile needs diffusion weights: set SEMLINK_SEDIC_WEIGHTS to a directory "
+        "fetched with `semlink weights fetch --profile sedic`, or SEMLINK_TINY_MODELS=1 to run "
+        "the pipeline with tiny random models"
+    )
