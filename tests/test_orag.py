@@ -235,3 +235,34 @@ def test_cli_encode_and_decode_sedic_with_tiny_models(tmp_path: Path, chelsea: n
 
         os.environ.pop("SEMLINK_TINY_MODELS", None)
         settings.cache_clear()
+
+
+def test_weights_fetch_from_mirror_verify_and_load_real_layout(tmp_path: Path) -> None:
+    """The real-weight path end to end: diffusers layout, manifest, verify, from_pretrained."""
+    from typer.testing import CliRunner
+
+    from semlink.cli import app
+
+    tiny = DiffusionComponents.tiny(seed=4)
+    mirror = tmp_path / "mirror"
+    for name in ("unet", "controlnet", "vae", "text_encoder"):
+        getattr(tiny, name).save_pretrained(mirror / name, safe_serialization=True)
+    tiny.tokenizer.save_pretrained(mirror / "tokenizer")
+    tiny.scheduler.save_pretrained(mirror / "scheduler")
+    (mirror / "unet" / "stray.pkl").write_bytes(b"never copied")
+    dest = tmp_path / "weights"
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["weights", "fetch", "--profile", "sedic", "--mirror", str(mirror), "--dest", str(dest)],
+    )
+    assert result.exit_code == 0, result.output
+    assert not (dest / "unet" / "stray.pkl").exists()
+    assert runner.invoke(app, ["weights", "verify", str(dest)]).exit_code == 0
+    loaded = DiffusionComponents.from_pretrained(dest)
+    for key, value in tiny.unet.state_dict().items():
+        assert torch.equal(loaded.unet.state_dict()[key], value)
+    weights = dest / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    result = runner.invoke(app, ["weights", "verify", str(dest)])
+    assert result.exit_code == 2 and "sha256" in result.output

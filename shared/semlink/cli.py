@@ -192,6 +192,46 @@ def eval_cmd(
     console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
 
 
+weights_app = typer.Typer(help="Fetch and verify model weights.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("fetch")
+def weights_fetch_cmd(
+    profile: Annotated[str, typer.Option(help="Profile whose weights to fetch.")] = "sedic",
+    dest: Annotated[Path, typer.Option(help="Directory to fill.")] = Path("weights/sedic"),
+    mirror: Annotated[
+        Path | None, typer.Option(help="Copy from this directory instead of the hub.")
+    ] = None,
+) -> None:
+    """Download (or copy from --mirror) a profile's weights and write a sha256 manifest."""
+    from semlink.models.fetch import fetch
+    from semlink.models.weights import WeightsError
+
+    try:
+        table = fetch(profile, dest, mirror)
+    except WeightsError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{len(table)} files in {dest}, manifest written; use SEMLINK_SEDIC_WEIGHTS={dest}"
+    )
+
+
+@weights_app.command("verify")
+def weights_verify_cmd(
+    dest: Annotated[Path, typer.Argument(help="Weights directory with manifest.json.")],
+) -> None:
+    """Check every file of a weights directory against its sha256 manifest."""
+    from semlink.models.fetch import verify
+    from semlink.models.weights import WeightsError
+
+    try:
+        table = verify(dest)
+    except WeightsError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{dest}: {len(table)} files match the manifest")
+
+
 class ServiceKind(StrEnum):
     encoder = "encoder"
     decoder = "decoder"

@@ -129,7 +129,7 @@ class ORAGPipeline:
             z = z.detach().requires_grad_(True)
             e = self.energy(z, t, text, control, mask, tokens)
             (grad,) = torch.autograd.grad(e, z)
-        return (z - eta * grad).detach(), float(e)
+        return (z - eta * grad).detach(), float(e.detach())
 
     def _latent_mask(self, mask: NDArray[np.bool_] | None, hw: tuple[int, int]) -> torch.Tensor:
         if mask is None:
