@@ -177,7 +177,9 @@ def test_decoder_with_other_weights_refuses_the_packet(
     from semlink.packet import FingerprintMismatchError
 
     data = encode(chelsea, "sedic", max_bytes=400).data
-    monkeypatch.setattr(registry, "decoder_models", lambda: registry.tiny_decoder_models(1))
+    other = registry.tiny_decoder_models(1)
+    monkeypatch.setattr(registry, "decoder_models", lambda: other)
+    monkeypatch.setattr(registry, "decoder_models_digest", lambda: other.digest)
     with pytest.raises(FingerprintMismatchError, match="holds model set"):
         decode(data, steps=2)
 
@@ -266,3 +268,23 @@ def test_weights_fetch_from_mirror_verify_and_load_real_layout(tmp_path: Path) -
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
     result = runner.invoke(app, ["weights", "verify", str(dest)])
     assert result.exit_code == 2 and "sha256" in result.output
+
+
+def test_edge_encoder_needs_only_the_weight_manifest(
+    tmp_path: Path, chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semlink import encode
+    from semlink.config import settings
+    from semlink.profiles import SEDIC
+
+    (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "00"}}')
+    monkeypatch.delenv("SEMLINK_TINY_MODELS", raising=False)
+    monkeypatch.setenv("SEMLINK_SEDIC_WEIGHTS", str(tmp_path))
+    settings.cache_clear()
+    try:
+        result = encode(chelsea, "sedic", max_bytes=400)  # no weights on this machine
+        assert result.packet.model_fingerprint == SEDIC.fingerprint
+        (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "01"}}')
+        assert SEDIC.fingerprint != result.packet.model_fingerprint  # other weights, other set
+    finally:
+        settings.cache_clear()

@@ -35,9 +35,9 @@ class Profile:
         """32-bit fingerprint of the model set: profile name, data, codecs, and model weights."""
         parts = self._static_parts
         if self.diffusion:
-            from semlink.models.registry import decoder_models
+            from semlink.models.registry import decoder_models_digest
 
-            parts = [*parts, f"diffusion={decoder_models().digest}"]
+            parts = [*parts, f"diffusion={decoder_models_digest()}"]
         return int(google_crc32c.value("|".join(parts).encode()))
 
     @cached_property

@@ -56,13 +56,36 @@ def real_decoder_models(directory: Path) -> DecoderModels:
 
 
 def decoder_models() -> DecoderModels:
-    """The diffusion decoder models the settings select."""
+    """The diffusion decoder models the settings select (loads them: decoder side only)."""
     s = settings()
     if s.tiny_models:
         return tiny_decoder_models(0)
     if s.sedic_weights is not None:
         return real_decoder_models(s.sedic_weights)
-    raise WeightsError(
+    raise _no_weights()
+
+
+def decoder_models_digest() -> str:
+    """The digest of the selected models without loading them.
+
+    The edge encoder stamps packets with the fingerprint of the ground decoder's models:
+    it needs only their ``manifest.json``, never the weights themselves.
+    """
+    s = settings()
+    if s.tiny_models:
+        return tiny_decoder_models(0).digest
+    if s.sedic_weights is not None:
+        manifest = s.sedic_weights / MANIFEST
+        if not manifest.exists():
+            raise WeightsError(
+                f"{manifest} not found: copy the decoder's weight manifest to the encoder"
+            )
+        return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    raise _no_weights()
+
+
+def _no_weights() -> WeightsError:
+    return WeightsError(
         "the sedic profile needs diffusion weights: set SEMLINK_SEDIC_WEIGHTS to a directory "
         "fetched with `semlink weights fetch --profile sedic`, or SEMLINK_TINY_MODELS=1 to run "
         "the pipeline with tiny random models"
