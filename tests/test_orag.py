@@ -288,3 +288,36 @@ def test_edge_encoder_needs_only_the_weight_manifest(
         assert SEDIC.fingerprint != result.packet.model_fingerprint  # other weights, other set
     finally:
         settings.cache_clear()
+
+
+def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
+    tiny_models: None, chelsea: np.ndarray
+) -> None:
+    from semlink import decode, encode
+    from semlink.serving.client import channel, image_of, wait_until_serving
+    from semlink.v1 import decoder_pb2, decoder_pb2_grpc
+    from services.decoder import server as decoder_server
+    from tests.servers import ServiceThread, config
+
+    packet = encode(chelsea, "sedic", max_bytes=500, caption="a cat").data
+    svc = ServiceThread(
+        "decoder", config(), decoder_server.add_servicers, decoder_server.load
+    ).start()
+    try:
+        ch = channel(svc.address)
+        wait_until_serving(ch)
+        stub = decoder_pb2_grpc.DecoderServiceStub(ch)
+
+        def call(seed: int) -> np.ndarray:
+            options = decoder_pb2.DecodeOptions(steps=2, seed=seed)
+            response = stub.Decode(
+                decoder_pb2.DecodeRequest(packet=packet, options=options), timeout=120
+            )
+            assert "diffusion" in response.stats.stage_seconds
+            return image_of(response)
+
+        first = call(7)
+        assert np.array_equal(first, decode(packet, steps=2, seed=7).image)
+        assert not np.array_equal(first, call(8))
+    finally:
+        svc.stop()

@@ -52,10 +52,18 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         )
 
     async def _decode(
-        self, packet: bytes, context: grpc.aio.ServicerContext, preview: bool
+        self,
+        packet: bytes,
+        options: decoder_pb2.DecodeOptions,
+        context: grpc.aio.ServicerContext,
+        preview: bool,
     ) -> tuple[DecodeResult, float]:
         def work(check: Callable[[], None]) -> DecodeResult:
-            return decode_preview(packet) if preview else decode(packet, check=check)
+            if preview:
+                return decode_preview(packet)
+            return decode(
+                packet, check=check, steps=options.steps or None, seed=options.seed or None
+            )
 
         result, waited = await self.runtime.run(context, work)
         assert isinstance(result, DecodeResult)
@@ -66,18 +74,18 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
     async def Decode(
         self, request: decoder_pb2.DecodeRequest, context: grpc.aio.ServicerContext
     ) -> decoder_pb2.DecodeResponse:
-        result, waited = await self._decode(request.packet, context, preview=False)
+        result, waited = await self._decode(request.packet, request.options, context, preview=False)
         return self._response(result, request.options.format, waited)
 
     async def DecodeStream(
         self, request: decoder_pb2.DecodeStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[decoder_pb2.DecodeStreamResponse]:
-        preview, waited = await self._decode(request.packet, context, preview=True)
+        preview, waited = await self._decode(request.packet, request.options, context, preview=True)
         yield decoder_pb2.DecodeStreamResponse(
             stage=decoder_pb2.DECODE_STAGE_PREVIEW,
             result=self._response(preview, request.options.format, waited),
         )
-        final, waited = await self._decode(request.packet, context, preview=False)
+        final, waited = await self._decode(request.packet, request.options, context, preview=False)
         yield decoder_pb2.DecodeStreamResponse(
             stage=decoder_pb2.DECODE_STAGE_FINAL,
             result=self._response(final, request.options.format, waited),

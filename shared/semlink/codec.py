@@ -230,12 +230,14 @@ def decode(
     expected_profile: str | Profile | None = None,
     check: Callable[[], None] | None = None,
     steps: int | None = None,
+    seed: int | None = None,
 ) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
     Raises a ``semlink.packet.PacketError`` subclass for malformed, damaged, unknown-version
     or wrong-model packets. ``check`` is called between stages; a service passes one that
-    raises once the caller's deadline has passed.
+    raises once the caller's deadline has passed. ``steps`` and ``seed`` override DynDiff's
+    step count and the header's seed for generative profiles.
     """
     packet = data if isinstance(data, Packet) else parse(data)
     try:
@@ -294,7 +296,7 @@ def decode(
             result.caption or "",
             result.objects,
             bpp=8 * wire_bytes / (packet.width * packet.height),
-            seed=packet.seed,
+            seed=packet.seed if seed is None else seed,
             steps=steps,
             check=check,
         )
