@@ -60,7 +60,7 @@ def main() -> None:
             pipe.predict_noise(latent, t, text, control)
 
     def guided() -> None:
-        z, _ = pipe.guide(latent, t, text, control, latent_mask, tokens, eta=1.0)
+        z, _ = pipe.guide(latent, t, text, latent_mask, tokens, eta=1.0)
         with torch.no_grad():
             pipe.predict_noise(z, t, text, control)
 

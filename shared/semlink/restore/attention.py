@@ -14,11 +14,21 @@ import torch
 import torch.nn.functional as F
 
 
+class EnoughMaps(Exception):
+    """Raised once every map the energy needs is captured: the rest of the forward is skipped."""
+
+
 @dataclass
 class AttentionStore:
-    """Cross-attention maps of one UNet forward: each (batch, pixels, tokens), head-averaged."""
+    """Cross-attention maps of the UNet's contracting path and middle block, head-averaged.
+
+    Those layers decide where each word goes and run before any ControlNet residual is
+    added, so guidance needs only this part of the network: with ``needed`` set, the
+    forward stops (:class:`EnoughMaps`) once they are all captured.
+    """
 
     active: bool = False
+    needed: int | None = None
     maps: list[torch.Tensor] = field(default_factory=list)
 
     def clear(self) -> None:
@@ -26,8 +36,10 @@ class AttentionStore:
 
 
 class CapturingAttnProcessor:
-    def __init__(self, store: AttentionStore) -> None:
+    def __init__(self, store: AttentionStore, capture: bool = True) -> None:
         self.store = store
+        self.capture = capture
+        """Whether this layer's cross-attention maps feed the energy (contracting path, middle)."""
 
     def __call__(
         self,
@@ -63,9 +75,11 @@ class CapturingAttnProcessor:
         if is_cross:
             query, key, value = (attn.head_to_batch_dim(x) for x in (query, key, value))
             probs = attn.get_attention_scores(query, key, attention_mask)
-            if self.store.active:
+            if self.store.active and self.capture:
                 heads = attn.heads
                 self.store.maps.append(probs.view(batch_size, heads, *probs.shape[1:]).mean(dim=1))
+                if self.store.needed is not None and len(self.store.maps) >= self.store.needed:
+                    raise EnoughMaps
             hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
         else:
             heads = attn.heads

@@ -22,6 +22,7 @@ global reconstruction. The cancellation ``check`` runs between steps.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +32,12 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from semlink.models.diffusion import DiffusionComponents
-from semlink.restore.attention import AttentionStore, CapturingAttnProcessor, object_energy
+from semlink.restore.attention import (
+    AttentionStore,
+    CapturingAttnProcessor,
+    EnoughMaps,
+    object_energy,
+)
 
 
 @dataclass
@@ -57,7 +63,12 @@ class ORAGPipeline:
     def __init__(self, components: DiffusionComponents) -> None:
         self.c = components
         self.store = AttentionStore()
-        self.c.unet.set_attn_processor(CapturingAttnProcessor(self.store))
+        processors: dict[str, CapturingAttnProcessor] = {}
+        for name in self.c.unet.attn_processors:
+            energy_layer = name.startswith(("down_blocks", "mid_block")) and ".attn2." in name
+            processors[name] = CapturingAttnProcessor(self.store, capture=energy_layer)
+        self.store.needed = sum(p.capture for p in processors.values())
+        self.c.unet.set_attn_processor(dict(processors))  # diffusers empties the dict it is given
         self.device = next(self.c.unet.parameters()).device
         self.dtype = next(self.c.unet.parameters()).dtype
 
@@ -100,15 +111,19 @@ class ORAGPipeline:
         z: torch.Tensor,
         t: torch.Tensor,
         text: torch.Tensor,
-        control: torch.Tensor,
         mask: torch.Tensor,
         tokens: list[int],
     ) -> torch.Tensor:
-        """ORAG's energy of latent ``z`` (one UNet forward with the maps captured)."""
+        """ORAG's energy of latent ``z``: the UNet's contracting path and middle block only.
+
+        Those maps do not depend on ControlNet (its residuals join the skip connections
+        and the middle block's output), so neither ControlNet nor the expanding path runs.
+        """
         self.store.clear()
         self.store.active = True
         try:
-            self.predict_noise(z, t, text, control)
+            with contextlib.suppress(EnoughMaps):
+                self.c.unet(z, t, encoder_hidden_states=text)
             return object_energy(self.store.maps, mask, tokens, (z.shape[-2], z.shape[-1]))
         finally:
             self.store.active = False
@@ -119,7 +134,6 @@ class ORAGPipeline:
         z: torch.Tensor,
         t: torch.Tensor,
         text: torch.Tensor,
-        control: torch.Tensor,
         mask: torch.Tensor,
         tokens: list[int],
         eta: float,
@@ -127,7 +141,7 @@ class ORAGPipeline:
         """One attention-guidance update z <- z - eta * grad_z E; returns (z, E before)."""
         with torch.enable_grad():
             z = z.detach().requires_grad_(True)
-            e = self.energy(z, t, text, control, mask, tokens)
+            e = self.energy(z, t, text, mask, tokens)
             (grad,) = torch.autograd.grad(e, z)
         return (z - eta * grad).detach(), float(e.detach())
 
@@ -197,11 +211,9 @@ class ORAGPipeline:
                 if check:
                     check()
                 if i < guided_until and tokens:
-                    z, before = self.guide(z, t, text, control, mask, tokens, eta)
+                    z, before = self.guide(z, t, text, mask, tokens, eta)
                     if measure_energy:
-                        energies.append(
-                            (before, float(self.energy(z, t, text, control, mask, tokens)))
-                        )
+                        energies.append((before, float(self.energy(z, t, text, mask, tokens))))
                 z = scheduler.step(self.predict_noise(z, t, text, control), t, z).prev_sample
                 z = mask * z + (1 - mask) * previous[i]  # latent fusion
                 current.append(z)
