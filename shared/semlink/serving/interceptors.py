@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -46,24 +47,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         service, method = _split(details.method)
-        m = self.metrics
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                labels = ("unary", service, method)
-                m.started.labels(*labels).inc()
-                start = time.perf_counter()
-                error: BaseException | None = None
-                try:
+                with self._observe(("unary", service, method), context):
                     return await inner_uu(request, context)
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    m.handling_seconds.labels(*labels).observe(time.perf_counter() - start)
-                    m.handled.labels(*labels, _code_of(context, error)).inc()
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -74,24 +64,32 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             async def unary_stream(
                 request: Any, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
-                labels = ("server_stream", service, method)
-                m.started.labels(*labels).inc()
-                start = time.perf_counter()
-                error: BaseException | None = None
-                try:
+                with self._observe(("server_stream", service, method), context):
                     async for item in inner_us(request, context):
                         yield item
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    m.handling_seconds.labels(*labels).observe(time.perf_counter() - start)
-                    m.handled.labels(*labels, _code_of(context, error)).inc()
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer
             )
         return handler
+
+    @contextlib.contextmanager
+    def _observe(
+        self, labels: tuple[str, str, str], context: grpc.aio.ServicerContext
+    ) -> Iterator[None]:
+        """Count the RPC as started, then time it and count it as handled with its status code."""
+        m = self.metrics
+        m.started.labels(*labels).inc()
+        start = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            m.handling_seconds.labels(*labels).observe(time.perf_counter() - start)
+            m.handled.labels(*labels, _code_of(context, error)).inc()
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
