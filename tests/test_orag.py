@@ -321,3 +321,26 @@ def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
         assert not np.array_equal(first, call(8))
     finally:
         svc.stop()
+
+
+def test_sam_segmenter_masks_travel_in_the_mask_stream(tmp_path: Path, chelsea: np.ndarray) -> None:
+    from semlink.codec import _mask_grid
+    from semlink.extract.segmenter import SamSegmenter, tiny_sam
+    from semlink.streams.masks import decode_mask, encode_mask
+
+    segmenter = SamSegmenter(tiny_sam())
+    masks = segmenter.masks(chelsea, [(100, 40, 330, 200), (0, 0, 60, 60)])
+    assert [m.shape for m in masks] == [chelsea.shape[:2]] * 2 and all(
+        m.dtype == bool for m in masks
+    )
+    grid = _mask_grid(masks[0], chelsea.shape[1], chelsea.shape[0], 8)
+    assert grid.shape == (38, 56)
+    assert np.array_equal(decode_mask(encode_mask(grid)), grid)
+    # Real-weight path: a plain state dict, strict keys, no pickles.
+    torch.save(tiny_sam().state_dict(), tmp_path / "sam.pth")
+    loaded = SamSegmenter.from_checkpoint(tmp_path / "sam.pth", variant="tiny")
+    assert np.array_equal(loaded.masks(chelsea, [(100, 40, 330, 200)])[0], masks[0])
+    renamed = {k.replace("image_encoder", "encoder"): v for k, v in tiny_sam().state_dict().items()}
+    torch.save(renamed, tmp_path / "renamed.pth")
+    with pytest.raises(KeyMismatchError, match="missing"):
+        SamSegmenter.from_checkpoint(tmp_path / "renamed.pth", variant="tiny")
