@@ -12,16 +12,13 @@ Run: ``.venv/bin/python bench/bench_services.py [--reps N] [--workers W]``.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import skimage.data
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,13 +30,6 @@ from services.encoder import server as encoder_server
 from tests.servers import ServiceThread, config
 
 BUDGET = 500
-
-
-def png_level1(image: np.ndarray) -> bytes:
-    """What the decoder service does to a PNG response."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def median_seconds(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
@@ -80,14 +70,16 @@ def main() -> None:
         client.decode(packet)
 
         # Interleave library and RPC runs so drift hits both alike.
-        raw = decoder_pb2.IMAGE_FORMAT_RAW_RGB
+        raw, png = decoder_pb2.IMAGE_FORMAT_RAW_RGB, decoder_pb2.IMAGE_FORMAT_PNG
         lib_enc, rpc_enc, lib_dec, rpc_dec, lib_png, rpc_raw = [], [], [], [], [], []
         for _ in range(args.reps):
             lib_enc.append(median_seconds(lambda: encode(image, max_bytes=BUDGET), 1))
             rpc_enc.append(median_seconds(lambda: client.encode(image_png, max_bytes=BUDGET), 1))
             lib_dec.append(median_seconds(lambda: decode(packet), 5))
             rpc_raw.append(median_seconds(lambda: client.decode(packet, image_format=raw), 5))
-            lib_png.append(median_seconds(lambda: png_level1(decode(packet).image), 5))
+            lib_png.append(
+                median_seconds(lambda: decoder_server.image_bytes(decode(packet).image, png), 5)
+            )
             rpc_dec.append(median_seconds(lambda: client.decode(packet), 5))
         le, re_, ld, rd, lp, rr = (
             statistics.median(x) for x in (lib_enc, rpc_enc, lib_dec, rpc_dec, lib_png, rpc_raw)

@@ -7,7 +7,6 @@ import datetime
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
 from semlink import encode
+from semlink.demo import free_port
 from semlink.link import get_link_profile
 from semlink.packet import parse, serialize
 from semlink.profiles import LITE
@@ -258,14 +258,8 @@ def test_metrics_move_by_the_right_amounts(
     assert link_after[key] - link_before.get(key, 0) == pytest.approx(sent.stats.airtime_seconds)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_sigterm_finishes_the_in_flight_call(astronaut: np.ndarray) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

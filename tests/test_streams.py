@@ -99,9 +99,9 @@ def test_reference_fits_budget_and_round_trips(chelsea: np.ndarray) -> None:
     codec, payload, recon = encode_reference(chelsea, 600)
     assert len(payload) <= 600
     small = decode_reference(codec, payload, width, height)
-    from semlink.restore import upsample
+    from semlink.restore import resize
 
-    assert np.array_equal(upsample(small, width, height), recon)
+    assert np.array_equal(resize(small, width, height), recon)
 
 
 def test_stripped_container_beats_whole_file(chelsea: np.ndarray) -> None:

@@ -19,7 +19,8 @@ from semlink.v1 import decoder_pb2, decoder_pb2_grpc
 NAME = "decoder"
 
 
-def _image_bytes(image: np.ndarray, fmt: int) -> bytes:
+def image_bytes(image: np.ndarray, fmt: int) -> bytes:
+    """The response's image in the requested format (PNG favours speed: compress level 1)."""
     if fmt == decoder_pb2.IMAGE_FORMAT_RAW_RGB:
         return np.ascontiguousarray(image, dtype=np.uint8).tobytes()
     buffer = io.BytesIO()
@@ -39,7 +40,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
     ) -> decoder_pb2.DecodeResponse:
         height, width = result.image.shape[:2]
         return decoder_pb2.DecodeResponse(
-            image=_image_bytes(result.image, fmt),
+            image=image_bytes(result.image, fmt),
             stats=decoder_pb2.DecodeStats(
                 layers_used=result.layers_used,
                 stage_seconds=result.stage_seconds,

@@ -32,7 +32,7 @@ from semlink.packet import (
     serialize,
 )
 from semlink.profiles import Profile, get_profile
-from semlink.restore import upsample
+from semlink.restore import resize
 from semlink.streams import LayerKind
 from semlink.streams._varint import read_varint, write_varint
 from semlink.streams.masks import decode_mask, encode_mask
@@ -262,7 +262,7 @@ def decode(
         kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
         if kind is LayerKind.REFERENCE and reference is None:
             small = decode_reference(layer.codec, layer.payload, packet.width, packet.height)
-            reference = upsample(small, packet.width, packet.height)
+            reference = resize(small, packet.width, packet.height)
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
         elif kind is LayerKind.OBJECT:

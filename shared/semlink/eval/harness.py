@@ -25,7 +25,7 @@ from PIL import Image
 
 from semlink.codec import decode, encode
 from semlink.quality import all_metrics
-from semlink.restore import upsample
+from semlink.restore import resize
 from semlink.streams.reference import ReferenceCodec, decode_file, search
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -136,7 +136,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
         if per_codec:
             codec, result = max(per_codec, key=lambda item: item[1]["psnr"])
             data = (cache / f"{key}-{budget}-{codec.name.lower()}.bin").read_bytes()
-            recon = upsample(decode_file(codec, data), width, height)
+            recon = resize(decode_file(codec, data), width, height)
             Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")
             rows.append(
                 Row(

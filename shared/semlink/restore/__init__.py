@@ -1,5 +1,5 @@
 """Decoder stages that turn decoded layers into the output image."""
 
-from semlink.restore.upsample import upsample
+from semlink.restore.resample import resize
 
-__all__ = ["upsample"]
+__all__ = ["resize"]

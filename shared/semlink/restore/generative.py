@@ -7,11 +7,11 @@ from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from semlink.models.registry import DecoderModels, decoder_models
 from semlink.restore.dyndiff import choose_steps
 from semlink.restore.orag import ObjectPrompt, ORAGPipeline
+from semlink.restore.resample import resize
 
 
 @cache
@@ -38,9 +38,9 @@ def generative_decode(
     c = models.components
     multiple = c.vae_scale * 2 ** (len(c.unet.config.block_out_channels) - 1)
     work_w, work_h = (-(-width // multiple) * multiple, -(-height // multiple) * multiple)
-    work = np.asarray(Image.fromarray(reference).resize((work_w, work_h), Image.Resampling.LANCZOS))
+    work = resize(reference, work_w, work_h)
     n_steps = steps or choose_steps(reference, bpp)
     prompts = [ObjectPrompt(description, mask) for description, mask in objects]
     out = pipeline(work, caption, prompts, steps=n_steps, seed=seed, check=check)
-    image = np.asarray(Image.fromarray(out.image).resize((width, height), Image.Resampling.LANCZOS))
+    image = resize(out.image, width, height)
     return image, n_steps

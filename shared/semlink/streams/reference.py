@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from semlink.packet.errors import PacketFormatError
-from semlink.restore.upsample import upsample
+from semlink.restore.resample import resize
 from semlink.streams._varint import read_varint, write_varint
 
 pillow_heif.register_heif_opener()
@@ -228,10 +228,6 @@ class Candidate:
     reconstruction: NDArray[np.uint8]
 
 
-def _resize(image: NDArray[np.uint8], width: int, height: int) -> NDArray[np.uint8]:
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
-
-
 def search(
     image: NDArray[np.uint8],
     max_bytes: int,
@@ -254,7 +250,7 @@ def search(
         return len(pack_file(codec, k, data, width, height)) if packed else len(data)
 
     def evaluate(codec: ReferenceCodec, k: int, quality: int, data: bytes) -> Candidate:
-        recon = upsample(decode_file(codec, data), width, height)
+        recon = resize(decode_file(codec, data), width, height)
         return Candidate(codec, k, quality, data, cost(codec, k, data), psnr(recon, image), recon)
 
     def best_of_codec(codec: ReferenceCodec) -> Candidate | None:
@@ -265,7 +261,7 @@ def search(
             sw, sh = small_size(width, height, k)
             if not spec.min_bpp <= 8 * max_bytes / (sw * sh) <= MAX_SMALL_BPP:
                 continue
-            small = _resize(image, sw, sh)
+            small = resize(image, sw, sh)
             # Largest quality that fits. Smaller pictures fit at least the quality that the
             # previous (larger) scale fitted, so the search starts from there.
             lo, hi = floor, spec.qualities[1]
@@ -296,7 +292,7 @@ def search(
     # map to one quantizer in x265/libaom), find the largest scale that still fits, and
     # keep the best of those that fill the budget unless filling would cost real quality.
     spec = _CODECS[best.codec]
-    small_best = _resize(image, *small_size(width, height, best.k))
+    small_best = resize(image, *small_size(width, height, best.k))
 
     def next_distinct(step: int) -> int | None:
         q = best.quality + step
@@ -308,7 +304,7 @@ def search(
 
     def largest_fitting(quality: int, lo: int, hi: int) -> Candidate | None:
         def fits(k: int) -> bytes | None:
-            data = spec.encode(_resize(image, *small_size(width, height, k)), quality)
+            data = spec.encode(resize(image, *small_size(width, height, k)), quality)
             return data if cost(best.codec, k, data) <= max_bytes else None
 
         found: tuple[int, bytes] | None = None
