@@ -83,6 +83,22 @@ def test_every_bit_flip_is_detected(data: st.DataObject) -> None:
         parse(bytes(flipped))
 
 
+def test_every_single_bit_flip_of_a_packet_is_caught() -> None:
+    packet = Packet(
+        640, 480, 0, 0xDEADBEEF, 0, (Layer(0, 1, bytes(range(200))), Layer(1, 0, b"caption"))
+    )
+    wire = serialize(packet)
+    caught = 0
+    for position in range(len(wire)):
+        for bit in range(8):
+            flipped = bytearray(wire)
+            flipped[position] ^= 1 << bit
+            with pytest.raises(PacketError):
+                parse(bytes(flipped))
+            caught += 1
+    print(f"{caught} of {8 * len(wire)} single-bit flips caught")
+
+
 def test_crc_covers_the_header_too() -> None:
     wire = bytearray(
         serialize(Packet(640, 480, model_fingerprint=5, layers=(Layer(0, 0, b"x" * 50),)))

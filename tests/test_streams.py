@@ -14,7 +14,15 @@ from skimage.segmentation import felzenszwalb, slic
 
 from semlink.packet import PacketError
 from semlink.streams.masks import decode_mask, encode_mask
-from semlink.streams.reference import ReferenceCodec, decode_reference, encode_reference, search
+from semlink.streams.reference import (
+    ReferenceCodec,
+    _coded_data_offset,
+    decode_reference,
+    encode_file,
+    encode_reference,
+    pack_file,
+    search,
+)
 from semlink.streams.segmap import SegmapCodec, decode_segmap, encode_segmap, segmap_sizes
 from semlink.streams.text import decode_text, encode_text
 
@@ -112,6 +120,13 @@ def test_stripped_container_beats_whole_file(chelsea: np.ndarray) -> None:
         f"AVIF at 600 B: stripped container {packed.psnr:.2f} dB vs whole file {whole.psnr:.2f} dB"
     )
     assert packed.psnr > whole.psnr
+    height, width = chelsea.shape[:2]
+    for codec in (ReferenceCodec.AVIF, ReferenceCodec.HEVC):
+        data = encode_file(codec, np.ascontiguousarray(chelsea[::4, ::4]), 30)
+        raw = _coded_data_offset(codec, data)
+        sent = len(pack_file(codec, 64, data, width, height)) - (len(data) - raw) - 1
+        print(f"{codec.name} container: {raw} bytes in the file, {sent} bytes in the layer")
+        assert sent < raw / 4
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00", b"\x40\x05abc", b"\x40\x00" + b"junk" * 10])

@@ -156,8 +156,10 @@ def eval_cmd(
     workers: Annotated[int, typer.Option("--workers", help="Parallel image workers.")] = 2,
 ) -> None:
     """Compare lite with classical codecs at equal real bytes; write CSV, RD plot and HTML."""
+    import pandas as pd
+
     from semlink.eval.harness import EvalConfig, list_images, run_eval
-    from semlink.eval.report import write_reports
+    from semlink.eval.report import comparison_lines, write_reports
 
     try:
         rates = tuple(float(r) for r in bpp.split(","))
@@ -189,6 +191,8 @@ def eval_cmd(
                 f"{row.niqe:.3f}",
             )
     console.print(table)
+    for line in comparison_lines(pd.read_csv(out / "results.csv")):
+        console.print(line)
     console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
 
 

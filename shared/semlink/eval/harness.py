@@ -46,6 +46,8 @@ class Row:
     image: str
     target_bpp: float
     method: str
+    budget: int
+    """Bytes every method was allowed: floor(target_bpp x W x H / 8)."""
     bytes: int
     bpp: float
     psnr: float
@@ -106,6 +108,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                 path.stem,
                 rate,
                 "lite",
+                budget,
                 len(encoded.data),
                 encoded.bits_per_pixel,
                 detail=detail,
@@ -127,6 +130,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                     path.stem,
                     rate,
                     name,
+                    budget,
                     result["bytes"],
                     8 * result["bytes"] / (width * height),
                     result["psnr"],
@@ -143,6 +147,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                     path.stem,
                     rate,
                     "best_baseline",
+                    budget,
                     result["bytes"],
                     8 * result["bytes"] / (width * height),
                     detail=f"{codec.name.lower()} scale {result['k']}/256",

@@ -33,6 +33,32 @@ def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
     return summary
 
 
+def comparison_lines(frame: pd.DataFrame) -> list[str]:
+    """Per rate: how often lite beats the best baseline image by image, budget use, codecs, time."""
+    lines = []
+    lite = frame[frame.method == "lite"].set_index(["image", "target_bpp"])
+    base = frame[frame.method == "best_baseline"].set_index(["image", "target_bpp"])
+    for rate, group in lite.groupby(level="target_bpp"):
+        other = base.loc[group.index]
+        n = len(group)
+        wins = []
+        for metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
+            lower_is_better = metric in ("gmsd", "niqe")
+            better = (
+                group[metric] < other[metric] if lower_is_better else group[metric] > other[metric]
+            )
+            wins.append(f"{metric} {int(better.sum())}/{n}")
+        fill = group["bytes"] / group["budget"]
+        codecs = ", ".join(f"{c} {k}" for c, k in group["detail"].value_counts().items())
+        lines.append(
+            f"{rate} bpp: lite better than the best baseline on {', '.join(wins)} images; "
+            f"budget used min {fill.min():.1%}, {int((fill < 0.97).sum())}/{n} under 97%; "
+            f"reference codecs {codecs}; lite encode {group['encode_s'].mean():.2f} s, "
+            f"decode {1000 * group['decode_s'].mean():.0f} ms on average"
+        )
+    return lines
+
+
 def _plot(summary: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     palette = plt.get_cmap("Dark2")
