@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,3 +28,14 @@ def kodak_image(name: str) -> np.ndarray:
     if not path.exists():
         pytest.skip(f"Kodak image {path} not present (set SEMLINK_KODAK)")
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Generative profiles and learned codecs use tiny random models for this test."""
+    from semlink.config import settings
+
+    monkeypatch.setenv("SEMLINK_TINY_MODELS", "1")
+    settings.cache_clear()
+    yield
+    settings.cache_clear()

@@ -133,16 +133,6 @@ def test_loaders_reject_tampered_files_and_renamed_keys(tmp_path: Path) -> None:
         verify_manifest(tmp_path)
 
 
-@pytest.fixture
-def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    from semlink.config import settings
-
-    monkeypatch.setenv("SEMLINK_TINY_MODELS", "1")
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-
-
 def _object_mask(image: np.ndarray) -> np.ndarray:
     mask = np.zeros(image.shape[:2], bool)
     mask[40:200, 120:330] = True

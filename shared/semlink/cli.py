@@ -236,6 +236,31 @@ def weights_verify_cmd(
     console.print(f"{dest}: {len(table)} files match the manifest")
 
 
+@weights_app.command("export-onnx")
+def weights_export_onnx_cmd(
+    dest: Annotated[Path, typer.Argument(help="Directory for the .onnx files.")],
+    tiny: Annotated[bool, typer.Option("--tiny", help="Tiny random models (demo/test).")] = False,
+) -> None:
+    """Export the learned reference codecs' analysis transforms (the edge's networks) to ONNX.
+
+    Point the encoder's SEMLINK_EDGE_ONNX at DEST to run them in onnxruntime.
+    """
+    _use_tiny_models(tiny)
+    from semlink.models.codecs import reference_codecs
+    from semlink.models.onnx_edge import export_analysis
+    from semlink.models.weights import WeightsError
+
+    try:
+        codecs = reference_codecs()
+    except WeightsError as exc:
+        raise _fail(str(exc)) from exc
+    if not codecs:
+        raise _fail("no learned reference codecs: set SEMLINK_REFERENCE_MODELS (or use --tiny)")
+    for codec in codecs:
+        path = export_analysis(codec, dest / f"{codec.name}.onnx")
+        console.print(f"{path}: {path.stat().st_size} bytes")
+
+
 class ServiceKind(StrEnum):
     encoder = "encoder"
     decoder = "decoder"

@@ -209,7 +209,7 @@ def encode(
     reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD
     layers = list(semantic)
     while reference_budget > 0:
-        found = encode_reference(rgb, reference_budget)
+        found = encode_reference(rgb, reference_budget, spec.learned_codecs())
         if found is None:
             break
         codec, payload, _ = found
@@ -261,7 +261,9 @@ def decode(
         start = time.perf_counter()
         kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
         if kind is LayerKind.REFERENCE and reference is None:
-            small = decode_reference(layer.codec, layer.payload, packet.width, packet.height)
+            small = decode_reference(
+                layer.codec, layer.payload, packet.width, packet.height, spec.learned_codecs()
+            )
             reference = resize(small, packet.width, packet.height)
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
@@ -307,12 +309,18 @@ def decode(
 def decode_preview(data: bytes | Packet) -> DecodeResult:
     """A fast first look: the reference layer alone, bilinear upsampling, no other layers."""
     packet = data if isinstance(data, Packet) else parse(data)
+    try:
+        learned = get_profile(packet.profile).learned_codecs()
+    except KeyError as exc:
+        raise PacketFormatError(str(exc)) from exc
     start = time.perf_counter()
     image = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
     used = []
     for layer in packet.layers:
         if layer.kind == LayerKind.REFERENCE:
-            small = decode_reference(layer.codec, layer.payload, packet.width, packet.height)
+            small = decode_reference(
+                layer.codec, layer.payload, packet.width, packet.height, learned
+            )
             resized = Image.fromarray(small).resize(
                 (packet.width, packet.height), Image.Resampling.BILINEAR
             )

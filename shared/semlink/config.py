@@ -25,6 +25,15 @@ class Settings(BaseSettings):
         None,
         description="Diffusers-layout directory of the sedic decoder's weights (with manifest).",
     )
+    reference_models: Path | None = Field(
+        None,
+        description="Directory of learned reference codecs (codecs.json, weights, manifest).",
+    )
+    edge_onnx: Path | None = Field(
+        None,
+        description="Directory of ONNX analysis transforms (`semlink weights export-onnx`): "
+        "the encoder runs learned codecs' networks in onnxruntime.",
+    )
     tiny_models: bool = Field(False, description="Use tiny random models (tests and CPU demos).")
 
 

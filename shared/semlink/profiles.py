@@ -8,14 +8,19 @@ holding different models refuses the packet instead of decoding garbage.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import google_crc32c
 import imagecodecs
 import PIL
 import pillow_heif
+
+if TYPE_CHECKING:
+    from semlink.models.codecs import LearnedCodec
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Profile:
     """Package data files both ends must hold identically (e.g. the text model)."""
     diffusion: bool = False
     """Whether the decoder runs the diffusion pipeline (and so needs its weights)."""
+    learned_reference: bool = False
+    """Whether learned reference codecs (``SEMLINK_REFERENCE_MODELS``) compete in rate control."""
 
     @property
     def fingerprint(self) -> int:
@@ -38,7 +45,19 @@ class Profile:
             from semlink.models.registry import decoder_models_digest
 
             parts = [*parts, f"diffusion={decoder_models_digest()}"]
+        if self.learned_reference:
+            from semlink.models.codecs import reference_codecs_digest
+
+            parts = [*parts, f"reference={reference_codecs_digest()}"]
         return int(google_crc32c.value("|".join(parts).encode()))
+
+    def learned_codecs(self) -> Sequence[LearnedCodec]:
+        """The learned reference codecs this profile's ends hold (loads them)."""
+        if not self.learned_reference:
+            return ()
+        from semlink.models.codecs import reference_codecs
+
+        return reference_codecs()
 
     @cached_property
     def _static_parts(self) -> list[str]:
@@ -69,6 +88,7 @@ SEDIC = Profile(
     "ControlNet diffusion decoder with object-wise attention guidance (ORAG) and DynDiff steps.",
     data_files=("data/english_words.txt.gz",),
     diffusion=True,
+    learned_reference=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LITE, SEDIC)}

@@ -26,7 +26,7 @@ from PIL import Image
 from semlink.codec import decode, encode
 from semlink.quality import all_metrics
 from semlink.restore import resize
-from semlink.streams.reference import ReferenceCodec, decode_file, search
+from semlink.streams.reference import CLASSICAL, ReferenceCodec, decode_file, search
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _CACHE_VERSION = "3"
@@ -38,7 +38,7 @@ class EvalConfig:
     out: Path
     rates: tuple[float, ...] = (0.02, 0.03, 0.05)
     workers: int = 2
-    baselines: tuple[str, ...] = tuple(c.name.lower() for c in ReferenceCodec)
+    baselines: tuple[str, ...] = tuple(c.name.lower() for c in CLASSICAL)
 
 
 @dataclass

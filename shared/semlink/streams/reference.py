@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import imagecodecs
 import numpy as np
@@ -36,6 +37,9 @@ from PIL import Image
 from semlink.packet.errors import PacketFormatError
 from semlink.restore.resample import resize
 from semlink.streams._varint import read_varint, write_varint
+
+if TYPE_CHECKING:
+    from semlink.models.codecs import LearnedCodec
 
 pillow_heif.register_heif_opener()
 
@@ -48,6 +52,16 @@ class ReferenceCodec(IntEnum):
     WEBP = 2
     JPEGXL = 3
     JPEG = 4
+    # Learned codecs (compressai), present when the profile's models include them.
+    HYPERPRIOR = 5  # bmshj2018-hyperprior
+    CHENG2020_ATTN = 6
+
+
+CLASSICAL = tuple(c for c in ReferenceCodec if c <= ReferenceCodec.JPEG)
+LEARNED: dict[ReferenceCodec, str] = {
+    ReferenceCodec.HYPERPRIOR: "bmshj2018-hyperprior",
+    ReferenceCodec.CHENG2020_ATTN: "cheng2020-attn",
+}
 
 
 SCALES = (128, 96, 72, 54, 40, 30)
@@ -184,21 +198,29 @@ def unpack_file(
     return k, container + payload[offset + length :]
 
 
-def decode_reference(codec: int, payload: bytes, width: int, height: int) -> NDArray[np.uint8]:
-    """Decode a reference layer to its small image (not yet upsampled)."""
+def decode_reference(
+    codec: int, payload: bytes, width: int, height: int, learned: Sequence[LearnedCodec] = ()
+) -> NDArray[np.uint8]:
+    """Decode a reference layer to its small image (not yet upsampled).
+
+    ``learned`` are the learned codecs the decoder holds (the profile's fingerprint
+    guarantees they are the encoder's)."""
     try:
         which = ReferenceCodec(codec)
     except ValueError as exc:
         raise PacketFormatError(
             f"reference codec id {codec} is unknown; known: {[c.value for c in ReferenceCodec]}"
         ) from exc
-    k, data = unpack_file(which, payload, width, height)
-    try:
-        image = decode_file(which, data)
-    except Exception as exc:  # codec libraries raise many types on corrupt input
-        raise PacketFormatError(
-            f"reference layer is not a valid {which.name} stream: {exc}"
-        ) from exc
+    if which in LEARNED:
+        k, image = _decode_learned(which, payload, width, height, learned)
+    else:
+        k, data = unpack_file(which, payload, width, height)
+        try:
+            image = decode_file(which, data)
+        except Exception as exc:  # codec libraries raise many types on corrupt input
+            raise PacketFormatError(
+                f"reference layer is not a valid {which.name} stream: {exc}"
+            ) from exc
     expected = small_size(width, height, k)
     if (image.shape[1], image.shape[0]) != expected:
         raise PacketFormatError(
@@ -206,6 +228,96 @@ def decode_reference(codec: int, payload: bytes, width: int, height: int) -> NDA
             f"expected {expected[0]}x{expected[1]}"
         )
     return image
+
+
+def _models_of(codec: ReferenceCodec, learned: Sequence[LearnedCodec]) -> list[LearnedCodec]:
+    return [m for m in learned if m.config.architecture == LEARNED[codec]]
+
+
+def pack_learned(k: int, index: int, z: bytes, y: bytes) -> bytes:
+    """Learned reference payload: scale byte, model index byte, varint len(z), z, y."""
+    return bytes([k, index]) + write_varint(len(z)) + z + y
+
+
+def _decode_learned(
+    codec: ReferenceCodec,
+    payload: bytes,
+    width: int,
+    height: int,
+    learned: Sequence[LearnedCodec],
+) -> tuple[int, NDArray[np.uint8]]:
+    if len(payload) < 3:
+        raise PacketFormatError("learned reference layer is shorter than its 3-byte header")
+    k, index = payload[0], payload[1]
+    if k == 0:
+        raise PacketFormatError("reference layer has scale 0; scales are 1..255 (x 1/256)")
+    models = _models_of(codec, learned)
+    if index >= len(models):
+        raise PacketFormatError(
+            f"reference layer uses {LEARNED[codec]} model #{index}, but this decoder holds "
+            f"{len(models)} such model(s): set SEMLINK_REFERENCE_MODELS to the encoder's set"
+        )
+    length, offset = read_varint(payload, 2, "learned reference z length")
+    if offset + length > len(payload):
+        raise PacketFormatError("learned reference layer is cut short inside its hyper-latents")
+    sw, sh = small_size(width, height, k)
+    try:
+        image = models[index].decompress(
+            payload[offset : offset + length], payload[offset + length :], sw, sh
+        )
+    except Exception as exc:  # the rANS decoder rejects some corrupt strings
+        raise PacketFormatError(
+            f"reference layer is not a valid {codec.name} stream: {exc}"
+        ) from exc
+    return k, image
+
+
+def search_learned(
+    image: NDArray[np.uint8],
+    max_bytes: int,
+    learned: Sequence[LearnedCodec],
+    scales: Sequence[int] = SCALES,
+) -> Candidate | None:
+    """Best-PSNR learned candidate: per model, the largest scale whose payload fits."""
+    height, width = image.shape[:2]
+    best: Candidate | None = None
+    for codec in LEARNED:
+        for index, model in enumerate(_models_of(codec, learned)):
+
+            def attempt(
+                k: int, model: LearnedCodec = model, index: int = index
+            ) -> tuple[bytes, NDArray[np.uint8]] | None:
+                sw, sh = small_size(width, height, k)
+                z, y = model.compress(resize(image, sw, sh))
+                payload = pack_learned(k, index, z, y)
+                if len(payload) > max_bytes:
+                    return None
+                return payload, model.decompress(z, y, sw, sh)
+
+            fits: tuple[int, bytes, NDArray[np.uint8]] | None = None
+            too_big = 256
+            for k in sorted(scales, reverse=True):
+                found = attempt(k)
+                if found is not None:
+                    fits = (k, *found)
+                    break
+                too_big = k
+            if fits is None:
+                continue
+            lo, hi = fits[0] + 1, min(255, too_big - 1)
+            while lo <= hi:  # refine the scale between the fitting and the failing one
+                k = (lo + hi) // 2
+                found = attempt(k)
+                if found is not None:
+                    fits, lo = (k, *found), k + 1
+                else:
+                    hi = k - 1
+            k, payload, small = fits
+            recon = resize(small, width, height)
+            candidate = Candidate(codec, k, index, payload, len(payload), psnr(recon, image), recon)
+            if best is None or candidate.psnr > best.psnr:
+                best = candidate
+    return best
 
 
 def psnr(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
@@ -220,8 +332,9 @@ class Candidate:
     codec: ReferenceCodec
     k: int
     quality: int
+    """Codec quality (learned codecs: index of the model)."""
     data: bytes
-    """The codec's standard file."""
+    """The codec's standard file (learned codecs: the layer payload)."""
     size: int
     """Bytes this candidate costs (packed payload, or the whole file for baselines)."""
     psnr: float
@@ -232,7 +345,7 @@ def search(
     image: NDArray[np.uint8],
     max_bytes: int,
     *,
-    codecs: Iterable[ReferenceCodec] = tuple(ReferenceCodec),
+    codecs: Iterable[ReferenceCodec] = CLASSICAL,
     scales: Sequence[int] = SCALES,
     packed: bool = True,
     fill: float = 0.97,
@@ -337,15 +450,22 @@ def search(
 
 
 def encode_reference(
-    image: NDArray[np.uint8], max_bytes: int
+    image: NDArray[np.uint8], max_bytes: int, learned: Sequence[LearnedCodec] = ()
 ) -> tuple[int, bytes, NDArray[np.uint8]] | None:
-    """(codec id, payload, full-size reconstruction) of the best reference within ``max_bytes``."""
-    best = search(image, max_bytes)
+    """(codec id, payload, full-size reconstruction) of the best reference within ``max_bytes``.
+
+    Classical codecs always compete; ``learned`` codecs join when the profile holds them.
+    """
+    height, width = image.shape[:2]
+    found = [search(image, max_bytes)]
+    if learned:
+        found.append(search_learned(image, max_bytes, learned))
+    best = max((c for c in found if c is not None), key=lambda c: c.psnr, default=None)
     if best is None:
         return None
-    height, width = image.shape[:2]
-    return (
-        int(best.codec),
-        pack_file(best.codec, best.k, best.data, width, height),
-        best.reconstruction,
+    payload = (
+        best.data
+        if best.codec in LEARNED
+        else pack_file(best.codec, best.k, best.data, width, height)
     )
+    return int(best.codec), payload, best.reconstruction

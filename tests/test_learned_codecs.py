@@ -1,0 +1,180 @@
+"""Learned reference codecs (compressai) on tiny random models, and their ONNX edge path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semlink.models.codecs import LearnedCodec, load_codecs, tiny_codecs
+from semlink.models.weights import KeyMismatchError, WeightsError, write_manifest
+from semlink.packet import PacketFormatError
+from semlink.streams.reference import (
+    LEARNED,
+    ReferenceCodec,
+    decode_reference,
+    search_learned,
+    small_size,
+)
+
+
+@pytest.fixture(scope="module")
+def codecs() -> list[LearnedCodec]:
+    return tiny_codecs(0)
+
+
+@pytest.fixture(scope="module")
+def small(chelsea: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(chelsea[::3, ::3])  # 151 x 100: not a multiple of 64
+
+
+def test_both_architectures_round_trip_within_budget(
+    codecs: list[LearnedCodec], small: np.ndarray
+) -> None:
+    height, width = small.shape[:2]
+    for codec_id in LEARNED:
+        chosen = [c for c in codecs if c.config.architecture == LEARNED[codec_id]]
+        best = search_learned(small, 400, chosen)
+        assert best is not None and best.codec == codec_id and best.size <= 400
+        decoded = decode_reference(int(codec_id), best.data, width, height, codecs)
+        assert decoded.shape[:2] == small_size(width, height, best.k)[::-1]
+        # The encoder's reconstruction is exactly what the decoder rebuilds.
+        from semlink.restore import resize
+
+        assert np.array_equal(resize(decoded, width, height), best.reconstruction)
+
+
+_CHILD = """
+import hashlib, sys, numpy as np, skimage.data
+from semlink.models.codecs import tiny_codecs
+from semlink.streams.reference import decode_reference, pack_learned
+image = np.ascontiguousarray(skimage.data.chelsea()[::3, ::3])
+h, w = image.shape[:2]
+for codec_id, codec in zip((5, 6), tiny_codecs(0)):
+    if sys.argv[1] == "encode":
+        z, y = codec.compress(image)
+        print(pack_learned(128, 0, z, y).hex())
+    else:
+        payload = bytes.fromhex(sys.argv[2 + codec_id - 5])
+        small = decode_reference(codec_id, payload, w * 2, h * 2, tiny_codecs(0))
+        print(hashlib.sha256(small.tobytes()).hexdigest())
+"""
+
+
+def test_bitstreams_are_bit_exact_across_processes(
+    codecs: list[LearnedCodec], small: np.ndarray
+) -> None:
+    def child(*args: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.split()
+
+    from semlink.streams.reference import pack_learned
+
+    here = [pack_learned(128, 0, *codec.compress(small)).hex() for codec in codecs]
+    there = child("encode")
+    assert there == here
+    hashes = child("decode", *there)
+    h, w = small.shape[:2]
+    for codec_id, payload, digest in zip((5, 6), there, hashes, strict=True):
+        image = decode_reference(codec_id, bytes.fromhex(payload), 2 * w, 2 * h, codecs)
+        assert hashlib.sha256(image.tobytes()).hexdigest() == digest
+
+
+def test_hostile_learned_payloads_are_refused(codecs: list[LearnedCodec]) -> None:
+    with pytest.raises(PacketFormatError, match="shorter"):
+        decode_reference(int(ReferenceCodec.HYPERPRIOR), b"\x80", 64, 64, codecs)
+    with pytest.raises(PacketFormatError, match="model #7"):
+        decode_reference(int(ReferenceCodec.HYPERPRIOR), b"\x80\x07\x00", 64, 64, codecs)
+    with pytest.raises(PacketFormatError, match="holds 0"):
+        decode_reference(int(ReferenceCodec.CHENG2020_ATTN), b"\x80\x00\x00", 64, 64, ())
+    with pytest.raises(PacketFormatError, match="cut short"):
+        decode_reference(int(ReferenceCodec.HYPERPRIOR), b"\x80\x00\x7f\x01", 64, 64, codecs)
+    # Random strings decode to some picture of the right size or a clear error, never a crash.
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        junk = bytes([128, 0, 3]) + rng.bytes(40)
+        try:
+            image = decode_reference(int(ReferenceCodec.HYPERPRIOR), junk, 64, 64, codecs)
+        except PacketFormatError:
+            continue
+        assert image.shape == (32, 32, 3)
+
+
+def test_loader_verifies_manifest_and_keys(tmp_path: Path, small: np.ndarray) -> None:
+    source = tiny_codecs(0)
+    listing = []
+    for codec in source:
+        name = f"{codec.name}.pth"
+        torch.save(codec.model.state_dict(), tmp_path / name)
+        listing.append({**codec.config.model_dump(), "file": name})
+    (tmp_path / "codecs.json").write_text(json.dumps(listing))
+    write_manifest(tmp_path)
+    loaded = load_codecs(tmp_path)
+    for a, b in zip(source, loaded, strict=True):
+        assert a.compress(small) == b.compress(small)
+
+    data = bytearray((tmp_path / listing[0]["file"]).read_bytes())
+    data[-20] ^= 1
+    (tmp_path / listing[0]["file"]).write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_codecs(tmp_path)
+
+    renamed = {k.replace("g_a", "analysis"): v for k, v in source[0].model.state_dict().items()}
+    torch.save(renamed, tmp_path / listing[0]["file"])
+    write_manifest(tmp_path)
+    with pytest.raises(KeyMismatchError, match="analysis"):
+        load_codecs(tmp_path)
+
+
+def test_onnx_analysis_matches_pytorch_and_packets_are_identical(
+    tmp_path: Path, small: np.ndarray
+) -> None:
+    from semlink.models.codecs import Analysis, _to_input
+    from semlink.models.onnx_edge import export_analysis, onnx_runner, use_onnx
+
+    for torch_codec, onnx_codec in zip(tiny_codecs(0), tiny_codecs(0), strict=True):
+        path = export_analysis(torch_codec, tmp_path / f"{torch_codec.name}.onnx")
+        x = _to_input(small)
+        y, z = onnx_runner(path, ["CPUExecutionProvider"])(x)
+        with torch.no_grad():
+            y_ref, z_ref = Analysis(torch_codec.model)(torch.from_numpy(x))
+        assert y.shape == tuple(y_ref.shape) and z.shape == tuple(z_ref.shape)
+        np.testing.assert_allclose(y, y_ref.numpy(), atol=1e-4)
+        np.testing.assert_allclose(z, z_ref.numpy(), atol=1e-4)
+        use_onnx(onnx_codec, path, ["CPUExecutionProvider"])
+        for image in (small, np.ascontiguousarray(small[:70, :130])):
+            assert onnx_codec.compress(image) == torch_codec.compress(image)
+
+
+def test_sedic_packets_with_onnx_edge_are_identical(
+    tiny_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: np.ndarray
+) -> None:
+    """The encoder with SEMLINK_EDGE_ONNX writes the same packet as the PyTorch encoder."""
+    from typer.testing import CliRunner
+
+    from semlink import encode
+    from semlink.cli import app
+    from semlink.config import settings
+    from semlink.models import codecs as registry
+
+    result = CliRunner().invoke(app, ["weights", "export-onnx", str(tmp_path), "--tiny"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == [
+        "bmshj2018-hyperprior-q1.onnx",
+        "cheng2020-attn-q1.onnx",
+    ]
+    plain = encode(small, "sedic", max_bytes=300).data
+    monkeypatch.setattr(registry, "_tiny", lambda: tuple(tiny_codecs(0)))
+    monkeypatch.setenv("SEMLINK_EDGE_ONNX", str(tmp_path))
+    settings.cache_clear()
+    codecs = registry.reference_codecs()
+    assert all(c.analysis_runner is not None for c in codecs)
+    assert encode(small, "sedic", max_bytes=300).data == plain
