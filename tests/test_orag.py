@@ -58,6 +58,55 @@ def test_pipeline_runs_end_to_end(pipeline: ORAGPipeline) -> None:
     assert np.array_equal(out.image, again.image)  # the packet's seed fixes the result
 
 
+def test_dual_path_adds_object_tokens_to_the_unet_not_to_controlnet(
+    pipeline: ORAGPipeline,
+) -> None:
+    caption, parrot = "a red house near the sea", "a green parrot"
+    text, _ = pipeline.encode_prompt(caption)
+    object_text, tokens = pipeline.encode_prompt(parrot)
+    dual = pipeline.semantic_tokens(caption, [parrot])
+    assert dual.shape[1] == text.shape[1] + len(tokens) and len(tokens) > 0
+    assert torch.equal(dual[:, : text.shape[1]], text)
+    assert torch.equal(dual[:, text.shape[1] :], object_text[:, tokens])
+
+    seen: dict[str, list[int]] = {"unet": [], "controlnet": []}
+    hooks = [
+        getattr(pipeline.c, name).register_forward_pre_hook(
+            lambda _m, _a, kw, name=name: seen[name].append(kw["encoder_hidden_states"].shape[1]),
+            with_kwargs=True,
+        )
+        for name in seen
+    ]
+    try:
+        plain = pipeline(_reference(), caption, [], steps=2, seed=3)
+        for dual_path in (True, False):
+            seen["unet"].clear(), seen["controlnet"].clear()
+            out = pipeline(
+                _reference(),
+                caption,
+                [ObjectPrompt(parrot, None)],
+                steps=2,
+                seed=3,
+                dual_path=dual_path,
+                keep_trajectories=True,
+            )
+            global_pass = seen["unet"][:2]
+            assert global_pass == [dual.shape[1] if dual_path else text.shape[1]] * 2
+            assert set(seen["controlnet"]) == {text.shape[1]}
+            if dual_path:
+                with_tokens = out.trajectories[0][-1]
+            else:
+                without_tokens = out.trajectories[0][-1]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert not torch.equal(with_tokens, without_tokens)  # the object tokens steer the pass
+    # No objects: the dual path is the plain path.
+    assert np.array_equal(
+        plain.image, pipeline(_reference(), caption, [], steps=2, seed=3, dual_path=False).image
+    )
+
+
 def test_guidance_strictly_lowers_the_energy_it_minimizes(pipeline: ORAGPipeline) -> None:
     out = pipeline(
         _reference(),
@@ -189,7 +238,9 @@ def test_sedic_without_weights_says_how_to_get_them(
     settings.cache_clear()
 
 
-def test_cli_encode_and_decode_sedic_with_tiny_models(tmp_path: Path, chelsea: np.ndarray) -> None:
+def test_cli_encode_extracts_and_decode_runs_orag_with_tiny_models(
+    tmp_path: Path, chelsea: np.ndarray
+) -> None:
     from PIL import Image
     from typer.testing import CliRunner
 
@@ -210,13 +261,14 @@ def test_cli_encode_and_decode_sedic_with_tiny_models(tmp_path: Path, chelsea: n
                 "--profile",
                 "sedic",
                 "--tiny",
-                "--caption",
-                "a cat",
             ],
         )
         assert result.exit_code == 0, result.output
         info = runner.invoke(app, ["info", str(packet)])
         assert "profile sedic" in info.output
+        # No hints given: the encoder captioned, grounded and segmented the image itself.
+        for kind in ("reference", "caption", "object"):
+            assert kind in info.output, info.output
         result = runner.invoke(
             app, ["decode", str(packet), "-o", str(out), "--tiny", "--steps", "2"]
         )
@@ -272,7 +324,8 @@ def test_edge_encoder_needs_only_the_weight_manifest(
     monkeypatch.setenv("SEMLINK_SEDIC_WEIGHTS", str(tmp_path))
     settings.cache_clear()
     try:
-        result = encode(chelsea, "sedic", max_bytes=400)  # no weights on this machine
+        # no weights on this machine (and a caption hint: no extraction models either)
+        result = encode(chelsea, "sedic", max_bytes=400, caption="a cat")
         assert result.packet.model_fingerprint == SEDIC.fingerprint
         (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "01"}}')
         assert SEDIC.fingerprint != result.packet.model_fingerprint  # other weights, other set

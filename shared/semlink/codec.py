@@ -45,6 +45,11 @@ _REFERENCE_LAYER_OVERHEAD = 14
 (2), payload tag and length (<= 4), CRC32C (5)."""
 
 
+EXTRACTED_SEMANTIC_SHARE = 0.5
+"""At most this share of the budget goes to semantics the encoder extracted itself (the
+reference image needs the rest); objects are dropped from the least salient up."""
+
+
 class BudgetError(ValueError):
     """The byte budget cannot hold even the packet header and the required layers."""
 
@@ -150,6 +155,25 @@ def _object_payload(hint: ObjectHint, width: int, height: int, mask_scale: int) 
     return write_varint(len(text)) + text + mask
 
 
+def _extract(
+    rgb: NDArray[np.uint8], budget: int, stages: dict[str, float]
+) -> tuple[str, list[ObjectHint]]:
+    """Caption and objects from the edge's extraction models (profiles that extract)."""
+    from semlink.extract.pipeline import default_extractor
+    from semlink.models.weights import WeightsError
+
+    extractor = default_extractor()
+    if extractor is None:
+        raise WeightsError(
+            "the sedic encoder extracts captions and objects itself: set SEMLINK_CAPTIONER "
+            "(transformers:<dir or hub id> or chat:<API base URL>), SEMLINK_GROUNDER and "
+            "SEMLINK_SAM_CHECKPOINT, or SEMLINK_TINY_MODELS=1, or pass caption/objects hints"
+        )
+    found = extractor.extract(rgb, budget)
+    stages.update({f"extract_{name}": seconds for name, seconds in found.seconds.items()})
+    return found.caption, [ObjectHint(text, mask) for text, mask in found.objects]
+
+
 def encode(
     image: NDArray[np.generic] | Image.Image,
     profile: str | Profile = "lite",
@@ -163,7 +187,9 @@ def encode(
 ) -> EncodeResult:
     """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels / 8).
 
-    Hints (caption, objects most salient first, segmentation map) are coded first and
+    Profiles that extract (``sedic``) caption, ground and segment the image themselves
+    when given neither ``caption`` nor ``objects``. Hints (caption, objects most salient
+    first, segmentation map) are coded first and
     dropped from the least salient object up if they alone would overflow the budget;
     the reference image takes every remaining byte.
     """
@@ -175,6 +201,11 @@ def encode(
     if (max_bytes is None) == (target_bpp is None):
         raise ValueError("give exactly one of max_bytes and target_bpp")
     budget = int(max_bytes) if max_bytes is not None else int(target_bpp * width * height / 8)  # type: ignore[operator]
+    fingerprint = spec.fingerprint  # first: it says which decoder models are missing
+    semantic_cap = budget
+    if spec.extracts and caption is None and not objects:
+        caption, objects = _extract(rgb, budget, stages)
+        semantic_cap = int(budget * EXTRACTED_SEMANTIC_SHARE)
     start = time.perf_counter()
     semantic: list[Layer] = []
     if caption:
@@ -191,7 +222,6 @@ def encode(
     # Generative decoders draw noise from the header's seed: derived from the image, so
     # the same image gives the same packet, and small (a 2-byte varint).
     seed = int(google_crc32c.value(rgb.tobytes())) % 16383 + 1 if spec.diffusion else 0
-    fingerprint = spec.fingerprint
 
     def build(layers: Sequence[Layer]) -> bytes:
         return serialize(Packet(width, height, spec.id, fingerprint, seed, tuple(layers)))
@@ -203,7 +233,7 @@ def encode(
             f"allow at least {header_only} bytes"
         )
     # Drop the least important semantic layers (from the tail) until they fit.
-    while semantic and len(build(semantic)) > budget:
+    while semantic and len(build(semantic)) > min(budget, header_only + semantic_cap):
         semantic.pop()
     start = time.perf_counter()
     reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD

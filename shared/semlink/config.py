@@ -34,6 +34,18 @@ class Settings(BaseSettings):
         description="Directory of ONNX analysis transforms (`semlink weights export-onnx`): "
         "the encoder runs learned codecs' networks in onnxruntime.",
     )
+    captioner: str | None = Field(
+        None,
+        description="sedic edge captioner: transformers:<dir or hub id> (BLIP/GIT) or "
+        "chat:<base URL of an OpenAI-compatible API>.",
+    )
+    chat_model: str = Field("gpt-4o", description="Model name sent to the chat endpoint.")
+    chat_api_key: str | None = Field(None, description="Bearer token for the chat endpoint.")
+    grounder: str | None = Field(
+        None, description="Grounding DINO directory or hub id (transformers layout)."
+    )
+    sam_checkpoint: Path | None = Field(None, description="Official SAM checkpoint (.pth).")
+    sam_variant: str = Field("vit_b", description="SAM variant of the checkpoint.")
     tiny_models: bool = Field(False, description="Use tiny random models (tests and CPU demos).")
 
 

@@ -34,6 +34,8 @@ class Profile:
     """Package data files both ends must hold identically (e.g. the text model)."""
     diffusion: bool = False
     """Whether the decoder runs the diffusion pipeline (and so needs its weights)."""
+    extracts: bool = False
+    """Whether the encoder extracts caption and objects itself when given no hints."""
     learned_reference: bool = False
     """Whether learned reference codecs (``SEMLINK_REFERENCE_MODELS``) compete in rate control."""
 
@@ -88,6 +90,7 @@ SEDIC = Profile(
     "ControlNet diffusion decoder with object-wise attention guidance (ORAG) and DynDiff steps.",
     data_files=("data/english_words.txt.gz",),
     diffusion=True,
+    extracts=True,
     learned_reference=True,
 )
 

@@ -137,3 +137,205 @@ class ChatCaptioner:
             except json.JSONDecodeError:
                 pass
         return [part.strip(" -*.\"'") for part in re.split(r"[,\n]", text) if part.strip(" -*.\"'")]
+
+
+_NOT_OBJECTS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "on",
+        "in",
+        "at",
+        "to",
+        "with",
+        "and",
+        "or",
+        "by",
+        "for",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "near",
+        "next",
+        "front",
+        "behind",
+        "top",
+        "bottom",
+        "left",
+        "right",
+        "side",
+        "middle",
+        "background",
+        "foreground",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "there",
+        "their",
+        "his",
+        "her",
+        "they",
+        "he",
+        "she",
+        "some",
+        "two",
+        "three",
+        "four",
+        "many",
+        "several",
+        "one",
+        "other",
+        "each",
+        "very",
+        "up",
+        "down",
+        "out",
+        "off",
+        "while",
+        "as",
+        "has",
+        "have",
+        "having",
+        "sitting",
+        "standing",
+        "lying",
+        "looking",
+        "holding",
+        "wearing",
+        "walking",
+        "playing",
+        "made",
+        "close",
+        "view",
+        "image",
+        "picture",
+        "photo",
+        "shot",
+    ]
+)
+
+
+def candidate_objects(caption: str, limit: int) -> list[str]:
+    """Object-name candidates from a caption: its content words, first mention first.
+
+    A plain image-to-text model cannot list objects; its caption's content words are the
+    candidates and the grounder keeps those it finds in the picture.
+    """
+    names: list[str] = []
+    for word in re.findall(r"[a-z]+", caption.lower()):
+        if len(word) > 2 and word not in _NOT_OBJECTS and word not in names:
+            names.append(word)
+    return names[:limit]
+
+
+class TransformersCaptioner:
+    """An image-to-text model from transformers (BLIP, GIT, BLIP-2 style; greedy decoding).
+
+    It answers the three SEDIC stages as far as such a model can: the overall caption
+    from the whole image, object candidates from the caption's content words (grounding
+    decides which are real), and each object's details from a caption of its box crop.
+    """
+
+    def __init__(self, model: object, processor: object, max_tokens_per_word: float = 1.6) -> None:
+        self.model = model
+        self.processor = processor
+        self.max_tokens_per_word = max_tokens_per_word
+
+    @classmethod
+    def from_pretrained(cls, source: str) -> TransformersCaptioner:
+        """A local directory (sha256 manifest checked when present) or a hub id."""
+        from pathlib import Path
+
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from semlink.models.weights import MANIFEST, verify_manifest
+
+        if Path(source).is_dir() and (Path(source) / MANIFEST).exists():
+            verify_manifest(Path(source))
+        model = AutoModelForImageTextToText.from_pretrained(source).eval()
+        return cls(model, AutoProcessor.from_pretrained(source))
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> TransformersCaptioner:
+        """BLIP's classes at toy size with a word-level vocabulary (CPU tests; no hub)."""
+        import torch
+        from transformers import (
+            BertTokenizer,
+            BlipConfig,
+            BlipForConditionalGeneration,
+            BlipImageProcessor,
+            BlipProcessor,
+        )
+
+        from semlink.extract.grounding import tiny_vocab
+
+        vocab = tiny_vocab()
+        torch.manual_seed(seed)
+        config = BlipConfig(
+            text_config={
+                "vocab_size": len(vocab),
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 96,
+                "bos_token_id": vocab["[CLS]"],
+                "sep_token_id": vocab["[SEP]"],
+                "pad_token_id": vocab["[PAD]"],
+            },
+            vision_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 64,
+                "patch_size": 16,
+            },
+            projection_dim=32,
+        )
+        processor = BlipProcessor(
+            image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+            tokenizer=BertTokenizer(vocab=vocab),
+        )
+        return cls(BlipForConditionalGeneration(config).eval(), processor)
+
+    def caption(self, image: NDArray[np.uint8], words: int) -> str:
+        import torch
+
+        inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")  # type: ignore[operator]
+        with torch.no_grad():
+            tokens = self.model.generate(  # type: ignore[attr-defined]
+                **inputs,
+                max_new_tokens=max(4, int(words * self.max_tokens_per_word)),
+                do_sample=False,
+            )
+        text = self.processor.batch_decode(tokens, skip_special_tokens=True)[0]  # type: ignore[attr-defined]
+        return _cut(" ".join(str(text).split()), words)
+
+    def describe(
+        self,
+        image: NDArray[np.uint8],
+        *,
+        max_objects: int = 3,
+        detail_words: int = 12,
+        caption_words: int = 25,
+    ) -> SceneDescription:
+        caption = self.caption(image, caption_words)
+        # Details need the object's box: the extraction pipeline asks for them after grounding.
+        names = candidate_objects(caption, 2 * max_objects)
+        return SceneDescription(caption, [(name, "") for name in names])
+
+    def detail(self, crop: NDArray[np.uint8], name: str, words: int) -> str:
+        text = self.caption(crop, words)
+        return text if name in text.split() else _cut(f"{name} {text}", words)

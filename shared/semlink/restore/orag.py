@@ -8,6 +8,8 @@ bottom like the algorithm:
   (tile-style) at every step of every stage.
 
   stage 0, global: denoise from z_T with the overall caption; keep every z^0_t.
+      dual path (SDGIC): the UNet's cross-attention also reads every object's semantic
+      tokens, appended to the caption's; ControlNet carries the reference.
   stage j = 1..J, object j (most salient first):
       denoise from the same z_T with the object's description as prompt; at each step
         if t > T':  z <- z - eta * grad_z E_j(z)           (attention guidance, ORAG)
@@ -92,11 +94,32 @@ class ORAGPipeline:
             embedding = self.c.text_encoder(ids.to(self.device))[0].to(self.dtype)
         return embedding, content
 
+    def semantic_tokens(self, caption: str, descriptions: Sequence[str]) -> torch.Tensor:
+        """SDGIC's dual path: the caption's embedding followed by every object's content
+        tokens, so the UNet's cross-attention reads the objects' semantics in the global
+        pass while the reference keeps entering through ControlNet's residuals."""
+        text, _ = self.encode_prompt(caption)
+        extra = []
+        for description in descriptions:
+            embedding, tokens = self.encode_prompt(description)
+            extra.append(embedding[:, tokens])
+        return torch.cat([text, *extra], dim=1)
+
     def predict_noise(
-        self, z: torch.Tensor, t: torch.Tensor, text: torch.Tensor, control: torch.Tensor
+        self,
+        z: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        control: torch.Tensor,
+        control_text: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Noise estimate: ControlNet reads ``control_text`` (default ``text``), UNet ``text``."""
         down, mid = self.c.controlnet(
-            z, t, encoder_hidden_states=text, controlnet_cond=control, return_dict=False
+            z,
+            t,
+            encoder_hidden_states=text if control_text is None else control_text,
+            controlnet_cond=control,
+            return_dict=False,
         )
         return self.c.unet(
             z,
@@ -166,6 +189,7 @@ class ORAGPipeline:
         check: Callable[[], None] | None = None,
         keep_trajectories: bool = False,
         measure_energy: bool = False,
+        dual_path: bool = True,
     ) -> ORAGOutput:
         height, width = reference.shape[:2]
         scale = self.c.vae_scale
@@ -186,14 +210,21 @@ class ORAGPipeline:
         guided_until = round(guided_fraction * steps)  # steps with t > T'
         out = ORAGOutput(image=np.empty(0, np.uint8))
 
-        # Stage 0: the global reconstruction with the overall caption.
-        text, _ = self.encode_prompt(caption)
+        # Stage 0: the global reconstruction with the overall caption (and, dual path, the
+        # objects' semantic tokens in cross-attention; ControlNet sees the caption alone).
+        caption_text, _ = self.encode_prompt(caption)
+        text = (
+            self.semantic_tokens(caption, [o.description for o in objects])
+            if dual_path
+            else caption_text
+        )
         z = z_T
         previous: list[torch.Tensor] = []
         for t in scheduler.timesteps:
             if check:
                 check()
-            z = scheduler.step(self.predict_noise(z, t, text, control), t, z).prev_sample
+            noise = self.predict_noise(z, t, text, control, caption_text)
+            z = scheduler.step(noise, t, z).prev_sample
             previous.append(z)
         if keep_trajectories:
             out.trajectories.append(list(previous))
