@@ -267,6 +267,66 @@ class ServiceKind(StrEnum):
     link = "link"
 
 
+train_app = typer.Typer(help="Train the project's models (CPU or GPU).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("restorer")
+def train_restorer_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoint, cache, loss.png).")] = Path(
+        "out/train/restorer"
+    ),
+    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 20000,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N photos.")] = None,
+    ship_to: Annotated[
+        Path | None, typer.Option("--ship", help="Write fp16 weights + manifest here after.")
+    ] = None,
+) -> None:
+    """Recipe c: latent restorer (reference -> TAEF2 latent) on BSDS500; resumable."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from semlink.config import settings
+    from semlink.models.weights import WeightsError
+    from semlink.train.restorer import ship_restorer, train
+
+    weights = settings().weights_dir
+    bsds = weights.parent / "data" / "train" / "bsds500"
+    if not bsds.exists():
+        raise _fail(f"{bsds} not found: BSDS500 lies beside the weights directory")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+        try:
+            state = train(
+                bsds,
+                weights / "taef2",
+                out,
+                steps=steps,
+                minutes=minutes,
+                limit=limit,
+                progress=progress,
+            )
+        except WeightsError as exc:
+            raise _fail(str(exc)) from exc
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        manifest = ship_restorer(out, ship_to, bsds, weights / "taef2", state)
+        console.print(f"shipped: {manifest}")
+        console.print(manifest.read_text())
+
+
 @app.command("serve")
 def serve_cmd(
     service: Annotated[ServiceKind, typer.Argument(help="Which service to run.")],

@@ -48,9 +48,17 @@ def tiny_decoder_models(seed: int = 0) -> DecoderModels:
     return DecoderModels(f"tiny-{seed}", components, _state_digest(components))
 
 
+def placement() -> tuple[str, torch.dtype]:
+    """fp16 on a CUDA GPU (attention through SDPA), fp32 on the CPU fallback."""
+    if torch.cuda.is_available():
+        return "cuda", torch.float16
+    return "cpu", torch.float32
+
+
 @cache
 def real_decoder_models(directory: Path) -> DecoderModels:
     components = DiffusionComponents.from_pretrained(directory)  # verifies the manifest
+    components.to(*placement())
     digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
     return DecoderModels(str(directory), components, digest)
 

@@ -1,0 +1,115 @@
+"""TAEF2: the tiny autoencoder of the FLUX.2 latent space (TAESD family), written from its
+layer description (../shared/weights/taef2/README.txt; weights MIT, Ollin Boer Bohan).
+
+Images in [0, 1] -> 32 latent channels at H/8 x W/8 -> images. Weights come from the
+weights directory setting (``SEMLINK_WEIGHTS_DIR``/taef2) and are never committed; they are
+plain state dicts loaded with ``weights_only=True`` and strict keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from semlink.models.weights import WeightsError, load_state_dict, load_strict
+
+WIDTH = 64
+LATENT_CHANNELS = 32
+
+
+def _conv(a: int, b: int, *, bias: bool = True, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(a, b, 3, stride=stride, padding=1, bias=bias)
+
+
+class Block(nn.Module):
+    """out = ReLU(conv(y) + y) with y = x (+ pool(x) in the mid blocks)."""
+
+    def __init__(self, pooled: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            _conv(WIDTH, WIDTH), nn.ReLU(), _conv(WIDTH, WIDTH), nn.ReLU(), _conv(WIDTH, WIDTH)
+        )
+        self.skip = nn.Identity()
+        self.fuse = nn.ReLU()
+        self.pool: nn.Sequential | None = None
+        if pooled:
+            self.pool = nn.Sequential(
+                nn.Conv2d(WIDTH, 4 * WIDTH, 1, bias=False),
+                nn.GroupNorm(4, 4 * WIDTH),
+                nn.ReLU(),
+                nn.Conv2d(4 * WIDTH, WIDTH, 1, bias=False),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x if self.pool is None else x + self.pool(x)
+        return self.fuse(self.conv(y) + self.skip(y))
+
+
+class Clamp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 3 * torch.tanh(x / 3)
+
+
+def encoder() -> nn.Sequential:
+    def down() -> nn.Conv2d:
+        return _conv(WIDTH, WIDTH, bias=False, stride=2)
+
+    return nn.Sequential(
+        _conv(3, WIDTH),
+        Block(),
+        down(),
+        *(Block() for _ in range(3)),
+        down(),
+        *(Block() for _ in range(3)),
+        down(),
+        *(Block(pooled=True) for _ in range(3)),
+        _conv(WIDTH, LATENT_CHANNELS),
+    )
+
+
+def decoder() -> nn.Sequential:
+    def up() -> list[nn.Module]:
+        return [nn.Upsample(scale_factor=2), _conv(WIDTH, WIDTH, bias=False)]
+
+    return nn.Sequential(
+        Clamp(),
+        _conv(LATENT_CHANNELS, WIDTH),
+        nn.ReLU(),
+        *(Block(pooled=True) for _ in range(3)),
+        *up(),
+        *(Block() for _ in range(3)),
+        *up(),
+        *(Block() for _ in range(3)),
+        *up(),
+        Block(),
+        _conv(WIDTH, 3),
+    )
+
+
+class TAEF2(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = encoder()
+        self.decoder = decoder()
+
+    @classmethod
+    def load(cls, directory: Path) -> TAEF2:
+        """Both halves from ``directory`` (taef2_encoder.pth, taef2_decoder.pth)."""
+        model = cls()
+        for part, module in (("encoder", model.encoder), ("decoder", model.decoder)):
+            path = directory / f"taef2_{part}.pth"
+            if not path.exists():
+                raise WeightsError(
+                    f"{path} not found: set SEMLINK_WEIGHTS_DIR to the directory holding taef2/"
+                )
+            load_strict(module, load_state_dict(path), what=f"TAEF2 {part}")
+        return model.eval()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1], N x 3 x H x W (H, W multiples of 8) -> N x 32 x H/8 x W/8."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).clamp(0, 1)

@@ -1,0 +1,116 @@
+"""What every recipe shares: checkpoints, loss curves, the weights manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from semlink.models.weights import sha256_of
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    seconds: float = 0.0
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    """(step, mean training loss over the last logging interval)."""
+
+
+def hardware() -> dict[str, Any]:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+    }
+
+
+def save_checkpoint(
+    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: RunState
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (CHECKPOINT + ".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": state.step,
+            "seconds": state.seconds,
+            "losses": state.losses,
+            "rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    tmp.replace(directory / CHECKPOINT)  # atomic: a killed run never leaves half a file
+
+
+def load_checkpoint(
+    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> RunState:
+    path = directory / CHECKPOINT
+    if not path.exists():
+        return RunState()
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(saved["model"], strict=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"])
+    return RunState(saved["step"], saved["seconds"], [tuple(x) for x in saved["losses"]])
+
+
+def plot_losses(state: RunState, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if state.losses:
+        steps, values = zip(*state.losses, strict=True)
+        ax.plot(steps, values)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def ship(
+    directory: Path,
+    name: str,
+    model: nn.Module,
+    state: RunState,
+    recipe: dict[str, Any],
+    results: dict[str, Any],
+) -> Path:
+    """Write fp16 safetensors weights and a manifest (sha256, recipe, data, steps, hardware)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / f"{name}.safetensors"
+    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, weights)
+    manifest = {
+        "name": name,
+        "files": {weights.name: sha256_of(weights)},
+        "recipe": recipe,
+        "steps": state.step,
+        "wall_seconds": round(state.seconds, 1),
+        "hardware": hardware(),
+        "results": results,
+        "written": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path

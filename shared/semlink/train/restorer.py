@@ -1,0 +1,244 @@
+"""Recipe c: the latent restorer (:mod:`semlink.restore.latent`).
+
+Data: BSDS500 train + test (400 photos; val's 100 are held out), each coded the way lite
+codes references: HEVC at a random scale in lite's range and the largest quality that
+fits a random budget of 0.02-0.05 bpp. Cached once: the decoded reference at H/4 x W/4
+and the TAEF2 latent of the original. Never Kodak.
+
+Loss: L1 between predicted and true latents (cheap: everything at H/8), and every
+``pixel_every`` steps a pixel-domain step through the frozen TAEF2 decoder (L1 +
+(1 - MS-SSIM)) on small crops, so the latents the decoder gets make good pixels.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from PIL import Image
+
+from semlink.models.taef2 import TAEF2
+from semlink.restore.latent import LatentRestorer
+from semlink.restore.resample import resize
+from semlink.streams.reference import ReferenceCodec, search
+from semlink.train.common import (
+    RunState,
+    load_checkpoint,
+    plot_losses,
+    save_checkpoint,
+    ship,
+)
+
+SCALES = (40, 48, 54, 64, 72)
+BPPS = (0.02, 0.03, 0.05)
+
+
+@dataclass
+class RestorerRecipe:
+    width: int = 64
+    blocks: int = 6
+    batch: int = 16
+    crop: int = 32
+    """Latent crop side (x 8 pixels)."""
+    lr: float = 2e-4
+    pixel_every: int = 4
+    pixel_crop: int = 16
+    pixel_batch: int = 4
+    seed: int = 0
+
+
+def _photos(bsds: Path, splits: tuple[str, ...]) -> list[Path]:
+    return sorted(p for s in splits for p in (bsds / "images" / s).glob("*.jpg"))
+
+
+def _coded_reference(image: NDArray[np.uint8], rng: random.Random) -> NDArray[np.uint8] | None:
+    height, width = image.shape[:2]
+    budget = int(rng.choice(BPPS) * width * height / 8) - 40  # header, text, framing
+    found = search(image, budget, codecs=(ReferenceCodec.HEVC,), scales=(rng.choice(SCALES),))
+    return None if found is None else decode_small(found)
+
+
+def decode_small(found: object) -> NDArray[np.uint8]:
+    from semlink.streams.reference import decode_file
+
+    return decode_file(found.codec, found.data)  # type: ignore[attr-defined]
+
+
+def build_cache(
+    bsds: Path,
+    taef2: TAEF2,
+    path: Path,
+    splits: tuple[str, ...],
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, list[torch.Tensor]]:
+    """Decoded references (uint8, H/4) and TAEF2 latents (fp16, H/8) per photo; cached."""
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    rng = random.Random(seed)
+    photos = _photos(bsds, splits)[:limit]
+    quarters, latents = [], []
+    for i, photo in enumerate(photos):
+        image = np.asarray(Image.open(photo).convert("RGB"))
+        height, width = (image.shape[0] // 8) * 8, (image.shape[1] // 8) * 8
+        image = np.ascontiguousarray(image[:height, :width])
+        small = _coded_reference(image, rng)
+        if small is None:
+            continue
+        quarters.append(torch.from_numpy(resize(small, width // 4, height // 4).copy()))
+        with torch.no_grad():
+            x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
+            latents.append(taef2.encode(x)[0].half())
+        if progress:
+            progress(i + 1, len(photos))
+    cache = {"quarters": quarters, "latents": latents}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(cache, path)
+    return cache
+
+
+def _batch(
+    cache: dict[str, list[torch.Tensor]], size: int, crop: int, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for _ in range(size):
+        i = rng.randrange(len(cache["latents"]))
+        latent, quarter = cache["latents"][i], cache["quarters"][i]
+        h, w = latent.shape[1:]
+        top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
+        ys.append(latent[:, top : top + crop, left : left + crop].float())
+        q = quarter[2 * top : 2 * (top + crop), 2 * left : 2 * (left + crop)]
+        xs.append(q.permute(2, 0, 1).float() / 255.0)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def training_step(
+    model: LatentRestorer,
+    optimizer: torch.optim.Optimizer,
+    quarter: torch.Tensor,
+    latent: torch.Tensor,
+    taef2: TAEF2 | None = None,
+) -> float:
+    """One step: latent L1, or (with ``taef2``) pixel L1 + 1 - MS-SSIM through its decoder."""
+    model.train()
+    optimizer.zero_grad()
+    predicted = model(quarter)
+    if taef2 is None:
+        loss = F.l1_loss(predicted, latent)
+    else:
+        from pytorch_msssim import ms_ssim
+
+        target = taef2.decode(latent).detach()
+        image = taef2.decoder(predicted).clamp(0, 1)
+        ms = ms_ssim(image, target, data_range=1.0, win_size=3, weights=[0.3, 0.4, 0.3])
+        loss = F.l1_loss(image, target) + 0.5 * (1 - ms)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def train(
+    bsds: Path,
+    taef2_dir: Path,
+    out: Path,
+    *,
+    steps: int,
+    minutes: float | None = None,
+    recipe: RestorerRecipe | None = None,
+    limit: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> RunState:
+    """Train (resuming from ``out/checkpoint.pt`` when present) and write a loss curve."""
+    recipe = recipe or RestorerRecipe()
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    taef2 = TAEF2.load(taef2_dir)
+    for p in taef2.parameters():
+        p.requires_grad_(False)
+    cache = build_cache(
+        bsds,
+        taef2,
+        out / "cache.pt",
+        ("train", "test"),
+        recipe.seed,
+        limit,
+        None if progress is None else lambda i, n: progress("caching BSDS500", i, n),
+    )
+    model = LatentRestorer(recipe.width, recipe.blocks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    state = load_checkpoint(out, model, optimizer)
+    rng.seed(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
+    started, window = time.perf_counter() - state.seconds, []
+    while state.step < steps:
+        if minutes is not None and time.perf_counter() - started > 60 * minutes:
+            break
+        pixel = recipe.pixel_every and (state.step + 1) % recipe.pixel_every == 0
+        if pixel:
+            quarter, latent = _batch(cache, recipe.pixel_batch, recipe.pixel_crop, rng)
+            training_step(model, optimizer, quarter, latent, taef2)
+        else:
+            quarter, latent = _batch(cache, recipe.batch, recipe.crop, rng)
+            window.append(training_step(model, optimizer, quarter, latent))
+        state.step += 1
+        state.seconds = time.perf_counter() - started
+        if state.step % 50 == 0 or state.step == steps:
+            if window:
+                state.losses.append((state.step, float(np.mean(window))))
+                window = []
+            save_checkpoint(out, model, optimizer, state)
+            plot_losses(state, out / "loss.png", "latent restorer: latent L1")
+        if progress:
+            progress("training", state.step, steps)
+    save_checkpoint(out, model, optimizer, state)
+    plot_losses(state, out / "loss.png", "latent restorer: latent L1")
+    return state
+
+
+def evaluate(
+    model: LatentRestorer, taef2: TAEF2, bsds: Path, limit: int = 20, seed: int = 1
+) -> dict[str, float]:
+    """Mean PSNR / MS-SSIM on held-out BSDS500 val photos: restorer vs Lanczos."""
+    from semlink.quality.metrics import all_metrics
+    from semlink.restore.latent import restore
+
+    rng = random.Random(seed)
+    totals: dict[str, list[float]] = {}
+    model.eval()
+    for photo in _photos(bsds, ("val",))[:limit]:
+        image = np.asarray(Image.open(photo).convert("RGB"))
+        small = _coded_reference(image, rng)
+        if small is None:
+            continue
+        height, width = image.shape[:2]
+        for name, out in (
+            ("lanczos", resize(small, width, height)),
+            ("restorer", restore(small, width, height, model, taef2)),
+        ):
+            for metric, value in all_metrics(image, out).items():
+                if metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
+                    totals.setdefault(f"{name}_{metric}", []).append(value)
+    return {k: round(float(np.mean(v)), 4) for k, v in totals.items()}
+
+
+def ship_restorer(out: Path, dest: Path, bsds: Path, taef2_dir: Path, state: RunState) -> Path:
+    recipe = RestorerRecipe()
+    model = LatentRestorer(recipe.width, recipe.blocks)
+    optimizer = torch.optim.Adam(model.parameters())
+    state = load_checkpoint(out, model, optimizer)
+    results = evaluate(model, TAEF2.load(taef2_dir), bsds)
+    return ship(
+        dest,
+        "latent_restorer",
+        model,
+        state,
+        {**asdict(recipe), "recipe": "restorer", "data": "BSDS500 train+test (400 photos)"},
+        {"bsds500_val_20": results},
+    )
