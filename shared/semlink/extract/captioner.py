@@ -255,14 +255,12 @@ class TransformersCaptioner:
     @classmethod
     def from_pretrained(cls, source: str) -> TransformersCaptioner:
         """A local directory (sha256 manifest checked when present) or a hub id."""
-        from pathlib import Path
 
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from semlink.models.weights import MANIFEST, verify_manifest
+        from semlink.models.weights import verify_if_local
 
-        if Path(source).is_dir() and (Path(source) / MANIFEST).exists():
-            verify_manifest(Path(source))
+        verify_if_local(source)
         model = AutoModelForImageTextToText.from_pretrained(source).eval()
         return cls(model, AutoProcessor.from_pretrained(source))
 

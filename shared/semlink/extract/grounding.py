@@ -58,10 +58,9 @@ class GroundingDinoGrounder:
         """A local directory (sha256 manifest checked when present) or a hub id."""
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-        from semlink.models.weights import MANIFEST, verify_manifest
+        from semlink.models.weights import verify_if_local
 
-        if Path(source).is_dir() and (Path(source) / MANIFEST).exists():
-            verify_manifest(Path(source))
+        verify_if_local(source)
         model = GroundingDinoForObjectDetection.from_pretrained(str(source))
         return cls(model, AutoProcessor.from_pretrained(str(source)), box_threshold)
 

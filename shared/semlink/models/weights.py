@@ -80,6 +80,13 @@ def verify_manifest(directory: Path) -> dict[str, str]:
     return table
 
 
+def verify_if_local(source: str | Path) -> None:
+    """Check a local model directory against its manifest, when it has one (hub ids pass)."""
+    directory = Path(source)
+    if directory.is_dir() and (directory / MANIFEST).exists():
+        verify_manifest(directory)
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from a .safetensors file, or a .pt/.pth with ``weights_only=True``."""
     if path.suffix == ".safetensors":
