@@ -42,6 +42,9 @@ def test_both_architectures_round_trip_within_budget(
         chosen = [c for c in codecs if c.config.architecture == LEARNED[codec_id]]
         best = search_learned(small, 400, chosen)
         assert best is not None and best.codec == codec_id and best.size <= 400
+        print(
+            f"{LEARNED[codec_id]} (tiny): {best.size} B at scale {best.k}/256, {best.psnr:.2f} dB"
+        )
         decoded = decode_reference(int(codec_id), best.data, width, height, codecs)
         assert decoded.shape[:2] == small_size(width, height, best.k)[::-1]
         # The encoder's reconstruction is exactly what the decoder rebuilds.
@@ -148,6 +151,10 @@ def test_onnx_analysis_matches_pytorch_and_packets_are_identical(
             y_ref, z_ref = Analysis(torch_codec.model)(torch.from_numpy(x))
         assert y.shape == tuple(y_ref.shape) and z.shape == tuple(z_ref.shape)
         np.testing.assert_allclose(y, y_ref.numpy(), atol=1e-4)
+        print(
+            f"{torch_codec.name}: ONNX vs PyTorch max |dy| {np.abs(y - y_ref.numpy()).max():.2e}, "
+            f"max |dz| {np.abs(z - z_ref.numpy()).max():.2e}"
+        )
         np.testing.assert_allclose(z, z_ref.numpy(), atol=1e-4)
         use_onnx(onnx_codec, path, ["CPUExecutionProvider"])
         for image in (small, np.ascontiguousarray(small[:70, :130])):
