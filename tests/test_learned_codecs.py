@@ -185,3 +185,25 @@ def test_sedic_packets_with_onnx_edge_are_identical(
     codecs = registry.reference_codecs()
     assert all(c.analysis_runner is not None for c in codecs)
     assert encode(small, "sedic", max_bytes=300).data == plain
+
+
+def test_every_backend_has_a_config_a_loader_and_a_tiny_build(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+    from typer.testing import CliRunner
+
+    from semlink.cli import app
+    from semlink.models.catalog import BACKENDS, load
+
+    for backend in BACKENDS.values():
+        if backend.tiny is not None and backend.name != "sd15-controlnet-tile":
+            assert backend.tiny() is not None, backend.name
+        with pytest.raises(ValidationError):
+            backend.config.model_validate({"unexpected": 1})
+    with pytest.raises(WeightsError):
+        load("cheng2020-attn", directory=tmp_path)  # no codecs.json: says what to write
+    with pytest.raises(KeyError, match="known"):
+        load("dall-e")
+    listing = CliRunner().invoke(app, ["weights", "list"])
+    assert listing.exit_code == 0
+    for name in BACKENDS:
+        assert name in listing.output

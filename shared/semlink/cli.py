@@ -236,6 +236,20 @@ def weights_verify_cmd(
     console.print(f"{dest}: {len(table)} files match the manifest")
 
 
+@weights_app.command("list")
+def weights_list_cmd() -> None:
+    """Every model backend: public name, role, config fields, whether a tiny build exists."""
+    from rich.table import Table
+
+    from semlink.models.catalog import BACKENDS
+
+    table = Table("backend", "role", "config", "tiny")
+    for backend in BACKENDS.values():
+        fields = ", ".join(backend.config.model_fields)
+        table.add_row(backend.name, backend.role, fields, "yes" if backend.tiny else "-")
+    console.print(table)
+
+
 @weights_app.command("export-onnx")
 def weights_export_onnx_cmd(
     dest: Annotated[Path, typer.Argument(help="Directory for the .onnx files.")],

@@ -1,0 +1,196 @@
+"""Every model backend by public name: its role, its pydantic config, a loader for real
+weights and a ``tiny`` builder of the same classes for tests (``semlink weights list``).
+
+Loaders take local directories (sha256 manifest checked) or hub ids where the library
+supports them, load safetensors or ``torch.load(weights_only=True)`` state dicts, and
+match keys strictly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiffusionConfig(_Config):
+    weights: Path
+    """Diffusers-layout directory with manifest.json (``semlink weights fetch --profile sedic``)."""
+
+
+class CodecDirectoryConfig(_Config):
+    directory: Path
+    """codecs.json + weights + manifest.json."""
+
+
+class TransformersConfig(_Config):
+    source: str
+    """Local directory (manifest checked when present) or hub id."""
+
+
+class ChatConfig(_Config):
+    base_url: str
+    model: str = "gpt-4o"
+    api_key: str | None = None
+
+
+class GroundingConfig(TransformersConfig):
+    box_threshold: float = 0.35
+
+
+class SamConfig(_Config):
+    checkpoint: Path
+    variant: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+
+
+class DirectoryConfig(_Config):
+    directory: Path
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    role: str
+    config: type[_Config]
+    load: Callable[[Any], object]
+    tiny: Callable[[], object] | None
+    """None: the backend is a remote service (tested against a local server instead)."""
+
+
+def _diffusion(config: DiffusionConfig) -> object:
+    from semlink.models.diffusion import DiffusionComponents
+
+    return DiffusionComponents.from_pretrained(config.weights)
+
+
+def _diffusion_tiny() -> object:
+    from semlink.models.diffusion import DiffusionComponents
+
+    return DiffusionComponents.tiny()
+
+
+def _codecs(architecture: str) -> Callable[[CodecDirectoryConfig], object]:
+    def load(config: CodecDirectoryConfig) -> object:
+        from semlink.models.codecs import load_codecs
+
+        return [c for c in load_codecs(config.directory) if c.config.architecture == architecture]
+
+    return load
+
+
+def _codecs_tiny(architecture: str) -> Callable[[], object]:
+    def build() -> object:
+        from semlink.models.codecs import tiny_codecs
+
+        return [c for c in tiny_codecs() if c.config.architecture == architecture]
+
+    return build
+
+
+def _captioner(config: TransformersConfig) -> object:
+    from semlink.extract.captioner import TransformersCaptioner
+
+    return TransformersCaptioner.from_pretrained(config.source)
+
+
+def _captioner_tiny() -> object:
+    from semlink.extract.captioner import TransformersCaptioner
+
+    return TransformersCaptioner.tiny()
+
+
+def _chat(config: ChatConfig) -> object:
+    from semlink.extract.captioner import ChatCaptioner
+
+    return ChatCaptioner(config.base_url, config.model, api_key=config.api_key)
+
+
+def _grounder(config: GroundingConfig) -> object:
+    from semlink.extract.grounding import GroundingDinoGrounder
+
+    return GroundingDinoGrounder.from_pretrained(config.source, config.box_threshold)
+
+
+def _grounder_tiny() -> object:
+    from semlink.extract.grounding import GroundingDinoGrounder
+
+    return GroundingDinoGrounder.tiny()
+
+
+def _sam(config: SamConfig) -> object:
+    from semlink.extract.segmenter import SamSegmenter
+
+    return SamSegmenter.from_checkpoint(config.checkpoint, config.variant)
+
+
+def _sam_tiny() -> object:
+    from semlink.extract.segmenter import SamSegmenter, tiny_sam
+
+    return SamSegmenter(tiny_sam())
+
+
+def _taef2(config: DirectoryConfig) -> object:
+    from semlink.models.taef2 import TAEF2
+
+    return TAEF2.load(config.directory)
+
+
+def _taef2_tiny() -> object:
+    from semlink.models.taef2 import TAEF2
+
+    return TAEF2().eval()  # the architecture is already small (1.3 M parameters per side)
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend(
+            "sd15-controlnet-tile",
+            "sedic decoder",
+            DiffusionConfig,
+            _diffusion,
+            _diffusion_tiny,
+        ),
+        Backend(
+            "bmshj2018-hyperprior",
+            "reference codec",
+            CodecDirectoryConfig,
+            _codecs("bmshj2018-hyperprior"),
+            _codecs_tiny("bmshj2018-hyperprior"),
+        ),
+        Backend(
+            "cheng2020-attn",
+            "reference codec",
+            CodecDirectoryConfig,
+            _codecs("cheng2020-attn"),
+            _codecs_tiny("cheng2020-attn"),
+        ),
+        Backend(
+            "transformers-captioner",
+            "captioner (BLIP/GIT)",
+            TransformersConfig,
+            _captioner,
+            _captioner_tiny,
+        ),
+        Backend("chat-captioner", "captioner (OpenAI-compatible LMM)", ChatConfig, _chat, None),
+        Backend("grounding-dino", "grounding", GroundingConfig, _grounder, _grounder_tiny),
+        Backend("sam", "segmentation", SamConfig, _sam, _sam_tiny),
+        Backend("taef2", "latent autoencoder", DirectoryConfig, _taef2, _taef2_tiny),
+    )
+}
+
+
+def load(name: str, **config: Any) -> object:
+    """Build backend ``name`` from real weights; the config is validated first."""
+    try:
+        backend = BACKENDS[name]
+    except KeyError:
+        raise KeyError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}") from None
+    return backend.load(backend.config.model_validate(config))
