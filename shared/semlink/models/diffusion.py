@@ -158,15 +158,19 @@ class DiffusionComponents:
         return cls(unet, controlnet, vae, text_encoder, tokenizer, scheduler)
 
     @classmethod
-    def from_pretrained(cls, directory: Path) -> DiffusionComponents:
+    def from_pretrained(
+        cls, directory: Path, dtype: torch.dtype = torch.float32
+    ) -> DiffusionComponents:
         """Real weights from a local diffusers-layout directory, verified against its manifest."""
         verify_manifest(directory)
-        common = {"local_files_only": True, "use_safetensors": True}
+        common = {"local_files_only": True, "use_safetensors": True, "torch_dtype": dtype}
         return cls(
             unet=UNet2DConditionModel.from_pretrained(directory / "unet", **common),
             controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **common),
             vae=AutoencoderKL.from_pretrained(directory / "vae", **common),
-            text_encoder=CLIPTextModel.from_pretrained(directory / "text_encoder", **common),
+            text_encoder=CLIPTextModel.from_pretrained(
+                directory / "text_encoder", local_files_only=True, use_safetensors=True, dtype=dtype
+            ),
             tokenizer=CLIPTokenizer.from_pretrained(directory / "tokenizer", local_files_only=True),
             scheduler=DDIMScheduler.from_pretrained(directory / "scheduler", local_files_only=True),
         )

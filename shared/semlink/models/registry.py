@@ -57,8 +57,9 @@ def placement() -> tuple[str, torch.dtype]:
 
 @cache
 def real_decoder_models(directory: Path) -> DecoderModels:
-    components = DiffusionComponents.from_pretrained(directory)  # verifies the manifest
-    components.to(*placement())
+    device, dtype = placement()
+    components = DiffusionComponents.from_pretrained(directory, dtype)  # verifies the manifest
+    components.to(device, dtype)
     digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
     return DecoderModels(str(directory), components, digest)
 
