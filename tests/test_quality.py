@@ -18,6 +18,8 @@ def test_identity_and_damage(astronaut: np.ndarray) -> None:
     assert same["ms_ssim"] == pytest.approx(1.0)
     assert worse["psnr"] < 35 and worse["ms_ssim"] < 0.99
     assert worse["haarpsi"] < same["haarpsi"] and worse["gmsd"] > same["gmsd"]
+    if np.isnan(same["niqe"]):
+        pytest.skip("NIQE parameters not in SEMLINK_WEIGHTS_DIR/niqe: the NIQE check needs them")
     assert worse["niqe"] > same["niqe"]  # blur makes the picture less natural
 
 

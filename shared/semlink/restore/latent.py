@@ -5,8 +5,12 @@ A classical reference at 0.01-0.05 bpp is a small, blurred picture. Upsampling i
 32-channel latents at H/8 x W/8 into sharp images. The restorer predicts that latent from
 the reference, working at H/8 x W/8 only (cheap on a CPU):
 
-  reference (any small size) -> Lanczos to H/4 x W/4 -> space-to-depth 2 (12 ch at H/8)
-  -> residual CNN -> 32-ch latent -> TAEF2 decoder -> full-size image.
+  reference (any small size) -> Lanczos to H/4 x W/4 (q) -> Lanczos to H x W -> TAEF2
+  encoder -> base latent b (decodes to about the Lanczos picture)
+  latent = b + CNN(space-to-depth(q) ++ b)   (the CNN's last layer starts at zero)
+  -> TAEF2 decoder -> full-size image.
+
+Starting from the base latent, training begins at Lanczos quality and learns what to add.
 
 Trained by ``semlink train restorer`` (``semlink.train.restorer``) on BSDS500 references
 coded the way lite codes them; never on Kodak.
@@ -28,7 +32,7 @@ class LatentRestorer(nn.Module):
     def __init__(self, width: int = 64, blocks: int = 6) -> None:
         super().__init__()
         self.width, self.blocks = width, blocks
-        self.head = nn.Conv2d(12, width, 3, padding=1)
+        self.head = nn.Conv2d(12 + LATENT_CHANNELS, width, 3, padding=1)
         self.body = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(width, width, 3, padding=1),
@@ -38,19 +42,30 @@ class LatentRestorer(nn.Module):
             for _ in range(blocks)
         )
         self.tail = nn.Conv2d(width, LATENT_CHANNELS, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
 
-    def forward(self, quarter: torch.Tensor) -> torch.Tensor:
-        """``quarter``: N x 3 x H/4 x W/4 in [0, 1] -> N x 32 x H/8 x W/8 latents."""
-        x = F.relu(self.head(F.pixel_unshuffle(quarter, 2)))
+    def forward(self, quarter: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """``quarter``: N x 3 x H/4 x W/4 in [0, 1]; ``base``: N x 32 x H/8 x W/8 -> latents."""
+        x = F.relu(self.head(torch.cat([F.pixel_unshuffle(quarter, 2), base], dim=1)))
         for block in self.body:
             x = F.relu(x + block(x))
-        return self.tail(x)
+        return base + self.tail(x)
 
 
-def quarter_input(reference: NDArray[np.uint8], width: int, height: int) -> torch.Tensor:
-    """The restorer's input for a full size of ``width`` x ``height`` (multiples of 8)."""
+def inputs(
+    reference: NDArray[np.uint8], width: int, height: int, taef2: TAEF2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(quarter image, base latent) for a full size of ``width`` x ``height`` (multiples of 8)."""
     quarter = resize(reference, width // 4, height // 4)
-    return torch.from_numpy(np.array(quarter, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+    full = resize(quarter, width, height)
+
+    def tensor(image: NDArray[np.uint8]) -> torch.Tensor:
+        return torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+
+    with torch.no_grad():
+        base = taef2.encode(tensor(full))
+    return tensor(quarter), base
 
 
 @torch.no_grad()
@@ -63,7 +78,7 @@ def restore(
 ) -> NDArray[np.uint8]:
     """Full-size image from a decoded small reference."""
     work_w, work_h = -(-width // 8) * 8, -(-height // 8) * 8
-    latent = restorer(quarter_input(reference, work_w, work_h))
+    latent = restorer(*inputs(reference, work_w, work_h, taef2))
     image = taef2.decode(latent)[0].permute(1, 2, 0)
     pixels = (image * 255).round().to(torch.uint8).numpy()
     return pixels if (work_w, work_h) == (width, height) else resize(pixels, width, height)

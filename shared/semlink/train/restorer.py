@@ -82,10 +82,14 @@ def build_cache(
 ) -> dict[str, list[torch.Tensor]]:
     """Decoded references (uint8, H/4) and TAEF2 latents (fp16, H/8) per photo; cached."""
     if path.exists():
-        return torch.load(path, weights_only=True)
+        cache: dict[str, list[torch.Tensor]] = torch.load(path, weights_only=True)
+        if "bases" not in cache:  # caches from before the base latent: add it
+            cache["bases"] = [_base(q, taef2) for q in cache["quarters"]]
+            torch.save(cache, path)
+        return cache
     rng = random.Random(seed)
     photos = _photos(bsds, splits)[:limit]
-    quarters, latents = [], []
+    quarters, latents, bases = [], [], []
     for i, photo in enumerate(photos):
         image = np.asarray(Image.open(photo).convert("RGB"))
         height, width = (image.shape[0] // 8) * 8, (image.shape[1] // 8) * 8
@@ -94,43 +98,56 @@ def build_cache(
         if small is None:
             continue
         quarters.append(torch.from_numpy(resize(small, width // 4, height // 4).copy()))
+        bases.append(_base(quarters[-1], taef2))
         with torch.no_grad():
             x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
             latents.append(taef2.encode(x)[0].half())
         if progress:
             progress(i + 1, len(photos))
-    cache = {"quarters": quarters, "latents": latents}
+    cache = {"quarters": quarters, "latents": latents, "bases": bases}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache, path)
     return cache
 
 
+def _base(quarter: torch.Tensor, taef2: TAEF2) -> torch.Tensor:
+    """TAEF2 latent of the quarter picture upsampled to full size (the restorer's start)."""
+    height, width = quarter.shape[0] * 4, quarter.shape[1] * 4
+    full = resize(quarter.numpy(), width, height)
+    with torch.no_grad():
+        x = torch.from_numpy(full.copy()).permute(2, 0, 1)[None].float() / 255.0
+        return taef2.encode(x)[0].half()
+
+
 def _batch(
     cache: dict[str, list[torch.Tensor]], size: int, crop: int, rng: random.Random
-) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(quarters, base latents, target latents) of ``size`` random crops."""
+    xs, bs, ys = [], [], []
     for _ in range(size):
         i = rng.randrange(len(cache["latents"]))
-        latent, quarter = cache["latents"][i], cache["quarters"][i]
+        latent, quarter, base = cache["latents"][i], cache["quarters"][i], cache["bases"][i]
         h, w = latent.shape[1:]
         top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
         ys.append(latent[:, top : top + crop, left : left + crop].float())
+        bs.append(base[:, top : top + crop, left : left + crop].float())
         q = quarter[2 * top : 2 * (top + crop), 2 * left : 2 * (left + crop)]
         xs.append(q.permute(2, 0, 1).float() / 255.0)
-    return torch.stack(xs), torch.stack(ys)
+    return torch.stack(xs), torch.stack(bs), torch.stack(ys)
 
 
 def training_step(
     model: LatentRestorer,
     optimizer: torch.optim.Optimizer,
     quarter: torch.Tensor,
+    base: torch.Tensor,
     latent: torch.Tensor,
     taef2: TAEF2 | None = None,
 ) -> float:
     """One step: latent L1, or (with ``taef2``) pixel L1 + 1 - MS-SSIM through its decoder."""
     model.train()
     optimizer.zero_grad()
-    predicted = model(quarter)
+    predicted = model(quarter, base)
     if taef2 is None:
         loss = F.l1_loss(predicted, latent)
     else:
@@ -182,11 +199,11 @@ def train(
             break
         pixel = recipe.pixel_every and (state.step + 1) % recipe.pixel_every == 0
         if pixel:
-            quarter, latent = _batch(cache, recipe.pixel_batch, recipe.pixel_crop, rng)
-            training_step(model, optimizer, quarter, latent, taef2)
+            batch = _batch(cache, recipe.pixel_batch, recipe.pixel_crop, rng)
+            training_step(model, optimizer, *batch, taef2)
         else:
-            quarter, latent = _batch(cache, recipe.batch, recipe.crop, rng)
-            window.append(training_step(model, optimizer, quarter, latent))
+            batch = _batch(cache, recipe.batch, recipe.crop, rng)
+            window.append(training_step(model, optimizer, *batch))
         state.step += 1
         state.seconds = time.perf_counter() - started
         if state.step % 50 == 0 or state.step == steps:
