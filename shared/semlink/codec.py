@@ -294,7 +294,12 @@ def decode(
             small = decode_reference(
                 layer.codec, layer.payload, packet.width, packet.height, spec.learned_codecs()
             )
-            reference = resize(small, packet.width, packet.height)
+            if spec.learned_upscale:
+                from semlink.restore.latent import upscale
+
+                reference = upscale(small, packet.width, packet.height)
+            else:
+                reference = resize(small, packet.width, packet.height)
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
         elif kind is LayerKind.OBJECT:

@@ -34,6 +34,8 @@ class Profile:
     """Package data files both ends must hold identically (e.g. the text model)."""
     diffusion: bool = False
     """Whether the decoder runs the diffusion pipeline (and so needs its weights)."""
+    learned_upscale: bool = False
+    """Whether the decoder upsamples the reference with the shipped learned restorer."""
     extracts: bool = False
     """Whether the encoder extracts caption and objects itself when given no hints."""
     learned_reference: bool = False
@@ -81,6 +83,7 @@ LITE = Profile(
     description="Offline CPU profile: classical reference codec search with stripped "
     "containers, entropy-coded text, masks and segmentation maps.",
     data_files=("data/english_words.txt.gz",),
+    learned_upscale=True,
 )
 
 SEDIC = Profile(

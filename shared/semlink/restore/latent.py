@@ -18,6 +18,12 @@ coded the way lite codes them; never on Kodak.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from functools import cache
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -82,3 +88,61 @@ def restore(
     image = taef2.decode(latent)[0].permute(1, 2, 0)
     pixels = (image * 255).round().to(torch.uint8).numpy()
     return pixels if (work_w, work_h) == (width, height) else resize(pixels, width, height)
+
+
+SHIPPED = "latent_restorer"
+"""Package data: ``data/latent_restorer.safetensors`` (fp16) and ``data/latent_restorer.json``
+(manifest: sha256, recipe, data, steps, wall time, hardware, held-out results)."""
+
+_warned: list[str] = []
+
+
+def _say_once(message: str) -> None:
+    if message not in _warned:
+        _warned.append(message)
+        logging.getLogger("semlink").warning(message)
+
+
+@cache
+def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2] | None:
+    from importlib import resources
+
+    from safetensors.torch import load
+
+    from semlink.models.weights import WeightsError, load_strict
+
+    data = resources.files("semlink").joinpath("data")
+    manifest_file = data.joinpath(f"{SHIPPED}.json")
+    if not manifest_file.is_file():
+        return None
+    manifest = json.loads(manifest_file.read_text())
+    raw = data.joinpath(f"{SHIPPED}.safetensors").read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{SHIPPED}.safetensors"]:
+        raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
+    try:
+        taef2 = TAEF2.load(weights_dir / "taef2")
+    except WeightsError:
+        _say_once(
+            f"lite: TAEF2 weights not in {weights_dir}/taef2, so the learned restorer is off and "
+            "references are upsampled with Lanczos (set SEMLINK_WEIGHTS_DIR to enable it)"
+        )
+        return None
+    recipe = manifest["recipe"]
+    model = LatentRestorer(recipe["width"], recipe["blocks"])
+    load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
+    return model.eval(), taef2
+
+
+def shipped_restorer() -> tuple[LatentRestorer, TAEF2] | None:
+    """The project-trained restorer with TAEF2, or None (Lanczos) when either is missing."""
+    from semlink.config import settings
+
+    return _shipped(settings().weights_dir)
+
+
+def upscale(reference: NDArray[np.uint8], width: int, height: int) -> NDArray[np.uint8]:
+    """The lite decoder's last stage: learned restorer when available, else Lanczos."""
+    models = shipped_restorer()
+    if models is None:
+        return resize(reference, width, height)
+    return restore(reference, width, height, *models)
