@@ -82,3 +82,21 @@ def test_training_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     resumed = train(BSDS, WEIGHTS / "taef2", tmp_path, steps=100, recipe=recipe, limit=2)
     assert resumed.step == 100 and [s for s, _ in resumed.losses] == [50, 100]
     assert np.isfinite([v for _, v in resumed.losses]).all()
+
+
+def test_a_latent_codec_step_lowers_the_rate_distortion_loss() -> None:
+    from semlink.train.latent_codec import _optimizers, latent_hyperprior, rd_loss
+    from semlink.train.latent_codec import training_step as codec_step
+
+    torch.manual_seed(0)
+    model = latent_hyperprior(n=16, m=16)
+    optimizer, aux_optimizer = _optimizers(model, 1e-3)
+    latent = torch.randn(2, 32, 16, 16) * 0.9
+    with torch.no_grad():
+        before, bpp, mse = rd_loss(model, latent, 4.0)
+    assert bpp > 0 and mse > 0
+    for _ in range(20):
+        codec_step(model, optimizer, aux_optimizer, latent, 4.0)
+    with torch.no_grad():
+        after, _, _ = rd_loss(model, latent, 4.0)
+    assert float(after) < float(before)

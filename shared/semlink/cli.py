@@ -341,6 +341,25 @@ def train_restorer_cmd(
         console.print(manifest.read_text())
 
 
+@train_app.command("latent-codec")
+def train_latent_codec_cmd(
+    cache: Annotated[Path, typer.Option(help="TAEF2 latents cached by `train restorer`.")] = Path(
+        "out/train/restorer/cache.pt"
+    ),
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/latent-codec"),
+    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 20000,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    lam: Annotated[float, typer.Option("--lambda", help="MSE weight vs bpp.")] = 4.0,
+) -> None:
+    """Recipe b: scale hyperprior over TAEF2 latents (decoded by TAEF2); resumable."""
+    from semlink.train.latent_codec import LatentCodecRecipe, train
+
+    if not cache.exists():
+        raise _fail(f"{cache} not found: `semlink train restorer --steps 0` builds it")
+    state = train(cache, out, steps=steps, minutes=minutes, recipe=LatentCodecRecipe(lam=lam))
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+
+
 @app.command("serve")
 def serve_cmd(
     service: Annotated[ServiceKind, typer.Argument(help="Which service to run.")],
