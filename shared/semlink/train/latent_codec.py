@@ -91,7 +91,7 @@ def rd_loss(model: Any, latent: torch.Tensor, lam: float) -> tuple[torch.Tensor,
     bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
     bpp = bits / pixels
     mse = F.mse_loss(out["z_hat"], latent)
-    return lam * mse + bpp, float(bpp), float(mse)
+    return lam * mse + bpp, float(bpp.detach()), float(mse.detach())
 
 
 def training_step(
