@@ -88,7 +88,7 @@ def rd_loss(model: Any, latent: torch.Tensor, lam: float) -> tuple[torch.Tensor,
     """(loss, bits per image pixel, latent MSE) for a batch of latents."""
     out = model(latent)
     pixels = latent.shape[0] * latent.shape[2] * latent.shape[3] * 64
-    bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
+    bits = torch.stack([-torch.log2(lik).sum() for lik in out["likelihoods"].values()]).sum()
     bpp = bits / pixels
     mse = F.mse_loss(out["z_hat"], latent)
     return lam * mse + bpp, float(bpp.detach()), float(mse.detach())
