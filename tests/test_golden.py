@@ -68,6 +68,19 @@ def test_lite_packet_bitstream() -> None:
 
 def test_golden_packet_decodes_to_pinned_image() -> None:
     """A packet written once decodes to the same pixels on every machine and release."""
+    from semlink.restore.latent import shipped_restorer
+
     decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
     assert decoded.caption == "a cat"
+    # With the shipped restorer and TAEF2 present, lite's decoder is the learned one;
+    # without TAEF2 it is Lanczos. Each has its own pinned pixels.
+    learned = shipped_restorer() is not None
+    _check(f"lite-decoded-chelsea-600{'-restorer' if learned else ''}", decoded.image.tobytes())
+
+
+def test_lanczos_fallback_decodes_to_pinned_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semlink.restore import latent
+
+    monkeypatch.setattr(latent, "shipped_restorer", lambda: None)
+    decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
     _check("lite-decoded-chelsea-600", decoded.image.tobytes())
