@@ -1,0 +1,58 @@
+"""The project-trained weights shipped in the package: manifest, loading, fallback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semlink.config import settings
+from semlink.restore import latent
+
+DATA = resources.files("semlink").joinpath("data")
+TAEF2_PRESENT = (settings().weights_dir / "taef2" / "taef2_decoder.pth").exists()
+
+
+def test_shipped_restorer_matches_its_manifest() -> None:
+    manifest = json.loads(DATA.joinpath("latent_restorer.json").read_text())
+    raw = DATA.joinpath("latent_restorer.safetensors").read_bytes()
+    assert manifest["files"]["latent_restorer.safetensors"] == hashlib.sha256(raw).hexdigest()
+    assert manifest["steps"] > 0 and manifest["wall_seconds"] > 0
+    assert manifest["hardware"]["cpu_count"] and "torch" in manifest["hardware"]
+    assert "BSDS500" in manifest["recipe"]["data"] and "Kodak" not in manifest["recipe"]["data"]
+    assert 0 < manifest["recipe"]["blend"] <= 1
+    shipped = sum(len(DATA.joinpath(n).read_bytes()) for n in manifest["files"])
+    assert shipped <= 30 * 2**20
+
+
+@pytest.mark.skipif(not TAEF2_PRESENT, reason="TAEF2 weights not in SEMLINK_WEIGHTS_DIR/taef2")
+def test_shipped_restorer_loads_and_restores(chelsea: np.ndarray) -> None:
+    models = latent.shipped_restorer()
+    assert models is not None
+    small = np.ascontiguousarray(chelsea[::4, ::4])
+    out = latent.upscale(small, 451, 300)
+    assert out.shape == (300, 451, 3) and out.dtype == np.uint8
+    assert not np.array_equal(out, latent.resize(small, 451, 300))
+
+
+def test_without_taef2_lite_falls_back_to_lanczos_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SEMLINK_WEIGHTS_DIR", str(tmp_path))
+    settings.cache_clear()
+    latent._warned.clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="semlink"):
+            assert latent.shipped_restorer() is None
+            assert latent.shipped_restorer() is None
+            small = np.zeros((10, 12, 3), np.uint8)
+            assert np.array_equal(latent.upscale(small, 48, 40), latent.resize(small, 48, 40))
+        said = [r.message for r in caplog.records if "TAEF2" in r.message]
+        assert len(said) == 1 and "Lanczos" in said[0]
+    finally:
+        settings.cache_clear()
