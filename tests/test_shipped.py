@@ -56,3 +56,12 @@ def test_without_taef2_lite_falls_back_to_lanczos_and_says_so_once(
         assert len(said) == 1 and "Lanczos" in said[0]
     finally:
         settings.cache_clear()
+
+
+def test_the_restorer_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMLINK_LITE_RESTORER", "false")
+    settings.cache_clear()
+    try:
+        assert latent.shipped_restorer() is None
+    finally:
+        settings.cache_clear()

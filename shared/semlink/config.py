@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     )
     sam_checkpoint: Path | None = Field(None, description="Official SAM checkpoint (.pth).")
     sam_variant: str = Field("vit_b", description="SAM variant of the checkpoint.")
+    lite_restorer: bool = Field(
+        True,
+        description="lite decodes with the shipped learned restorer (about 4 s per 768x512 "
+        "image on 2 CPU cores); false: Lanczos (milliseconds).",
+    )
     tiny_models: bool = Field(False, description="Use tiny random models (tests and CPU demos).")
 
 

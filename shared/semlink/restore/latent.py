@@ -149,7 +149,8 @@ def shipped_restorer() -> tuple[LatentRestorer, TAEF2, float] | None:
     """The project-trained restorer with TAEF2, or None (Lanczos) when either is missing."""
     from semlink.config import settings
 
-    return _shipped(settings().weights_dir)
+    s = settings()
+    return _shipped(s.weights_dir) if s.lite_restorer else None
 
 
 def upscale(reference: NDArray[np.uint8], width: int, height: int) -> NDArray[np.uint8]:
