@@ -111,7 +111,7 @@ def training_step(
     aux = model.aux_loss()
     aux.backward()
     aux_optimizer.step()
-    return float(loss), bpp, mse
+    return float(loss.detach()), bpp, mse
 
 
 def _optimizers(model: Any, lr: float) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
