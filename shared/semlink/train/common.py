@@ -6,10 +6,12 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -114,3 +116,41 @@ def ship(
     path = directory / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+def run(
+    step: Callable[[], float | None],
+    state: RunState,
+    *,
+    steps: int,
+    minutes: float | None,
+    out: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    title: str,
+    progress: Callable[[str, int, int], None] | None = None,
+    every: int = 50,
+) -> RunState:
+    """The loop every recipe shares: ``step()`` trains once and returns the loss to log (or
+    None); every ``every`` steps the mean loss is logged, the checkpoint and loss curve written.
+    Stops at ``steps`` or after ``minutes`` of wall time (a resumed run counts on)."""
+    started, window = time.perf_counter() - state.seconds, []
+    while state.step < steps:
+        if minutes is not None and time.perf_counter() - started > 60 * minutes:
+            break
+        loss = step()
+        if loss is not None and np.isfinite(loss):
+            window.append(loss)
+        state.step += 1
+        state.seconds = time.perf_counter() - started
+        if state.step % every == 0 or state.step == steps:
+            if window:
+                state.losses.append((state.step, float(np.mean(window))))
+                window = []
+            save_checkpoint(out, model, optimizer, state)
+            plot_losses(state, out / "loss.png", title)
+        if progress:
+            progress("training", state.step, steps)
+    save_checkpoint(out, model, optimizer, state)
+    plot_losses(state, out / "loss.png", title)
+    return state

@@ -13,21 +13,18 @@ latents of BSDS500 train+test cached by the restorer recipe (``cache.pt``); neve
 
 from __future__ import annotations
 
-import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from semlink.models.taef2 import LATENT_CHANNELS
-from semlink.train.common import RunState, load_checkpoint, plot_losses, save_checkpoint
+from semlink.train.common import RunState, load_checkpoint, run
 
 
 def latent_hyperprior(n: int = 96, m: int = 64) -> Any:
@@ -137,11 +134,9 @@ def train(
     optimizer, aux_optimizer = _optimizers(model, recipe.lr)
     state = load_checkpoint(out, model, optimizer)
     rng = random.Random(recipe.seed * 1_000_003 + state.step)
-    started, window = time.perf_counter() - state.seconds, []
     title = f"TAEF2 latent hyperprior, lambda {recipe.lam}: lambda*MSE + bpp"
-    while state.step < steps:
-        if minutes is not None and time.perf_counter() - started > 60 * minutes:
-            break
+
+    def step() -> float | None:
         crops = []
         for _ in range(recipe.batch):
             z = latents[rng.randrange(len(latents))]
@@ -149,18 +144,16 @@ def train(
             left = rng.randrange(z.shape[2] - recipe.crop + 1)
             crops.append(z[:, top : top + recipe.crop, left : left + recipe.crop].float())
         loss, _, _ = training_step(model, optimizer, aux_optimizer, torch.stack(crops), recipe.lam)
-        if math.isfinite(loss):
-            window.append(loss)
-        state.step += 1
-        state.seconds = time.perf_counter() - started
-        if state.step % 50 == 0 or state.step == steps:
-            if window:
-                state.losses.append((state.step, float(np.mean(window))))
-                window = []
-            save_checkpoint(out, model, optimizer, state)
-            plot_losses(state, out / "loss.png", title)
-        if progress:
-            progress("training", state.step, steps)
-    save_checkpoint(out, model, optimizer, state)
-    plot_losses(state, out / "loss.png", title)
-    return state
+        return loss
+
+    return run(
+        step,
+        state,
+        steps=steps,
+        minutes=minutes,
+        out=out,
+        model=model,
+        optimizer=optimizer,
+        title=title,
+        progress=progress,
+    )

@@ -13,7 +13,6 @@ Loss: L1 between predicted and true latents (cheap: everything at H/8), and ever
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,8 +30,7 @@ from semlink.streams.reference import ReferenceCodec, search
 from semlink.train.common import (
     RunState,
     load_checkpoint,
-    plot_losses,
-    save_checkpoint,
+    run,
     ship,
 )
 
@@ -193,30 +191,25 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     state = load_checkpoint(out, model, optimizer)
     rng.seed(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
-    started, window = time.perf_counter() - state.seconds, []
-    while state.step < steps:
-        if minutes is not None and time.perf_counter() - started > 60 * minutes:
-            break
-        pixel = recipe.pixel_every and (state.step + 1) % recipe.pixel_every == 0
-        if pixel:
+
+    def step() -> float | None:
+        if recipe.pixel_every and (state.step + 1) % recipe.pixel_every == 0:
             batch = _batch(cache, recipe.pixel_batch, recipe.pixel_crop, rng)
             training_step(model, optimizer, *batch, taef2)
-        else:
-            batch = _batch(cache, recipe.batch, recipe.crop, rng)
-            window.append(training_step(model, optimizer, *batch))
-        state.step += 1
-        state.seconds = time.perf_counter() - started
-        if state.step % 50 == 0 or state.step == steps:
-            if window:
-                state.losses.append((state.step, float(np.mean(window))))
-                window = []
-            save_checkpoint(out, model, optimizer, state)
-            plot_losses(state, out / "loss.png", "latent restorer: latent L1")
-        if progress:
-            progress("training", state.step, steps)
-    save_checkpoint(out, model, optimizer, state)
-    plot_losses(state, out / "loss.png", "latent restorer: latent L1")
-    return state
+            return None  # the curve logs the latent loss only
+        return training_step(model, optimizer, *_batch(cache, recipe.batch, recipe.crop, rng))
+
+    return run(
+        step,
+        state,
+        steps=steps,
+        minutes=minutes,
+        out=out,
+        model=model,
+        optimizer=optimizer,
+        title="latent restorer: latent L1",
+        progress=progress,
+    )
 
 
 BLENDS = (0.3, 0.5, 0.7, 1.0)
