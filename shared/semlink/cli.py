@@ -336,7 +336,7 @@ def train_restorer_cmd(
             raise _fail(str(exc)) from exc
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
     if ship_to is not None:
-        manifest = ship_restorer(out, ship_to, bsds, weights / "taef2", state)
+        manifest = ship_restorer(out, ship_to, bsds, weights / "taef2")
         console.print(f"shipped: {manifest}")
         console.print(manifest.read_text())
 

@@ -34,6 +34,7 @@ from semlink.models.weights import (
     WeightsError,
     load_state_dict,
     load_strict,
+    state_digest,
     verify_manifest,
 )
 
@@ -146,14 +147,6 @@ def _to_input(image: NDArray[np.uint8]) -> NDArray[np.float32]:
     return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge"))
 
 
-def _state_digest(model: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _ready(config: LearnedCodecConfig, model: Any, digest: str) -> LearnedCodec:
     model.eval()
     model.update(force=True)
@@ -171,7 +164,7 @@ def tiny_codecs(seed: int = 0) -> list[LearnedCodec]:
     ):
         torch.manual_seed(seed + i)
         model = build(config)
-        codecs.append(_ready(config, model, _state_digest(model)))
+        codecs.append(_ready(config, model, state_digest(model)))
     return codecs
 
 

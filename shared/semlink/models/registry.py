@@ -23,7 +23,7 @@ import torch
 
 from semlink.config import settings
 from semlink.models.diffusion import DiffusionComponents
-from semlink.models.weights import MANIFEST, WeightsError
+from semlink.models.weights import MANIFEST, WeightsError, state_digest
 
 
 @dataclass
@@ -33,19 +33,16 @@ class DecoderModels:
     digest: str
 
 
-def _state_digest(components: DiffusionComponents) -> str:
-    digest = hashlib.sha256()
-    for module in (components.unet, components.controlnet, components.vae, components.text_encoder):
-        for key, tensor in sorted(module.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
 @cache
 def tiny_decoder_models(seed: int = 0) -> DecoderModels:
     components = DiffusionComponents.tiny(seed)
-    return DecoderModels(f"tiny-{seed}", components, _state_digest(components))
+    return DecoderModels(
+        f"tiny-{seed}",
+        components,
+        state_digest(
+            components.unet, components.controlnet, components.vae, components.text_encoder
+        ),
+    )
 
 
 def placement() -> tuple[str, torch.dtype]:

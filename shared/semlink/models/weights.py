@@ -80,6 +80,18 @@ def verify_manifest(directory: Path) -> dict[str, str]:
     return table
 
 
+def state_digest(*modules: nn.Module) -> str:
+    """sha256 over the modules' state dicts (names and exact bytes): what tiny models put
+    into a fingerprint, where there is no manifest to hash."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(key.encode())
+            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+            digest.update(raw.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def verify_if_local(source: str | Path) -> None:
     """Check a local model directory against its manifest, when it has one (hub ids pass)."""
     directory = Path(source)

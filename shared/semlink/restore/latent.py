@@ -97,8 +97,13 @@ def restore(
         pixels = resize(pixels, width, height)
     if blend >= 1.0:
         return pixels
-    lanczos = resize(reference, width, height).astype(np.float32)
-    mixed = lanczos + blend * (pixels.astype(np.float32) - lanczos)
+    return mix(resize(reference, width, height), pixels, blend)
+
+
+def mix(lanczos: NDArray[np.uint8], restored: NDArray[np.uint8], blend: float) -> NDArray[np.uint8]:
+    """lanczos + blend * (restored - lanczos), rounded to uint8."""
+    base = lanczos.astype(np.float32)
+    mixed = base + blend * (restored.astype(np.float32) - base)
     return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 
 

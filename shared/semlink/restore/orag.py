@@ -98,7 +98,9 @@ class ORAGPipeline:
         """SDGIC's dual path: the caption's embedding followed by every object's content
         tokens, so the UNet's cross-attention reads the objects' semantics in the global
         pass while the reference keeps entering through ControlNet's residuals."""
-        text, _ = self.encode_prompt(caption)
+        return self._with_object_tokens(self.encode_prompt(caption)[0], descriptions)
+
+    def _with_object_tokens(self, text: torch.Tensor, descriptions: Sequence[str]) -> torch.Tensor:
         extra = []
         for description in descriptions:
             embedding, tokens = self.encode_prompt(description)
@@ -214,7 +216,7 @@ class ORAGPipeline:
         # objects' semantic tokens in cross-attention; ControlNet sees the caption alone).
         caption_text, _ = self.encode_prompt(caption)
         text = (
-            self.semantic_tokens(caption, [o.description for o in objects])
+            self._with_object_tokens(caption_text, [o.description for o in objects])
             if dual_path
             else caption_text
         )

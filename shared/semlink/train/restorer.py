@@ -26,7 +26,7 @@ from PIL import Image
 from semlink.models.taef2 import TAEF2
 from semlink.restore.latent import LatentRestorer
 from semlink.restore.resample import resize
-from semlink.streams.reference import ReferenceCodec, search
+from semlink.streams.reference import ReferenceCodec, decode_file, search
 from semlink.train.common import (
     RunState,
     load_checkpoint,
@@ -57,16 +57,11 @@ def _photos(bsds: Path, splits: tuple[str, ...]) -> list[Path]:
 
 
 def _coded_reference(image: NDArray[np.uint8], rng: random.Random) -> NDArray[np.uint8] | None:
+    """The small decoded reference lite would send: HEVC at a random scale and budget."""
     height, width = image.shape[:2]
     budget = int(rng.choice(BPPS) * width * height / 8) - 40  # header, text, framing
     found = search(image, budget, codecs=(ReferenceCodec.HEVC,), scales=(rng.choice(SCALES),))
-    return None if found is None else decode_small(found)
-
-
-def decode_small(found: object) -> NDArray[np.uint8]:
-    from semlink.streams.reference import decode_file
-
-    return decode_file(found.codec, found.data)  # type: ignore[attr-defined]
+    return None if found is None else decode_file(found.codec, found.data)
 
 
 def build_cache(
@@ -80,11 +75,8 @@ def build_cache(
 ) -> dict[str, list[torch.Tensor]]:
     """Decoded references (uint8, H/4) and TAEF2 latents (fp16, H/8) per photo; cached."""
     if path.exists():
-        cache: dict[str, list[torch.Tensor]] = torch.load(path, weights_only=True)
-        if "bases" not in cache:  # caches from before the base latent: add it
-            cache["bases"] = [_base(q, taef2) for q in cache["quarters"]]
-            torch.save(cache, path)
-        return cache
+        cached: dict[str, list[torch.Tensor]] = torch.load(path, weights_only=True)
+        return cached
     rng = random.Random(seed)
     photos = _photos(bsds, splits)[:limit]
     quarters, latents, bases = [], [], []
@@ -221,7 +213,7 @@ def evaluate(
     """Mean PSNR / MS-SSIM / HaarPSI / NIQE on held-out BSDS500 val photos: Lanczos, and the
     restorer at every blend in :data:`BLENDS`."""
     from semlink.quality.metrics import all_metrics
-    from semlink.restore.latent import restore
+    from semlink.restore.latent import mix, restore
 
     rng = random.Random(seed)
     totals: dict[str, dict[str, list[float]]] = {}
@@ -233,11 +225,10 @@ def evaluate(
             continue
         height, width = image.shape[:2]
         lanczos = resize(small, width, height)
-        restored = restore(small, width, height, model, taef2).astype(np.float32)
+        restored = restore(small, width, height, model, taef2)  # run once, mixed per blend
         outputs = {"lanczos": lanczos}
         for blend in BLENDS:
-            mixed = lanczos + blend * (restored - lanczos)
-            outputs[f"blend {blend}"] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+            outputs[f"blend {blend}"] = mix(lanczos, restored, blend)
         for name, out in outputs.items():
             for metric, value in all_metrics(image, out).items():
                 if metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
@@ -264,7 +255,7 @@ def choose_blend(results: dict[str, dict[str, float]], max_psnr_loss: float = 0.
     return min(fit, key=lambda b: results[f"blend {b}"]["niqe"])
 
 
-def ship_restorer(out: Path, dest: Path, bsds: Path, taef2_dir: Path, state: RunState) -> Path:
+def ship_restorer(out: Path, dest: Path, bsds: Path, taef2_dir: Path) -> Path:
     recipe = RestorerRecipe()
     model = LatentRestorer(recipe.width, recipe.blocks)
     optimizer = torch.optim.Adam(model.parameters())
