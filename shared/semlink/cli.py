@@ -296,8 +296,12 @@ def train_restorer_cmd(
     ship_to: Annotated[
         Path | None, typer.Option("--ship", help="Write fp16 weights + manifest here after.")
     ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start a new run from this checkpoint's weights.")
+    ] = None,
 ) -> None:
-    """Recipe c: latent restorer (reference -> TAEF2 latent) on BSDS500; resumable."""
+    """Recipe c: latent restorer (reference + segment edges -> TAEF2 latent) with pixel,
+    MS-SSIM and adversarial losses on BSDS500; resumable."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from semlink.config import settings
@@ -331,14 +335,53 @@ def train_restorer_cmd(
                 minutes=minutes,
                 limit=limit,
                 progress=progress,
+                init=init,
             )
         except WeightsError as exc:
             raise _fail(str(exc)) from exc
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
     if ship_to is not None:
-        manifest = ship_restorer(out, ship_to, bsds, weights / "taef2")
+        note = f"initialised from {init}" if init is not None else ""
+        manifest = ship_restorer(out, ship_to, bsds, weights / "taef2", note)
         console.print(f"shipped: {manifest}")
         console.print(manifest.read_text())
+
+
+def _bsds() -> Path:
+    from semlink.config import settings
+
+    bsds = settings().weights_dir.parent / "data" / "train" / "bsds500"
+    if not bsds.exists():
+        raise _fail(f"{bsds} not found: BSDS500 lies beside the weights directory")
+    return bsds
+
+
+@train_app.command("ref-codec")
+def train_ref_codec_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/ref-codec"),
+    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 100000,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    lam: Annotated[
+        float, typer.Option("--lambda", help="compressai lambda (MSE x 255^2 vs bpp).")
+    ] = 0.0067,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N photos.")] = None,
+    ship_to: Annotated[
+        Path | None, typer.Option("--ship", help="Write a learned-codec directory here after.")
+    ] = None,
+) -> None:
+    """Recipe a: slim bmshj2018 hyperprior for the downscaled reference; resumable."""
+    from semlink.train.ref_codec import RefCodecRecipe, ship_ref_codec, train
+
+    bsds = _bsds()
+    recipe = RefCodecRecipe(lam=lam)
+    state = train(
+        bsds, out, steps=steps, minutes=minutes, recipe=recipe, limit=limit, report=console.print
+    )
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        record = ship_ref_codec(out, ship_to, bsds, recipe)
+        console.print(f"shipped: {ship_to}")
+        console.print(record.read_text())
 
 
 @train_app.command("latent-codec")
@@ -347,17 +390,27 @@ def train_latent_codec_cmd(
         "out/train/restorer/cache.pt"
     ),
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/latent-codec"),
-    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 20000,
+    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 100000,
     minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
-    lam: Annotated[float, typer.Option("--lambda", help="MSE weight vs bpp.")] = 4.0,
+    lam: Annotated[float, typer.Option("--lambda", help="Latent MSE weight vs bpp.")] = 0.04,
+    ship_to: Annotated[
+        Path | None, typer.Option("--ship", help="Write a learned-codec directory here after.")
+    ] = None,
 ) -> None:
     """Recipe b: scale hyperprior over TAEF2 latents (decoded by TAEF2); resumable."""
-    from semlink.train.latent_codec import LatentCodecRecipe, train
+    from semlink.config import settings
+    from semlink.train.latent_codec import LatentCodecRecipe, ship_latent_codec, train
 
     if not cache.exists():
         raise _fail(f"{cache} not found: `semlink train restorer --steps 0` builds it")
-    state = train(cache, out, steps=steps, minutes=minutes, recipe=LatentCodecRecipe(lam=lam))
+    recipe = LatentCodecRecipe(lam=lam)
+    state = train(cache, out, steps=steps, minutes=minutes, recipe=recipe, report=console.print)
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        taef2_dir = settings().weights_dir / "taef2"
+        record = ship_latent_codec(out, ship_to, _bsds(), taef2_dir, recipe)
+        console.print(f"shipped: {ship_to}")
+        console.print(record.read_text())
 
 
 @app.command("serve")

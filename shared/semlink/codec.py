@@ -285,21 +285,16 @@ def decode(
     result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
     stages = result.stage_seconds
     reference: NDArray[np.uint8] | None = None
+    small: NDArray[np.uint8] | None = None
     for layer in packet.layers:
         if check is not None:
             check()
         start = time.perf_counter()
         kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
-        if kind is LayerKind.REFERENCE and reference is None:
+        if kind is LayerKind.REFERENCE and small is None:
             small = decode_reference(
                 layer.codec, layer.payload, packet.width, packet.height, spec.learned_codecs()
             )
-            if spec.learned_upscale:
-                from semlink.restore.latent import upscale
-
-                reference = upscale(small, packet.width, packet.height)
-            else:
-                reference = resize(small, packet.width, packet.height)
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
         elif kind is LayerKind.OBJECT:
@@ -319,6 +314,15 @@ def decode(
         name = kind.name.lower()
         result.layers_used.append(name)
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+    if small is not None:  # upsampled last: the learned restorer reads the segmentation map
+        start = time.perf_counter()
+        if spec.learned_upscale:
+            from semlink.restore.latent import upscale
+
+            reference = upscale(small, packet.width, packet.height, result.segmap)
+        else:
+            reference = resize(small, packet.width, packet.height)
+        stages["reference"] += time.perf_counter() - start
     if reference is None:
         # No reference arrived: a flat mid-grey picture of the right size, not a crash.
         reference = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)

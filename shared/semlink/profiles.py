@@ -40,6 +40,9 @@ class Profile:
     """Whether the encoder extracts caption and objects itself when given no hints."""
     learned_reference: bool = False
     """Whether learned reference codecs (``SEMLINK_REFERENCE_MODELS``) compete in rate control."""
+    shipped_reference: bool = False
+    """Whether the project-trained reference codecs shipped in the package compete in rate
+    control (and the decoder holds them)."""
 
     @property
     def fingerprint(self) -> int:
@@ -53,10 +56,20 @@ class Profile:
             from semlink.models.codecs import reference_codecs_digest
 
             parts = [*parts, f"reference={reference_codecs_digest()}"]
+        if self.shipped_reference:
+            from semlink.models.codecs import shipped_codecs_digest
+
+            shipped = shipped_codecs_digest()
+            if shipped is not None:
+                parts = [*parts, f"shipped={shipped}"]
         return int(google_crc32c.value("|".join(parts).encode()))
 
     def learned_codecs(self) -> Sequence[LearnedCodec]:
         """The learned reference codecs this profile's ends hold (loads them)."""
+        if self.shipped_reference:
+            from semlink.models.codecs import shipped_codecs
+
+            return shipped_codecs()
         if not self.learned_reference:
             return ()
         from semlink.models.codecs import reference_codecs
@@ -84,6 +97,7 @@ LITE = Profile(
     "containers, entropy-coded text, masks and segmentation maps.",
     data_files=("data/english_words.txt.gz",),
     learned_upscale=True,
+    shipped_reference=True,
 )
 
 SEDIC = Profile(

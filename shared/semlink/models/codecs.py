@@ -1,4 +1,5 @@
-"""Learned reference codecs (compressai): a scale hyperprior and cheng2020-attn.
+"""Learned reference codecs (compressai): a scale hyperprior, cheng2020-attn, and a scale
+hyperprior over TAEF2 latents (decoded by TAEF2's decoder).
 
 Real deployments point ``SEMLINK_REFERENCE_MODELS`` at a directory holding the weights,
 a ``codecs.json`` that names each file's architecture and quality, and a ``manifest.json``
@@ -38,7 +39,7 @@ from semlink.models.weights import (
     verify_manifest,
 )
 
-Architecture = Literal["bmshj2018-hyperprior", "cheng2020-attn"]
+Architecture = Literal["bmshj2018-hyperprior", "cheng2020-attn", "taef2-latent-hyperprior"]
 CODECS_FILE = "codecs.json"
 PAD = 64
 """Both architectures downsample by 64 (16 in g_a, 4 more in h_a): inputs are padded to it."""
@@ -54,8 +55,56 @@ class LearnedCodecConfig(BaseModel):
     """Rate point, higher is more bytes (compressai zoo numbering, 1..8)."""
     N: int = 128
     M: int = 192
-    """Latent channels (bmshj2018-hyperprior only; cheng2020-attn uses N)."""
+    """Latent channels (hyperpriors only; cheng2020-attn uses N)."""
     file: str = ""
+    taef2_sha256: str = ""
+    """taef2-latent-hyperprior: sha256 of the TAEF2 encoder and decoder files it was
+    trained with, "encoder:decoder" (other TAEF2 weights are refused)."""
+
+
+def latent_hyperprior(n: int = 96, m: int = 64) -> Any:
+    """A scale hyperprior whose input is a TAEF2 latent (32 channels at H/8) instead of RGB:
+    g_a halves the latent grid again, so with h_a the total downsampling is 64, as for the
+    pixel codecs."""
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN
+    from compressai.models import CompressionModel
+    from compressai.models.utils import conv, deconv
+
+    from semlink.models.taef2 import LATENT_CHANNELS
+
+    class LatentHyperprior(CompressionModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.entropy_bottleneck = EntropyBottleneck(n)
+            self.gaussian_conditional = GaussianConditional(None)
+            self.g_a = nn.Sequential(conv(LATENT_CHANNELS, n, 3, 1), GDN(n), conv(n, m, 5, 2))
+            self.g_s = nn.Sequential(
+                deconv(m, n, 5, 2), GDN(n, inverse=True), conv(n, LATENT_CHANNELS, 3, 1)
+            )
+            self.h_a = nn.Sequential(
+                conv(m, n, 3, 1), nn.ReLU(), conv(n, n, 5, 2), nn.ReLU(), conv(n, n, 5, 2)
+            )
+            self.h_s = nn.Sequential(
+                deconv(n, n, 5, 2),
+                nn.ReLU(),
+                deconv(n, n, 5, 2),
+                nn.ReLU(),
+                conv(n, m, 3, 1),
+                nn.ReLU(),
+            )
+
+        def forward(self, z: torch.Tensor) -> dict[str, Any]:
+            y = self.g_a(z)
+            h = self.h_a(torch.abs(y))
+            h_hat, h_likelihoods = self.entropy_bottleneck(h)
+            y_hat, y_likelihoods = self.gaussian_conditional(y, self.h_s(h_hat))
+            return {
+                "z_hat": self.g_s(y_hat),
+                "likelihoods": {"y": y_likelihoods, "h": h_likelihoods},
+            }
+
+    return LatentHyperprior()
 
 
 def build(config: LearnedCodecConfig) -> Any:
@@ -63,6 +112,8 @@ def build(config: LearnedCodecConfig) -> Any:
 
     if config.architecture == "cheng2020-attn":
         return Cheng2020Attention(N=config.N)
+    if config.architecture == "taef2-latent-hyperprior":
+        return latent_hyperprior(config.N, config.M)
     return ScaleHyperprior(N=config.N, M=config.M)
 
 
@@ -97,6 +148,8 @@ class LearnedCodec:
     digest: str
     analysis_runner: AnalysisRunner | None = None
     """Replaces the PyTorch analysis transform (e.g. an onnxruntime session)."""
+    taef2: Any = None
+    """taef2-latent-hyperprior: the TAEF2 autoencoder whose latent space it codes."""
 
     @property
     def name(self) -> str:
@@ -114,6 +167,8 @@ class LearnedCodec:
     def compress(self, image: NDArray[np.uint8]) -> tuple[bytes, bytes]:
         """(z string, y string) for an RGB image of any size (padded to 64 inside)."""
         x = _to_input(image)
+        if self.taef2 is not None:
+            x = self.taef2.encode(torch.from_numpy(x)).numpy()
         y, z = self.analysis(x)
         model = self.model
         z_strings = model.entropy_bottleneck.compress(z)
@@ -136,7 +191,14 @@ class LearnedCodec:
     @torch.no_grad()
     def decompress(self, z: bytes, y: bytes, width: int, height: int) -> NDArray[np.uint8]:
         shape = (-(-height // PAD), -(-width // PAD))
-        out = self.model.decompress([[y], [z]], shape)["x_hat"][0, :, :height, :width]
+        if self.taef2 is None:
+            out = self.model.decompress([[y], [z]], shape)["x_hat"][0, :, :height, :width]
+        else:  # the same entropy decoding, then latents (not clamped) through TAEF2's decoder
+            model = self.model
+            z_hat = model.entropy_bottleneck.decompress([z], shape)
+            indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
+            y_hat = model.gaussian_conditional.decompress([y], indexes, z_hat.dtype)
+            out = self.taef2.decode(model.g_s(y_hat))[0, :, :height, :width]
         return (out.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
@@ -147,10 +209,10 @@ def _to_input(image: NDArray[np.uint8]) -> NDArray[np.float32]:
     return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge"))
 
 
-def _ready(config: LearnedCodecConfig, model: Any, digest: str) -> LearnedCodec:
+def _ready(config: LearnedCodecConfig, model: Any, digest: str, taef2: Any = None) -> LearnedCodec:
     model.eval()
     model.update(force=True)
-    return LearnedCodec(config, model, digest)
+    return LearnedCodec(config, model, digest, taef2=taef2)
 
 
 def tiny_codecs(seed: int = 0) -> list[LearnedCodec]:
@@ -168,8 +230,11 @@ def tiny_codecs(seed: int = 0) -> list[LearnedCodec]:
     return codecs
 
 
-def load_codecs(directory: Path) -> list[LearnedCodec]:
-    """Every model listed in ``directory/codecs.json``, sha256-verified and strictly loaded."""
+def load_codecs(directory: Path, taef2_dir: Path | None = None) -> list[LearnedCodec]:
+    """Every model listed in ``directory/codecs.json``, sha256-verified and strictly loaded.
+
+    taef2-latent-hyperprior models need the TAEF2 weights they were trained with in
+    ``taef2_dir``: ``WeightsError`` when they are missing or different."""
     listing = directory / CODECS_FILE
     if not listing.exists():
         raise WeightsError(
@@ -185,8 +250,23 @@ def load_codecs(directory: Path) -> list[LearnedCodec]:
     for config in configs:
         model = build(config)
         load_strict(model, load_state_dict(directory / config.file), what=config.file)
-        codecs.append(_ready(config, model, digest))
+        taef2 = _taef2_for(config, taef2_dir) if config.architecture.startswith("taef2") else None
+        codecs.append(_ready(config, model, digest, taef2))
     return codecs
+
+
+def _taef2_for(config: LearnedCodecConfig, taef2_dir: Path | None) -> Any:
+    from semlink.models.taef2 import TAEF2
+    from semlink.models.weights import sha256_of
+
+    if taef2_dir is None:
+        raise WeightsError(f"{config.file} codes TAEF2 latents: it needs the TAEF2 weights")
+    found = ":".join(sha256_of(taef2_dir / f"taef2_{p}.pth") for p in ("encoder", "decoder"))
+    if config.taef2_sha256 and found != config.taef2_sha256:
+        raise WeightsError(
+            f"{config.file} was trained with other TAEF2 weights than those in {taef2_dir}"
+        )
+    return TAEF2.load(taef2_dir)
 
 
 @cache
@@ -233,3 +313,51 @@ def reference_codecs_digest() -> str:
             raise WeightsError(f"{manifest} not found: learned reference codecs need a manifest")
         return hashlib.sha256(manifest.read_bytes()).hexdigest()
     return "none"
+
+
+SHIPPED = ("ref_codec", "latent_codec")
+"""Learned-codec directories shipped as package data (``semlink/data/<name>/``), written by
+``semlink train ref-codec --ship`` and ``semlink train latent-codec --ship``."""
+
+_said: list[str] = []
+
+
+def _shipped_dirs() -> list[Path]:
+    from importlib import resources
+
+    data = Path(str(resources.files("semlink").joinpath("data")))
+    return [data / name for name in SHIPPED if (data / name / CODECS_FILE).exists()]
+
+
+@cache
+def _shipped(taef2_dir: Path) -> tuple[LearnedCodec, ...]:
+    import logging
+
+    codecs: list[LearnedCodec] = []
+    for directory in _shipped_dirs():
+        listing = json.loads((directory / CODECS_FILE).read_text())
+        needs_taef2 = any(e["architecture"].startswith("taef2") for e in listing)
+        if needs_taef2 and not (taef2_dir / "taef2_decoder.pth").exists():
+            message = (
+                f"lite: TAEF2 weights not in {taef2_dir}, so the TAEF2 latent reference path "
+                "is off (set SEMLINK_WEIGHTS_DIR to enable it)"
+            )
+            if message not in _said:
+                _said.append(message)
+                logging.getLogger("semlink").warning(message)
+            continue
+        codecs.extend(load_codecs(directory, taef2_dir))
+    return tuple(codecs)
+
+
+def shipped_codecs() -> Sequence[LearnedCodec]:
+    """The project-trained reference codecs lite holds (the TAEF2 one only with TAEF2)."""
+    return _shipped(settings().weights_dir / "taef2")
+
+
+def shipped_codecs_digest() -> str | None:
+    """sha256 over the shipped codecs' manifests; None when none are shipped."""
+    dirs = _shipped_dirs()
+    if not dirs:
+        return None
+    return hashlib.sha256(b"".join((d / MANIFEST).read_bytes() for d in dirs)).hexdigest()

@@ -7,8 +7,11 @@ the reference, working at H/8 x W/8 only (cheap on a CPU):
 
   reference (any small size) -> Lanczos to H/4 x W/4 (q) -> Lanczos to H x W -> TAEF2
   encoder -> base latent b (decodes to about the Lanczos picture)
-  latent = b + CNN(space-to-depth(q) ++ b)   (the CNN's last layer starts at zero)
+  latent = b + CNN(space-to-depth(q) ++ b ++ e)   (the CNN's last layer starts at zero)
   -> TAEF2 decoder -> full-size image.
+
+e is the segmentation map's region boundaries at H/8 x W/8 when the packet carries a
+segmentation layer, zeros otherwise (training shows the network both cases).
 
 Starting from the base latent, training begins at Lanczos quality and learns what to add.
 
@@ -33,12 +36,27 @@ from torch import nn
 from semlink.models.taef2 import LATENT_CHANNELS, TAEF2
 from semlink.restore.resample import resize
 
+EDGE_CHANNELS = 1
+
+
+def segment_edges(labels: NDArray[np.integer], width: int, height: int) -> NDArray[np.float32]:
+    """Region boundaries of a label map (any resolution) on the ``width`` x ``height`` grid:
+    1 where a cell's label differs from its right or lower neighbour's."""
+    rows = np.minimum(np.arange(height) * labels.shape[0] // height, labels.shape[0] - 1)
+    cols = np.minimum(np.arange(width) * labels.shape[1] // width, labels.shape[1] - 1)
+    grid = np.asarray(labels)[rows][:, cols]
+    edges = np.zeros((height, width), np.float32)
+    edges[:, :-1] += grid[:, 1:] != grid[:, :-1]
+    edges[:-1, :] += grid[1:, :] != grid[:-1, :]
+    return np.minimum(edges, 1.0)
+
 
 class LatentRestorer(nn.Module):
-    def __init__(self, width: int = 64, blocks: int = 6) -> None:
+    def __init__(self, width: int = 64, blocks: int = 6, edges: bool = True) -> None:
         super().__init__()
         self.width, self.blocks = width, blocks
-        self.head = nn.Conv2d(12 + LATENT_CHANNELS, width, 3, padding=1)
+        self.edge_channels = EDGE_CHANNELS if edges else 0
+        self.head = nn.Conv2d(12 + LATENT_CHANNELS + self.edge_channels, width, 3, padding=1)
         self.body = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(width, width, 3, padding=1),
@@ -51,9 +69,17 @@ class LatentRestorer(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
 
-    def forward(self, quarter: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        """``quarter``: N x 3 x H/4 x W/4 in [0, 1]; ``base``: N x 32 x H/8 x W/8 -> latents."""
-        x = F.relu(self.head(torch.cat([F.pixel_unshuffle(quarter, 2), base], dim=1)))
+    def forward(
+        self, quarter: torch.Tensor, base: torch.Tensor, edges: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``quarter``: N x 3 x H/4 x W/4 in [0, 1]; ``base``: N x 32 x H/8 x W/8; ``edges``:
+        N x 1 x H/8 x W/8 segment boundaries (None: no segmentation map) -> latents."""
+        parts = [F.pixel_unshuffle(quarter, 2), base]
+        if self.edge_channels:
+            if edges is None:
+                edges = base.new_zeros(base.shape[0], self.edge_channels, *base.shape[2:])
+            parts.append(edges)
+        x = F.relu(self.head(torch.cat(parts, dim=1)))
         for block in self.body:
             x = F.relu(x + block(x))
         return base + self.tail(x)
@@ -82,15 +108,20 @@ def restore(
     restorer: LatentRestorer,
     taef2: TAEF2,
     blend: float = 1.0,
+    segmap: NDArray[np.integer] | None = None,
 ) -> NDArray[np.uint8]:
-    """Full-size image from a decoded small reference.
+    """Full-size image from a decoded small reference (and the packet's segmentation map).
 
     ``blend`` < 1 mixes in the Lanczos picture: lanczos + blend * (restored - lanczos),
     trading texture (NIQE) against fidelity (PSNR); the shipped manifest holds the value
     chosen on held-out BSDS500 photos.
     """
     work_w, work_h = -(-width // 8) * 8, -(-height // 8) * 8
-    latent = restorer(*inputs(reference, work_w, work_h, taef2))
+    edges = None
+    if segmap is not None:
+        grid = segment_edges(segmap, work_w // 8, work_h // 8)
+        edges = torch.from_numpy(grid)[None, None]
+    latent = restorer(*inputs(reference, work_w, work_h, taef2), edges)
     image = taef2.decode(latent)[0].permute(1, 2, 0)
     pixels = (image * 255).round().to(torch.uint8).numpy()
     if (work_w, work_h) != (width, height):
@@ -145,7 +176,7 @@ def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2, float] | None:
         )
         return None
     recipe = manifest["recipe"]
-    model = LatentRestorer(recipe["width"], recipe["blocks"])
+    model = LatentRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
     load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
     return model.eval(), taef2, float(manifest["recipe"].get("blend", 1.0))
 
@@ -158,9 +189,17 @@ def shipped_restorer() -> tuple[LatentRestorer, TAEF2, float] | None:
     return _shipped(s.weights_dir) if s.lite_restorer else None
 
 
-def upscale(reference: NDArray[np.uint8], width: int, height: int) -> NDArray[np.uint8]:
+def upscale(
+    reference: NDArray[np.uint8],
+    width: int,
+    height: int,
+    segmap: NDArray[np.integer] | None = None,
+) -> NDArray[np.uint8]:
     """The lite decoder's last stage: learned restorer when available, else Lanczos."""
     models = shipped_restorer()
     if models is None:
         return resize(reference, width, height)
-    return restore(reference, width, height, *models)
+    restorer, taef2, blend = models
+    return restore(
+        reference, width, height, restorer, taef2, blend, segmap if restorer.edge_channels else None
+    )

@@ -55,12 +55,14 @@ class ReferenceCodec(IntEnum):
     # Learned codecs (compressai), present when the profile's models include them.
     HYPERPRIOR = 5  # bmshj2018-hyperprior
     CHENG2020_ATTN = 6
+    TAEF2_LATENT = 7  # scale hyperprior over TAEF2 latents, drawn by TAEF2's decoder
 
 
 CLASSICAL = tuple(c for c in ReferenceCodec if c <= ReferenceCodec.JPEG)
 LEARNED: dict[ReferenceCodec, str] = {
     ReferenceCodec.HYPERPRIOR: "bmshj2018-hyperprior",
     ReferenceCodec.CHENG2020_ATTN: "cheng2020-attn",
+    ReferenceCodec.TAEF2_LATENT: "taef2-latent-hyperprior",
 }
 
 
@@ -252,6 +254,13 @@ def _decode_learned(
     if k == 0:
         raise PacketFormatError("reference layer has scale 0; scales are 1..255 (x 1/256)")
     models = _models_of(codec, learned)
+    if index >= len(models) and codec is ReferenceCodec.TAEF2_LATENT:
+        from semlink.models.weights import WeightsError
+
+        raise WeightsError(
+            "this packet's reference is coded in the TAEF2 latent space and this decoder has "
+            "no TAEF2 weights: set SEMLINK_WEIGHTS_DIR to the directory holding taef2/"
+        )
     if index >= len(models):
         raise PacketFormatError(
             f"reference layer uses {LEARNED[codec]} model #{index}, but this decoder holds "

@@ -15,64 +15,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from semlink.models.taef2 import LATENT_CHANNELS
+from semlink.models.codecs import latent_hyperprior
+from semlink.train import ref_codec
 from semlink.train.common import RunState, load_checkpoint, run
-
-
-def latent_hyperprior(n: int = 96, m: int = 64) -> Any:
-    """A scale hyperprior whose input is a TAEF2 latent (32 channels) instead of RGB."""
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-    from compressai.layers import GDN
-    from compressai.models import CompressionModel
-    from compressai.models.utils import conv, deconv
-
-    class LatentHyperprior(CompressionModel):
-        def __init__(self) -> None:
-            super().__init__()
-            self.entropy_bottleneck = EntropyBottleneck(n)
-            self.gaussian_conditional = GaussianConditional(None)
-            self.g_a = nn.Sequential(conv(LATENT_CHANNELS, n, 3, 1), GDN(n), conv(n, m, 5, 2))
-            self.g_s = nn.Sequential(
-                deconv(m, n, 5, 2), GDN(n, inverse=True), conv(n, LATENT_CHANNELS, 3, 1)
-            )
-            self.h_a = nn.Sequential(
-                conv(m, n, 3, 1), nn.ReLU(), conv(n, n, 5, 2), nn.ReLU(), conv(n, n, 5, 2)
-            )
-            self.h_s = nn.Sequential(
-                deconv(n, n, 5, 2),
-                nn.ReLU(),
-                deconv(n, n, 5, 2),
-                nn.ReLU(),
-                conv(n, m, 3, 1),
-                nn.ReLU(),
-            )
-
-        def forward(self, z: torch.Tensor) -> dict[str, Any]:
-            y = self.g_a(z)
-            h = self.h_a(torch.abs(y))
-            h_hat, h_likelihoods = self.entropy_bottleneck(h)
-            y_hat, y_likelihoods = self.gaussian_conditional(y, self.h_s(h_hat))
-            return {
-                "z_hat": self.g_s(y_hat),
-                "likelihoods": {"y": y_likelihoods, "h": h_likelihoods},
-            }
-
-    return LatentHyperprior()
 
 
 @dataclass
 class LatentCodecRecipe:
     n: int = 96
     m: int = 64
-    lam: float = 4.0
+    lam: float = 0.04
     """Weight of the latent MSE against bits per pixel (larger: more bits)."""
     batch: int = 8
     crop: int = 32
@@ -98,23 +58,10 @@ def training_step(
     latent: torch.Tensor,
     lam: float,
 ) -> tuple[float, float, float]:
-    model.train()
-    optimizer.zero_grad()
-    aux_optimizer.zero_grad()
-    loss, bpp, mse = rd_loss(model, latent, lam)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    aux = model.aux_loss()
-    aux.backward()
-    aux_optimizer.step()
-    return float(loss.detach()), bpp, mse
-
-
-def _optimizers(model: Any, lr: float) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    return torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=1e-3)
+    """One rate-distortion step on a batch of latents: (loss, bpp, latent MSE)."""
+    return ref_codec.training_step(
+        model, optimizer, aux_optimizer, lambda: rd_loss(model, latent, lam)
+    )
 
 
 def train(
@@ -125,15 +72,18 @@ def train(
     minutes: float | None = None,
     recipe: LatentCodecRecipe | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> RunState:
-    """Train on cached TAEF2 latents (the restorer recipe's ``cache.pt``); resumable."""
+    """Train on cached TAEF2 latents (the restorer recipe's ``cache.pt``); resumable.
+    ``report`` gets a line of bpp (of the image the latents came from) every 200 steps."""
     recipe = recipe or LatentCodecRecipe()
     torch.manual_seed(recipe.seed)
     latents = torch.load(cache_path, weights_only=True)["latents"]
     model = latent_hyperprior(recipe.n, recipe.m)
-    optimizer, aux_optimizer = _optimizers(model, recipe.lr)
+    optimizer, aux_optimizer = ref_codec.optimizers(model, recipe.lr)
     state = load_checkpoint(out, model, optimizer)
     rng = random.Random(recipe.seed * 1_000_003 + state.step)
+    window: list[tuple[float, float]] = []
     title = f"TAEF2 latent hyperprior, lambda {recipe.lam}: lambda*MSE + bpp"
 
     def step() -> float | None:
@@ -143,7 +93,16 @@ def train(
             top = rng.randrange(z.shape[1] - recipe.crop + 1)
             left = rng.randrange(z.shape[2] - recipe.crop + 1)
             crops.append(z[:, top : top + recipe.crop, left : left + recipe.crop].float())
-        loss, _, _ = training_step(model, optimizer, aux_optimizer, torch.stack(crops), recipe.lam)
+        loss, bpp, mse = training_step(
+            model, optimizer, aux_optimizer, torch.stack(crops), recipe.lam
+        )
+        window.append((bpp, mse))
+        if report and len(window) == 200:
+            bpps, mses = zip(*window, strict=True)
+            report(
+                f"step {state.step + 1}: {np.mean(bpps):.4f} bpp, latent MSE {np.mean(mses):.4f}"
+            )
+            window.clear()
         return loss
 
     return run(
@@ -156,4 +115,37 @@ def train(
         optimizer=optimizer,
         title=title,
         progress=progress,
+    )
+
+
+def ship_latent_codec(
+    out: Path, dest: Path, bsds: Path, taef2_dir: Path, recipe: LatentCodecRecipe | None = None
+) -> Path:
+    """A learned-codec directory for the TAEF2 latent path, pinned to these TAEF2 weights."""
+    from semlink.models.codecs import LearnedCodecConfig
+    from semlink.models.weights import sha256_of
+
+    recipe = recipe or LatentCodecRecipe()
+    config = LearnedCodecConfig(
+        architecture="taef2-latent-hyperprior",
+        quality=1,
+        N=recipe.n,
+        M=recipe.m,
+        file="latent_codec.safetensors",
+        taef2_sha256=":".join(
+            sha256_of(taef2_dir / f"taef2_{p}.pth") for p in ("encoder", "decoder")
+        ),
+    )
+    model = latent_hyperprior(recipe.n, recipe.m)
+    optimizer, _ = ref_codec.optimizers(model, recipe.lr)
+    state = load_checkpoint(out, model, optimizer)
+    return ref_codec.write_codec_dir(
+        model,
+        config,
+        state,
+        dest,
+        {**asdict(recipe), "recipe": "latent-codec"},
+        "TAEF2 latents of BSDS500 train+test (400 photos), 32x32 latent crops",
+        bsds,
+        taef2_dir,
     )
