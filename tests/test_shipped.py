@@ -65,3 +65,46 @@ def test_the_restorer_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> No
         assert latent.shipped_restorer() is None
     finally:
         settings.cache_clear()
+
+
+def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chelsea: np.ndarray
+) -> None:
+    """A shipped codec directory (as `semlink train ref-codec --ship` writes it) is loaded
+    through its manifest, changes lite's fingerprint, and its packets round-trip."""
+    import torch
+    from safetensors.torch import save_file
+
+    from semlink import decode, encode
+    from semlink.models import codecs
+    from semlink.models.weights import WeightsError, write_manifest
+    from semlink.profiles import LITE
+
+    before = LITE.fingerprint
+    torch.manual_seed(0)
+    config = codecs.LearnedCodecConfig(
+        architecture="bmshj2018-hyperprior", quality=1, N=8, M=12, file="ref_codec.safetensors"
+    )
+    model = codecs.build(config)
+    model.update(force=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / config.file)
+    (tmp_path / codecs.CODECS_FILE).write_text(json.dumps([config.model_dump()]))
+    write_manifest(tmp_path)
+    monkeypatch.setattr(codecs, "_shipped_dirs", lambda: [tmp_path])
+    codecs._shipped.cache_clear()
+    monkeypatch.setenv("SEMLINK_LITE_RESTORER", "false")
+    settings.cache_clear()
+    try:
+        assert [c.name for c in LITE.learned_codecs()] == ["bmshj2018-hyperprior-q1"]
+        assert LITE.fingerprint != before
+        image = np.ascontiguousarray(chelsea[::2, ::2])
+        result = encode(image, "lite", target_bpp=0.05)
+        assert result.packet.model_fingerprint == LITE.fingerprint
+        assert decode(result.data).image.shape == image.shape
+        (tmp_path / config.file).write_bytes(b"tampered")
+        codecs._shipped.cache_clear()
+        with pytest.raises(WeightsError):
+            LITE.learned_codecs()
+    finally:
+        codecs._shipped.cache_clear()
+        settings.cache_clear()
