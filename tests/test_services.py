@@ -229,7 +229,14 @@ def test_metrics_move_by_the_right_amounts(
     before = scrape(enc.metrics_url)
     responses = [client.encode(chelsea, max_bytes=b, caption="a cat") for b in (400, 600)]
     _code(lambda: client.encode(b"", max_bytes=400))
-    after = scrape(enc.metrics_url)
+    # The server counts a call as handled just after the client has its status: on a busy
+    # machine a scrape can come first, so read until the counter has caught up (<= 5 s).
+    handled = f'grpc_server_handled_total{{grpc_code="INVALID_ARGUMENT",{rpc}}}'
+    for _ in range(50):
+        after = scrape(enc.metrics_url)
+        if after.get(handled, 0.0) > before.get(handled, 0.0):
+            break
+        time.sleep(0.1)
 
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)

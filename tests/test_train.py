@@ -101,6 +101,18 @@ def test_a_latent_codec_step_lowers_the_rate_distortion_loss() -> None:
     with torch.no_grad():
         after, _, _ = rd_loss(model, latent, 4.0)
     assert float(after) < float(before)
+    # The recipe's distortion: pixels through a (here random) TAEF2 decoder.
+    taef2 = TAEF2().eval()
+    for p in taef2.parameters():
+        p.requires_grad_(False)
+    small = latent[:1, :, :8, :8]
+    with torch.no_grad():
+        before, _, _ = rd_loss(model, small, 0.01, taef2)
+    for _ in range(10):
+        codec_step(model, optimizer, aux_optimizer, small, 0.01, taef2)
+    with torch.no_grad():
+        after, _, _ = rd_loss(model, small, 0.01, taef2)
+    assert float(after) < float(before)
 
 
 def test_a_reference_codec_step_lowers_the_rate_distortion_loss() -> None:

@@ -392,7 +392,9 @@ def train_latent_codec_cmd(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/latent-codec"),
     steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 100000,
     minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
-    lam: Annotated[float, typer.Option("--lambda", help="Latent MSE weight vs bpp.")] = 0.04,
+    lam: Annotated[
+        float, typer.Option("--lambda", help="compressai lambda (pixel MSE x 255^2 vs bpp).")
+    ] = 0.0018,
     ship_to: Annotated[
         Path | None, typer.Option("--ship", help="Write a learned-codec directory here after.")
     ] = None,
@@ -404,10 +406,12 @@ def train_latent_codec_cmd(
     if not cache.exists():
         raise _fail(f"{cache} not found: `semlink train restorer --steps 0` builds it")
     recipe = LatentCodecRecipe(lam=lam)
-    state = train(cache, out, steps=steps, minutes=minutes, recipe=recipe, report=console.print)
+    taef2_dir = settings().weights_dir / "taef2"
+    state = train(
+        cache, taef2_dir, out, steps=steps, minutes=minutes, recipe=recipe, report=console.print
+    )
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
     if ship_to is not None:
-        taef2_dir = settings().weights_dir / "taef2"
         record = ship_latent_codec(out, ship_to, _bsds(), taef2_dir, recipe)
         console.print(f"shipped: {ship_to}")
         console.print(record.read_text())
