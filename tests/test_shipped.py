@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -108,3 +109,26 @@ def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
     finally:
         codecs._shipped.cache_clear()
         settings.cache_clear()
+
+
+@pytest.mark.skipif(not TAEF2_PRESENT, reason="TAEF2 weights not in SEMLINK_WEIGHTS_DIR/taef2")
+def test_the_restorer_reads_the_segmentation_map(chelsea: np.ndarray) -> None:
+    """A packet's segmentation layer reaches the shipped restorer (trained with BSDS500's
+    human segmentations): dropping the layer changes the picture, not its size."""
+    from semlink import decode, encode
+    from semlink.packet import serialize
+    from semlink.streams import LayerKind
+
+    models = latent.shipped_restorer()
+    assert models is not None and models[0].edge_channels == 1
+    image = np.ascontiguousarray(chelsea[::2, ::2])
+    labels = np.zeros((image.shape[0] // 8, image.shape[1] // 8), np.int64)
+    labels[:, labels.shape[1] // 2 :] = 1
+    labels[labels.shape[0] // 2 :, :] += 2
+    packet = encode(image, "lite", target_bpp=0.05, segmap=labels).packet
+    with_map = decode(packet)
+    assert "segmap" in with_map.layers_used
+    layers = tuple(layer for layer in packet.layers if layer.kind != LayerKind.SEGMAP)
+    without = decode(serialize(dataclasses.replace(packet, layers=layers)))
+    assert with_map.image.shape == without.image.shape == image.shape
+    assert not np.array_equal(with_map.image, without.image)

@@ -341,7 +341,15 @@ def train_restorer_cmd(
             raise _fail(str(exc)) from exc
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
     if ship_to is not None:
-        note = f"initialised from {init}" if init is not None else ""
+        note = ""
+        if init is not None:
+            import torch
+
+            before = torch.load(init, map_location="cpu", weights_only=True)
+            note = (
+                f"initialised from {init}: {before['step']} steps, "
+                f"{before['seconds'] / 60:.0f} min before these"
+            )
         manifest = ship_restorer(out, ship_to, bsds, weights / "taef2", note)
         console.print(f"shipped: {manifest}")
         console.print(manifest.read_text())
