@@ -159,7 +159,7 @@ def eval_cmd(
     import pandas as pd
 
     from semlink.eval.harness import EvalConfig, list_images, run_eval
-    from semlink.eval.report import comparison_lines, write_reports
+    from semlink.eval.report import bytes_to_match, comparison_lines, write_reports
 
     try:
         rates = tuple(float(r) for r in bpp.split(","))
@@ -192,6 +192,8 @@ def eval_cmd(
             )
     console.print(table)
     for line in comparison_lines(pd.read_csv(out / "results.csv")):
+        console.print(line)
+    for line in bytes_to_match(summary):
         console.print(line)
     console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
 

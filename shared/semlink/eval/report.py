@@ -59,6 +59,40 @@ def comparison_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def bytes_to_match(summary: pd.DataFrame, metric: str = "ms_ssim") -> list[str]:
+    """Per rate: the bits lite needs to reach the best baseline's mean ``metric`` there,
+    interpolating lite's measured curve linearly in bpp (no extrapolation)."""
+    lite = summary[summary.method == "lite"].sort_values("bpp")
+    base = summary[summary.method == "best_baseline"].sort_values("bpp")
+    xs, ys = lite["bpp"].to_numpy(), lite[metric].to_numpy()
+    lines = []
+    for _, row in base.iterrows():
+        target = row[metric]
+        if pd.isna(target) or len(xs) < 2:
+            continue
+        head = f"{row.target_bpp} bpp: best baseline {metric} {target:.4f} at {row.bpp:.4f} bpp;"
+        if target < ys[0]:
+            saved = 1 - xs[0] / row.bpp
+            lines.append(
+                f"{head} lite is above it already at its lowest rate {xs[0]:.4f} bpp "
+                f"(>= {saved:.1%} fewer bytes)"
+            )
+            continue
+        for (x0, y0), (x1, y1) in zip(
+            zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=True
+        ):
+            if y0 <= target <= y1 and y1 > y0:
+                needed = x0 + (target - y0) * (x1 - x0) / (y1 - y0)
+                saved = 1 - needed / row.bpp
+                lines.append(
+                    f"{head} lite reaches it at {needed:.4f} bpp ({saved:.1%} fewer bytes)"
+                )
+                break
+        else:
+            lines.append(f"{head} lite does not reach it within its measured rates")
+    return lines
+
+
 def _plot(summary: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     palette = plt.get_cmap("Dark2")
