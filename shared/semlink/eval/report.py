@@ -78,7 +78,7 @@ def bytes_to_match(summary: pd.DataFrame, metric: str = "ms_ssim") -> list[str]:
                 f"(>= {saved:.1%} fewer bytes)"
             )
             continue
-        for (x0, y0), (x1, y1) in zip(
+        for x0, y0, x1, y1 in zip(xs, ys, xs[1:], ys[1:], strict=False):
             zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=True
         ):
             if y0 <= target <= y1 and y1 > y0:
