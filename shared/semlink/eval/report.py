@@ -79,8 +79,6 @@ def bytes_to_match(summary: pd.DataFrame, metric: str = "ms_ssim") -> list[str]:
             )
             continue
         for x0, y0, x1, y1 in zip(xs, ys, xs[1:], ys[1:], strict=False):
-            zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=True
-        ):
             if y0 <= target <= y1 and y1 > y0:
                 needed = x0 + (target - y0) * (x1 - x0) / (y1 - y0)
                 saved = 1 - needed / row.bpp
