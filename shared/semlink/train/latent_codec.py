@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from semlink.models.codecs import latent_hyperprior
 from semlink.models.taef2 import TAEF2
 from semlink.train import ref_codec
-from semlink.train.common import RunState, load_checkpoint, run
+from semlink.train.common import RunState, load_checkpoint
 
 
 @dataclass
@@ -98,42 +98,31 @@ def train(
     for p in taef2.parameters():
         p.requires_grad_(False)
     model = latent_hyperprior(recipe.n, recipe.m)
-    optimizer, aux_optimizer = ref_codec.optimizers(model, recipe.lr)
-    state = load_checkpoint(out, model, optimizer)
-    rng = random.Random(recipe.seed * 1_000_003 + state.step)
-    window: list[tuple[float, float]] = []
-    title = f"TAEF2 latent hyperprior, lambda {recipe.lam}: lambda*255^2*pixel MSE + bpp"
 
-    def step() -> float | None:
+    def batch(rng: random.Random) -> torch.Tensor:
         crops = []
         for _ in range(recipe.batch):
             z = latents[rng.randrange(len(latents))]
             top = rng.randrange(z.shape[1] - recipe.crop + 1)
             left = rng.randrange(z.shape[2] - recipe.crop + 1)
             crops.append(z[:, top : top + recipe.crop, left : left + recipe.crop].float())
-        loss, bpp, mse = training_step(
-            model, optimizer, aux_optimizer, torch.stack(crops), recipe.lam, taef2
-        )
-        window.append((bpp, mse))
-        if report and len(window) == 200:
-            bpps, mses = zip(*window, strict=True)
-            report(
-                f"step {state.step + 1}: {np.mean(bpps):.4f} bpp, "
-                f"{10 * np.log10(1 / np.mean(mses)):.2f} dB against TAEF2's own picture"
-            )
-            window.clear()
-        return loss
+        return torch.stack(crops)
 
-    return run(
-        step,
-        state,
+    return ref_codec.train_rate_distortion(
+        model,
+        out,
+        lr=recipe.lr,
+        seed=recipe.seed,
+        batch=batch,
+        loss=lambda x: rd_loss(model, x, recipe.lam, taef2),
+        describe=lambda bpp, mse: (
+            f"{bpp:.4f} bpp, {10 * np.log10(1 / mse):.2f} dB against TAEF2's own picture"
+        ),
+        title=f"TAEF2 latent hyperprior, lambda {recipe.lam}: lambda*255^2*pixel MSE + bpp",
         steps=steps,
         minutes=minutes,
-        out=out,
-        model=model,
-        optimizer=optimizer,
-        title=title,
         progress=progress,
+        report=report,
     )
 
 

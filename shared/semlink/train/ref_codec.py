@@ -130,6 +130,52 @@ def training_step(
     return float(loss.detach()), bpp, distortion
 
 
+def train_rate_distortion(
+    model: Any,
+    out: Path,
+    *,
+    lr: float,
+    seed: int,
+    batch: Callable[[random.Random], torch.Tensor],
+    loss: Callable[[torch.Tensor], tuple[torch.Tensor, float, float]],
+    describe: Callable[[float, float], str],
+    title: str,
+    steps: int,
+    minutes: float | None,
+    progress: Callable[[str, int, int], None] | None,
+    report: Callable[[str], None] | None,
+) -> RunState:
+    """The loop both codec recipes share: resume, draw ``batch(rng)``, one RD step on
+    ``loss(x)`` -> (loss, bpp, distortion), and every 200 steps ``report`` the line
+    ``describe(mean bpp, mean distortion)``."""
+    optimizer, aux_optimizer = optimizers(model, lr)
+    state = load_checkpoint(out, model, optimizer)
+    rng = random.Random(seed * 1_000_003 + state.step)
+    window: list[tuple[float, float]] = []
+
+    def step() -> float | None:
+        x = batch(rng)
+        value, bpp, distortion = training_step(model, optimizer, aux_optimizer, lambda: loss(x))
+        window.append((bpp, distortion))
+        if report and len(window) == 200:
+            bpps, distortions = zip(*window, strict=True)
+            report(f"step {state.step + 1}: {describe(np.mean(bpps), np.mean(distortions))}")
+            window.clear()
+        return value
+
+    return run(
+        step,
+        state,
+        steps=steps,
+        minutes=minutes,
+        out=out,
+        model=model,
+        optimizer=optimizer,
+        title=title,
+        progress=progress,
+    )
+
+
 def train(
     bsds: Path,
     out: Path,
@@ -147,36 +193,19 @@ def train(
     torch.manual_seed(recipe.seed)
     photos = load_photos(bsds, ("train", "test"), limit)
     model = build(recipe.config)
-    optimizer, aux_optimizer = optimizers(model, recipe.lr)
-    state = load_checkpoint(out, model, optimizer)
-    rng = random.Random(recipe.seed * 1_000_003 + state.step)
-    window: list[tuple[float, float]] = []
-
-    def step() -> float | None:
-        x = random_batch(photos, recipe, rng)
-        loss, bpp, psnr = training_step(
-            model, optimizer, aux_optimizer, lambda: rd_loss(model, x, recipe.lam)
-        )
-        window.append((bpp, psnr))
-        if report and len(window) == 200:
-            bpps, psnrs = zip(*window, strict=True)
-            report(
-                f"step {state.step + 1}: {np.mean(bpps):.3f} bpp (small picture), "
-                f"{np.mean(psnrs):.2f} dB"
-            )
-            window.clear()
-        return loss
-
-    return run(
-        step,
-        state,
+    return train_rate_distortion(
+        model,
+        out,
+        lr=recipe.lr,
+        seed=recipe.seed,
+        batch=lambda rng: random_batch(photos, recipe, rng),
+        loss=lambda x: rd_loss(model, x, recipe.lam),
+        describe=lambda bpp, psnr: f"{bpp:.3f} bpp (small picture), {psnr:.2f} dB",
+        title=f"slim hyperprior, lambda {recipe.lam}: lambda*255^2*MSE + bpp",
         steps=steps,
         minutes=minutes,
-        out=out,
-        model=model,
-        optimizer=optimizer,
-        title=f"slim hyperprior, lambda {recipe.lam}: lambda*255^2*MSE + bpp",
         progress=progress,
+        report=report,
     )
 
 
