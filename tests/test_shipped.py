@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from semlink.config import settings
+from semlink.models import weights
 from semlink.restore import latent
 
 DATA = resources.files("semlink").joinpath("data")
@@ -46,7 +47,7 @@ def test_without_taef2_lite_falls_back_to_lanczos_and_says_so_once(
 ) -> None:
     monkeypatch.setenv("SEMLINK_WEIGHTS_DIR", str(tmp_path))
     settings.cache_clear()
-    latent._warned.clear()
+    weights._said.clear()
     try:
         with caplog.at_level(logging.WARNING, logger="semlink"):
             assert latent.shipped_restorer() is None

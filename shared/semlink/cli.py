@@ -287,17 +287,33 @@ train_app = typer.Typer(help="Train the project's models (CPU or GPU).", no_args
 app.add_typer(train_app, name="train")
 
 
+def _bsds() -> Path:
+    from semlink.config import settings
+
+    bsds = settings().weights_dir.parent / "data" / "train" / "bsds500"
+    if not bsds.exists():
+        raise _fail(f"{bsds} not found: BSDS500 lies beside the weights directory")
+    return bsds
+
+
+Steps = Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")]
+Minutes = Annotated[float | None, typer.Option(help="Stop after this long.")]
+Limit = Annotated[int | None, typer.Option(help="Use only the first N photos.")]
+ShipTo = Annotated[
+    Path | None,
+    typer.Option("--ship", help="Write the weights, manifest and held-out results here."),
+]
+
+
 @train_app.command("restorer")
 def train_restorer_cmd(
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, cache, loss.png).")] = Path(
         "out/train/restorer"
     ),
-    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 20000,
-    minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N photos.")] = None,
-    ship_to: Annotated[
-        Path | None, typer.Option("--ship", help="Write fp16 weights + manifest here after.")
-    ] = None,
+    steps: Steps = 20000,
+    minutes: Minutes = None,
+    limit: Limit = None,
+    ship_to: ShipTo = None,
     init: Annotated[
         Path | None, typer.Option(help="Start a new run from this checkpoint's weights.")
     ] = None,
@@ -311,9 +327,7 @@ def train_restorer_cmd(
     from semlink.train.restorer import ship_restorer, train
 
     weights = settings().weights_dir
-    bsds = weights.parent / "data" / "train" / "bsds500"
-    if not bsds.exists():
-        raise _fail(f"{bsds} not found: BSDS500 lies beside the weights directory")
+    bsds = _bsds()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -357,27 +371,16 @@ def train_restorer_cmd(
         console.print(manifest.read_text())
 
 
-def _bsds() -> Path:
-    from semlink.config import settings
-
-    bsds = settings().weights_dir.parent / "data" / "train" / "bsds500"
-    if not bsds.exists():
-        raise _fail(f"{bsds} not found: BSDS500 lies beside the weights directory")
-    return bsds
-
-
 @train_app.command("ref-codec")
 def train_ref_codec_cmd(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/ref-codec"),
-    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 100000,
-    minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    steps: Steps = 100000,
+    minutes: Minutes = None,
     lam: Annotated[
         float, typer.Option("--lambda", help="compressai lambda (MSE x 255^2 vs bpp).")
     ] = 0.0067,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N photos.")] = None,
-    ship_to: Annotated[
-        Path | None, typer.Option("--ship", help="Write a learned-codec directory here after.")
-    ] = None,
+    limit: Limit = None,
+    ship_to: ShipTo = None,
 ) -> None:
     """Recipe a: slim bmshj2018 hyperprior for the downscaled reference; resumable."""
     from semlink.train.ref_codec import RefCodecRecipe, ship_ref_codec, train
@@ -400,14 +403,12 @@ def train_latent_codec_cmd(
         "out/train/restorer/cache.pt"
     ),
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/latent-codec"),
-    steps: Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")] = 100000,
-    minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    steps: Steps = 100000,
+    minutes: Minutes = None,
     lam: Annotated[
         float, typer.Option("--lambda", help="compressai lambda (pixel MSE x 255^2 vs bpp).")
     ] = 0.0018,
-    ship_to: Annotated[
-        Path | None, typer.Option("--ship", help="Write a learned-codec directory here after.")
-    ] = None,
+    ship_to: ShipTo = None,
 ) -> None:
     """Recipe b: scale hyperprior over TAEF2 latents (decoded by TAEF2); resumable."""
     from semlink.config import settings

@@ -256,7 +256,7 @@ def load_codecs(directory: Path, taef2_dir: Path | None = None) -> list[LearnedC
 
 
 def _taef2_for(config: LearnedCodecConfig, taef2_dir: Path | None) -> Any:
-    from semlink.models.taef2 import TAEF2
+    from semlink.models.taef2 import shared_taef2
     from semlink.models.weights import sha256_of
 
     if taef2_dir is None:
@@ -266,7 +266,7 @@ def _taef2_for(config: LearnedCodecConfig, taef2_dir: Path | None) -> Any:
         raise WeightsError(
             f"{config.file} was trained with other TAEF2 weights than those in {taef2_dir}"
         )
-    return TAEF2.load(taef2_dir)
+    return shared_taef2(taef2_dir)
 
 
 @cache
@@ -319,9 +319,8 @@ SHIPPED = ("ref_codec", "latent_codec")
 """Learned-codec directories shipped as package data (``semlink/data/<name>/``), written by
 ``semlink train ref-codec --ship`` and ``semlink train latent-codec --ship``."""
 
-_said: list[str] = []
 
-
+@cache  # package data does not change while the process runs
 def _shipped_dirs() -> list[Path]:
     from importlib import resources
 
@@ -331,20 +330,17 @@ def _shipped_dirs() -> list[Path]:
 
 @cache
 def _shipped(taef2_dir: Path) -> tuple[LearnedCodec, ...]:
-    import logging
+    from semlink.models.weights import say_once
 
     codecs: list[LearnedCodec] = []
     for directory in _shipped_dirs():
         listing = json.loads((directory / CODECS_FILE).read_text())
         needs_taef2 = any(e["architecture"].startswith("taef2") for e in listing)
         if needs_taef2 and not (taef2_dir / "taef2_decoder.pth").exists():
-            message = (
+            say_once(
                 f"lite: TAEF2 weights not in {taef2_dir}, so the TAEF2 latent reference path "
                 "is off (set SEMLINK_WEIGHTS_DIR to enable it)"
             )
-            if message not in _said:
-                _said.append(message)
-                logging.getLogger("semlink").warning(message)
             continue
         codecs.extend(load_codecs(directory, taef2_dir))
     return tuple(codecs)

@@ -8,6 +8,7 @@ plain state dicts loaded with ``weights_only=True`` and strict keys.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -113,3 +114,14 @@ class TAEF2(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).clamp(0, 1)
+
+
+@cache
+def shared_taef2(directory: Path) -> TAEF2:
+    """One loaded TAEF2 per directory for the decoding paths (restorer, latent codec)."""
+    return TAEF2.load(directory)
+
+
+def frozen_taef2(directory: Path) -> TAEF2:
+    """TAEF2 for training: loaded, eval mode, no gradients to its weights."""
+    return TAEF2.load(directory).requires_grad_(False)

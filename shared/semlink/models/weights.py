@@ -125,3 +125,15 @@ def load_strict(
             f"{' ...' if len(unexpected) > 5 else ''} (wrong config or renamed keys)"
         )
     module.load_state_dict(state_dict, strict=True)
+
+
+_said: set[str] = set()
+
+
+def say_once(message: str) -> None:
+    """Log a fallback notice (weights missing, so a path is off) once per process."""
+    import logging
+
+    if message not in _said:
+        _said.add(message)
+        logging.getLogger("semlink").warning(message)

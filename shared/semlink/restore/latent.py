@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from functools import cache
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
-from semlink.models.taef2 import LATENT_CHANNELS, TAEF2
+from semlink.models.taef2 import LATENT_CHANNELS, TAEF2, shared_taef2
 from semlink.restore.resample import resize
 
 EDGE_CHANNELS = 1
@@ -142,14 +141,6 @@ SHIPPED = "latent_restorer"
 """Package data: ``data/latent_restorer.safetensors`` (fp16) and ``data/latent_restorer.json``
 (manifest: sha256, recipe, data, steps, wall time, hardware, held-out results)."""
 
-_warned: list[str] = []
-
-
-def _say_once(message: str) -> None:
-    if message not in _warned:
-        _warned.append(message)
-        logging.getLogger("semlink").warning(message)
-
 
 @cache
 def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2, float] | None:
@@ -157,7 +148,7 @@ def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2, float] | None:
 
     from safetensors.torch import load
 
-    from semlink.models.weights import WeightsError, load_strict
+    from semlink.models.weights import WeightsError, load_strict, say_once
 
     data = resources.files("semlink").joinpath("data")
     manifest_file = data.joinpath(f"{SHIPPED}.json")
@@ -168,9 +159,9 @@ def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2, float] | None:
     if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{SHIPPED}.safetensors"]:
         raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
     try:
-        taef2 = TAEF2.load(weights_dir / "taef2")
+        taef2 = shared_taef2(weights_dir / "taef2")
     except WeightsError:
-        _say_once(
+        say_once(
             f"lite: TAEF2 weights not in {weights_dir}/taef2, so the learned restorer is off and "
             "references are upsampled with Lanczos (set SEMLINK_WEIGHTS_DIR to enable it)"
         )

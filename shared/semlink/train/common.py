@@ -29,6 +29,11 @@ class RunState:
     """(step, mean training loss over the last logging interval)."""
 
 
+def bsds_photos(bsds: Path, splits: tuple[str, ...]) -> list[Path]:
+    """BSDS500 photos of the given splits (train, test, val), in a fixed order."""
+    return sorted(p for s in splits for p in (bsds / "images" / s).glob("*.jpg"))
+
+
 def hardware() -> dict[str, Any]:
     return {
         "cpu": platform.processor() or platform.machine(),
@@ -91,6 +96,18 @@ def plot_losses(state: RunState, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def save_fp16(model: nn.Module, path: Path) -> None:
+    """Weights as safetensors, floating tensors in fp16 (integer buffers, e.g. entropy
+    coders' CDF tables, as they are)."""
+    save_file(
+        {
+            k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
+            for k, v in model.state_dict().items()
+        },
+        path,
+    )
+
+
 def ship(
     directory: Path,
     name: str,
@@ -102,7 +119,7 @@ def ship(
     """Write fp16 safetensors weights and a manifest (sha256, recipe, data, steps, hardware)."""
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{name}.safetensors"
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, weights)
+    save_fp16(model, weights)
     manifest = {
         "name": name,
         "files": {weights.name: sha256_of(weights)},

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from semlink.models.codecs import latent_hyperprior
-from semlink.models.taef2 import TAEF2
+from semlink.models.taef2 import TAEF2, frozen_taef2
 from semlink.train import ref_codec
 from semlink.train.common import RunState, load_checkpoint
 
@@ -94,9 +94,7 @@ def train(
     recipe = recipe or LatentCodecRecipe()
     torch.manual_seed(recipe.seed)
     latents = torch.load(cache_path, weights_only=True)["latents"]
-    taef2 = TAEF2.load(taef2_dir)
-    for p in taef2.parameters():
-        p.requires_grad_(False)
+    taef2 = frozen_taef2(taef2_dir)
     model = latent_hyperprior(recipe.n, recipe.m)
 
     def batch(rng: random.Random) -> torch.Tensor:

@@ -27,12 +27,18 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 from PIL import Image
-from safetensors.torch import save_file
 
 from semlink.models.codecs import CODECS_FILE, LearnedCodecConfig, build
 from semlink.models.weights import write_manifest
 from semlink.restore.resample import resize
-from semlink.train.common import RunState, hardware, load_checkpoint, run
+from semlink.train.common import (
+    RunState,
+    bsds_photos,
+    hardware,
+    load_checkpoint,
+    run,
+    save_fp16,
+)
 
 NAME = "ref_codec"
 
@@ -61,14 +67,10 @@ class RefCodecRecipe:
         )
 
 
-def _photos(bsds: Path, splits: tuple[str, ...]) -> list[Path]:
-    return sorted(p for s in splits for p in (bsds / "images" / s).glob("*.jpg"))
-
-
 def load_photos(
     bsds: Path, splits: tuple[str, ...], limit: int | None = None
 ) -> list[NDArray[np.uint8]]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in _photos(bsds, splits)[:limit]]
+    return [np.asarray(Image.open(p).convert("RGB")) for p in bsds_photos(bsds, splits)[:limit]]
 
 
 def random_batch(
@@ -257,13 +259,7 @@ def write_codec_dir(
     held-out results) and ``manifest.json`` (sha256 of each)."""
     model.update(force=True)
     dest.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {
-            k: (v.half() if v.is_floating_point() else v).contiguous()
-            for k, v in model.state_dict().items()
-        },
-        dest / config.file,
-    )
+    save_fp16(model, dest / config.file)
     (dest / CODECS_FILE).write_text(json.dumps([config.model_dump()], indent=2) + "\n")
     write_manifest(dest)  # evaluation loads through the manifest, like a deployment
     record = {

@@ -31,12 +31,13 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
-from semlink.models.taef2 import TAEF2
+from semlink.models.taef2 import TAEF2, frozen_taef2
 from semlink.restore.latent import LatentRestorer, segment_edges
 from semlink.restore.resample import resize
 from semlink.streams.reference import ReferenceCodec, decode_file, search
 from semlink.train.common import (
     RunState,
+    bsds_photos,
     load_checkpoint,
     run,
     save_checkpoint,
@@ -95,10 +96,6 @@ def segment_edge_maps(
     return maps
 
 
-def _photos(bsds: Path, splits: tuple[str, ...]) -> list[Path]:
-    return sorted(p for s in splits for p in (bsds / "images" / s).glob("*.jpg"))
-
-
 def _coded_reference(image: NDArray[np.uint8], rng: random.Random) -> NDArray[np.uint8] | None:
     """The small decoded reference lite would send: HEVC at a random scale and budget."""
     height, width = image.shape[:2]
@@ -121,7 +118,7 @@ def build_cache(
         cached: dict[str, list[torch.Tensor]] = torch.load(path, weights_only=True)
         return cached
     rng = random.Random(seed)
-    photos = _photos(bsds, splits)[:limit]
+    photos = bsds_photos(bsds, splits)[:limit]
     quarters, latents, bases = [], [], []
     for i, photo in enumerate(photos):
         image = np.asarray(Image.open(photo).convert("RGB"))
@@ -275,9 +272,7 @@ def train(
     recipe = recipe or RestorerRecipe()
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
-    taef2 = TAEF2.load(taef2_dir)
-    for p in taef2.parameters():
-        p.requires_grad_(False)
+    taef2 = frozen_taef2(taef2_dir)
     cache = build_cache(
         bsds,
         taef2,
@@ -288,7 +283,7 @@ def train(
         None if progress is None else lambda i, n: progress("caching BSDS500", i, n),
     )
     if recipe.edges:
-        photos = _photos(bsds, ("train", "test"))[:limit]
+        photos = bsds_photos(bsds, ("train", "test"))[:limit]
         shapes = [tuple(z.shape[1:]) for z in cache["latents"]]
         cache["edges"] = segment_edge_maps(bsds, photos, shapes)  # type: ignore[arg-type]
     model = LatentRestorer(recipe.width, recipe.blocks, recipe.edges)
@@ -345,7 +340,7 @@ def evaluate(
     rng = random.Random(seed)
     totals: dict[str, dict[str, list[float]]] = {}
     model.eval()
-    for photo in _photos(bsds, ("val",))[:limit]:
+    for photo in bsds_photos(bsds, ("val",))[:limit]:
         image = np.asarray(Image.open(photo).convert("RGB"))
         small = _coded_reference(image, rng)
         if small is None:
