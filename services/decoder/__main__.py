@@ -1,5 +1,5 @@
 """``python -m services.decoder [options]`` = ``semlink serve decoder [options]``."""
 
-from semlink.cli import serve_main
+from services.cli import serve_main
 
 serve_main("decoder")

@@ -1,5 +1,5 @@
 """``python -m services.encoder [options]`` = ``semlink serve encoder [options]``."""
 
-from semlink.cli import serve_main
+from services.cli import serve_main
 
 serve_main("encoder")

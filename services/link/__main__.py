@@ -1,5 +1,5 @@
 """``python -m services.link [options]`` = ``semlink serve link [options]``."""
 
-from semlink.cli import serve_main
+from services.cli import serve_main
 
 serve_main("link")

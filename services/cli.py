@@ -1,0 +1,117 @@
+"""The ``serve`` command and the ``semlink`` console script.
+
+``semlink serve encoder|decoder|link [options]`` runs one gRPC service until SIGTERM;
+``python -m services.<name> [options]`` is the same command (``serve_main``). ``app`` is the
+library's command line (``semlink.cli.build_app``) with ``serve`` added: the library never
+imports services/, so the wiring lives here. The servers are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from semlink.cli import build_app
+from semlink.cli._common import _fail, console
+
+
+class ServiceKind(StrEnum):
+    encoder = "encoder"
+    decoder = "decoder"
+    link = "link"
+
+
+def serve_cmd(
+    service: Annotated[ServiceKind, typer.Argument(help="Which service to run.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="gRPC port.")] = 50051,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (-1 = off).")] = 9100,
+    workers: Annotated[int, typer.Option(help="Requests computed at once.")] = 2,
+    max_waiting: Annotated[
+        int, typer.Option(help="Waiting requests before RESOURCE_EXHAUSTED.")
+    ] = 8,
+    grace: Annotated[float, typer.Option(help="Seconds SIGTERM waits for in-flight calls.")] = 30.0,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (enables TLS).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key.")] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="PEM CA: require client certs (mTLS).")
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option(help="Name of an environment variable holding a bearer token to require."),
+    ] = None,
+    link: Annotated[str, typer.Option(help="Link profile (link service).")] = "leo",
+    loss: Annotated[
+        float | None, typer.Option(help="Override: Bernoulli frame loss (link).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Override: channel rate in bit/s (link).")
+    ] = None,
+    realtime: Annotated[
+        bool, typer.Option(help="Link: hold each reply for the emulated latency.")
+    ] = True,
+) -> None:
+    """Run a gRPC service until SIGTERM (then drain in-flight calls)."""
+    import os
+
+    from semlink.serving import ServerConfig
+
+    token = os.environ.get(token_env) if token_env else None
+    if token_env and not token:
+        raise _fail(f"environment variable {token_env} is empty or unset")
+    config = ServerConfig(
+        host=host,
+        port=port,
+        metrics_port=None if metrics_port < 0 else metrics_port,
+        workers=workers,
+        max_waiting=max_waiting,
+        grace_seconds=grace,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        token=token,
+    )
+    console.print(f"semlink {service.value} on {host}:{port}, metrics on {metrics_port}")
+    if service is ServiceKind.encoder:
+        from services.encoder.server import main as encoder_main
+
+        encoder_main(config)
+    elif service is ServiceKind.decoder:
+        from services.decoder.server import main as decoder_main
+
+        decoder_main(config)
+    else:
+        from semlink.link import LossModel, get_link_profile
+        from services.link.server import main as link_main
+
+        try:
+            profile = get_link_profile(link)
+        except KeyError as exc:
+            raise _fail(str(exc.args[0])) from exc
+        profile = profile.with_overrides(
+            rate_bps=rate, loss=LossModel.bernoulli(loss) if loss is not None else None
+        )
+        link_main(config, profile, realtime)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to APP as a top-level command."""
+    app.command("serve")(serve_cmd)
+
+
+app = build_app()
+"""The ``semlink`` console script: the library's commands and ``serve``."""
+register(app)
+
+
+def serve_main(service: str) -> None:
+    """Entry point of ``python -m services.<service>``."""
+    app(["serve", service, *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    app()

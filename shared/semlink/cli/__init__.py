@@ -1,0 +1,45 @@
+"""The ``semlink`` command line, one module per command group.
+
+- ``codec``: ``encode`` (image -> packet), ``decode`` (packet -> image), ``info`` (a packet's
+  header and layers)
+- ``eval``: lite against classical codecs at equal real bytes on a folder of images
+- ``weights``: ``fetch``, ``verify``, ``list``, ``export-onnx``
+- ``train``: ``restorer``, ``ref-codec``, ``latent-codec``
+- ``demo``: encoder, link and decoder services with sample photos pushed through them
+
+``serve`` (``encoder``, ``decoder``, ``link``) belongs to the deployables: ``services/cli.py``
+adds it to an app built here, and that app is the ``semlink`` console script. The library
+never imports services/. Modules import heavy libraries (torch, the codecs) inside their
+commands, so ``semlink --help`` starts cold without them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from semlink.cli import codec, demo, train, weights
+from semlink.cli import eval as evaluation
+
+HELP = (
+    "semlink: semantic image coding for bandwidth-starved links.\n\n"
+    "Command groups: codec (encode, decode, info), eval, "
+    "weights (fetch, verify, list, export-onnx), train (restorer, ref-codec, latent-codec), "
+    "demo, and serve (encoder, decoder, link), which the services add."
+)
+
+
+def build_app() -> typer.Typer:
+    """A fresh root app with the library's command groups registered."""
+    app = typer.Typer(help=HELP, no_args_is_help=True)
+    codec.register(app)
+    evaluation.register(app)
+    weights.register(app)
+    train.register(app)
+    demo.register(app)
+    return app
+
+
+app = build_app()
+"""The library's commands (everything but ``serve``)."""
+
+__all__ = ["app", "build_app"]

@@ -1,0 +1,67 @@
+"""The ``eval`` command: lite against classical codecs at equal real bytes on a folder of
+images (CSV, RD plot and HTML report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from semlink.cli._common import _fail, console
+
+
+def eval_cmd(
+    images: Annotated[Path, typer.Argument(help="Folder of images, e.g. ../shared/data/kodak.")],
+    bpp: Annotated[str, typer.Option("--bpp", help="Comma-separated rates.")] = "0.02,0.03,0.05",
+    out: Annotated[Path, typer.Option("-o", "--out", help="Report folder.")] = Path("out/eval"),
+    workers: Annotated[int, typer.Option("--workers", help="Parallel image workers.")] = 2,
+) -> None:
+    """Compare lite with classical codecs at equal real bytes; write CSV, RD plot and HTML."""
+    import pandas as pd
+
+    from semlink.eval.harness import EvalConfig, list_images, run_eval
+    from semlink.eval.report import bytes_to_match, comparison_lines, write_reports
+
+    try:
+        rates = tuple(float(r) for r in bpp.split(","))
+        n = len(list_images(images))
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    config = EvalConfig(images=images, out=out, rates=rates, workers=workers)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("evaluating", total=n)
+        rows = run_eval(config, lambda name: progress.update(task, advance=1, description=name))
+    summary = write_reports(rows, out)
+    table = Table("bpp target", "method", "real bpp", "PSNR", "MS-SSIM", "HaarPSI", "GMSD", "NIQE")
+    for row in summary.itertuples():
+        if row.method in ("lite", "best_baseline"):
+            table.add_row(
+                f"{row.target_bpp}",
+                str(row.method),
+                f"{row.bpp:.4f}",
+                f"{row.psnr:.2f}",
+                f"{row.ms_ssim:.4f}",
+                f"{row.haarpsi:.4f}",
+                f"{row.gmsd:.4f}",
+                f"{row.niqe:.3f}",
+            )
+    console.print(table)
+    for line in comparison_lines(pd.read_csv(out / "results.csv")):
+        console.print(line)
+    for line in bytes_to_match(summary):
+        console.print(line)
+    console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval`` to APP as a top-level command."""
+    app.command("eval")(eval_cmd)

@@ -1,0 +1,140 @@
+"""The ``train`` group, one command per recipe: ``restorer`` (recipe c), ``ref-codec``
+(recipe a) and ``latent-codec`` (recipe b). Each run is resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from semlink.cli._common import Limit, Minutes, ShipTo, Steps, _bsds, _fail, console
+
+train_app = typer.Typer(help="Train the project's models (CPU or GPU).", no_args_is_help=True)
+
+
+@train_app.command("restorer")
+def train_restorer_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoint, cache, loss.png).")] = Path(
+        "out/train/restorer"
+    ),
+    steps: Steps = 20000,
+    minutes: Minutes = None,
+    limit: Limit = None,
+    ship_to: ShipTo = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start a new run from this checkpoint's weights.")
+    ] = None,
+) -> None:
+    """Recipe c: latent restorer (reference + segment edges -> TAEF2 latent) with pixel,
+    MS-SSIM and adversarial losses on BSDS500; resumable."""
+    from semlink.config import settings
+    from semlink.models.weights import WeightsError
+    from semlink.train.restorer import ship_restorer, train
+
+    weights = settings().weights_dir
+    bsds = _bsds()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+        try:
+            state = train(
+                bsds,
+                weights / "taef2",
+                out,
+                steps=steps,
+                minutes=minutes,
+                limit=limit,
+                progress=progress,
+                init=init,
+            )
+        except WeightsError as exc:
+            raise _fail(str(exc)) from exc
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        note = ""
+        if init is not None:
+            import torch
+
+            before = torch.load(init, map_location="cpu", weights_only=True)
+            note = (
+                f"initialised from {init}: {before['step']} steps, "
+                f"{before['seconds'] / 60:.0f} min before these"
+            )
+        manifest = ship_restorer(out, ship_to, bsds, weights / "taef2", note)
+        console.print(f"shipped: {manifest}")
+        console.print(manifest.read_text())
+
+
+@train_app.command("ref-codec")
+def train_ref_codec_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/ref-codec"),
+    steps: Steps = 100000,
+    minutes: Minutes = None,
+    lam: Annotated[
+        float, typer.Option("--lambda", help="compressai lambda (MSE x 255^2 vs bpp).")
+    ] = 0.0067,
+    limit: Limit = None,
+    ship_to: ShipTo = None,
+) -> None:
+    """Recipe a: slim bmshj2018 hyperprior for the downscaled reference; resumable."""
+    from semlink.train.ref_codec import RefCodecRecipe, ship_ref_codec, train
+
+    bsds = _bsds()
+    recipe = RefCodecRecipe(lam=lam)
+    state = train(
+        bsds, out, steps=steps, minutes=minutes, recipe=recipe, limit=limit, report=console.print
+    )
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        record = ship_ref_codec(out, ship_to, bsds, recipe)
+        console.print(f"shipped: {ship_to}")
+        console.print(record.read_text())
+
+
+@train_app.command("latent-codec")
+def train_latent_codec_cmd(
+    cache: Annotated[Path, typer.Option(help="TAEF2 latents cached by `train restorer`.")] = Path(
+        "out/train/restorer/cache.pt"
+    ),
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("out/train/latent-codec"),
+    steps: Steps = 100000,
+    minutes: Minutes = None,
+    lam: Annotated[
+        float, typer.Option("--lambda", help="compressai lambda (pixel MSE x 255^2 vs bpp).")
+    ] = 0.0018,
+    ship_to: ShipTo = None,
+) -> None:
+    """Recipe b: scale hyperprior over TAEF2 latents (decoded by TAEF2); resumable."""
+    from semlink.config import settings
+    from semlink.train.latent_codec import LatentCodecRecipe, ship_latent_codec, train
+
+    if not cache.exists():
+        raise _fail(f"{cache} not found: `semlink train restorer --steps 0` builds it")
+    recipe = LatentCodecRecipe(lam=lam)
+    taef2_dir = settings().weights_dir / "taef2"
+    state = train(
+        cache, taef2_dir, out, steps=steps, minutes=minutes, recipe=recipe, report=console.print
+    )
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        record = ship_latent_codec(out, ship_to, _bsds(), taef2_dir, recipe)
+        console.print(f"shipped: {ship_to}")
+        console.print(record.read_text())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` group to APP."""
+    app.add_typer(train_app, name="train")

@@ -1,0 +1,91 @@
+"""The ``weights`` group: ``fetch``, ``verify``, ``list`` and ``export-onnx``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from semlink.cli._common import Tiny, _fail, _use_tiny_models, console
+
+weights_app = typer.Typer(help="Fetch and verify model weights.", no_args_is_help=True)
+
+
+@weights_app.command("fetch")
+def weights_fetch_cmd(
+    profile: Annotated[str, typer.Option(help="Profile whose weights to fetch.")] = "sedic",
+    dest: Annotated[Path, typer.Option(help="Directory to fill.")] = Path("weights/sedic"),
+    mirror: Annotated[
+        Path | None, typer.Option(help="Copy from this directory instead of the hub.")
+    ] = None,
+) -> None:
+    """Download (or copy from --mirror) a profile's weights and write a sha256 manifest."""
+    from semlink.models.fetch import fetch
+    from semlink.models.weights import WeightsError
+
+    try:
+        table = fetch(profile, dest, mirror)
+    except WeightsError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{len(table)} files in {dest}, manifest written; use SEMLINK_SEDIC_WEIGHTS={dest}"
+    )
+
+
+@weights_app.command("verify")
+def weights_verify_cmd(
+    dest: Annotated[Path, typer.Argument(help="Weights directory with manifest.json.")],
+) -> None:
+    """Check every file of a weights directory against its sha256 manifest."""
+    from semlink.models.fetch import verify
+    from semlink.models.weights import WeightsError
+
+    try:
+        table = verify(dest)
+    except WeightsError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{dest}: {len(table)} files match the manifest")
+
+
+@weights_app.command("list")
+def weights_list_cmd() -> None:
+    """Every model backend: public name, role, config fields, whether a tiny build exists."""
+    from semlink.models.catalog import BACKENDS
+
+    table = Table("backend", "role", "config", "tiny")
+    for backend in BACKENDS.values():
+        fields = ", ".join(backend.config.model_fields)
+        table.add_row(backend.name, backend.role, fields, "yes" if backend.tiny else "-")
+    console.print(table)
+
+
+@weights_app.command("export-onnx")
+def weights_export_onnx_cmd(
+    dest: Annotated[Path, typer.Argument(help="Directory for the .onnx files.")],
+    tiny: Tiny = False,
+) -> None:
+    """Export the learned reference codecs' analysis transforms (the edge's networks) to ONNX.
+
+    Point the encoder's SEMLINK_EDGE_ONNX at DEST to run them in onnxruntime.
+    """
+    _use_tiny_models(tiny)
+    from semlink.models.codecs import reference_codecs
+    from semlink.models.onnx_edge import export_analysis
+    from semlink.models.weights import WeightsError
+
+    try:
+        codecs = reference_codecs()
+    except WeightsError as exc:
+        raise _fail(str(exc)) from exc
+    if not codecs:
+        raise _fail("no learned reference codecs: set SEMLINK_REFERENCE_MODELS (or use --tiny)")
+    for codec in codecs:
+        path = export_analysis(codec, dest / f"{codec.name}.onnx")
+        console.print(f"{path}: {path.stat().st_size} bytes")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``weights`` group to APP."""
+    app.add_typer(weights_app, name="weights")
