@@ -1,9 +1,10 @@
-"""lite's CPU cost per image against the AVIF baseline, measured in the same run.
+"""lite's CPU cost per image against one plain VVC encode and decode, measured in the same run.
 
-For each Kodak image at one rate: lite encode (codec x scale x quality search) and lite
-decode (reference + learned restorer when shipped weights and TAEF2 are present), against
-an AVIF baseline that sends a whole file at the same byte budget (its own scale/quality
-search: `semlink.streams.reference.search`, packed=False) and decodes it with Lanczos.
+For each Kodak image at one rate: lite's encode (VVC probe + predicted scale/QP + at most a
+few final encodes, two processes side by side), against one plain vvenc encode of the same
+picture at the scale and QP lite picked (the least any VVC sender pays); lite's decode
+(reference + learned restorer when its weights are present) against a plain VVC decode of
+the same stream plus Lanczos. Also prints budget fill, restorer-off decode time and peak RSS.
 
 Run: ``.venv/bin/python bench/bench_lite.py [--images N] [--bpp 0.03]``.
 """
@@ -11,6 +12,7 @@ Run: ``.venv/bin/python bench/bench_lite.py [--images N] [--bpp 0.03]``.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -22,9 +24,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semlink import decode, encode
-from semlink.restore import resize
+from semlink.imaging import resize
 from semlink.restore.latent import shipped_restorer
-from semlink.streams.reference import ReferenceCodec, decode_file, search
+from semlink.streams.reference import small_size
+from semlink.streams.reference.vvc import VVC
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
@@ -37,7 +40,7 @@ def timed(fn):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--bpp", type=float, default=0.03)
     args = parser.parse_args()
     print(f"learned restorer: {'on' if shipped_restorer() is not None else 'off (Lanczos)'}")
@@ -48,20 +51,30 @@ def main() -> None:
         budget = int(args.bpp * w * h / 8)
         result, lite_enc = timed(lambda: encode(image, target_bpp=args.bpp))  # noqa: B023
         _, lite_dec = timed(lambda: decode(result.data))  # noqa: B023
-        found, avif_enc = timed(
-            lambda: search(image, budget, codecs=(ReferenceCodec.AVIF,), packed=False)  # noqa: B023
+        _, lanczos_dec = timed(lambda: decode(result.data, restorer=False))  # noqa: B023
+        layer = result.packet.layers[0]
+        k = layer.payload[0] or 256
+        small = resize(image, *small_size(w, h, k))
+        stream = VVC.encode_qp(small, 47)
+        _, vvc_enc = timed(lambda: VVC.encode_qp(small, 47))  # noqa: B023
+        _, vvc_dec = timed(
+            lambda: resize(VVC.decode(stream, small_size(w, h, k)), w, h)  # noqa: B023
         )
-        assert found is not None
-        _, avif_dec = timed(lambda: resize(decode_file(found.codec, found.data), w, h))  # noqa: B023
-        rows.append((lite_enc, lite_dec, avif_enc, avif_dec))
+        fill = len(result.data) / budget
+        rows.append((lite_enc, vvc_enc, lite_dec, vvc_dec, lanczos_dec, fill))
         print(
-            f"{path.stem}: lite encode {lite_enc:.2f} s, decode {lite_dec:.2f} s | "
-            f"AVIF encode {avif_enc:.2f} s, decode {avif_dec * 1000:.0f} ms"
+            f"{path.stem}: lite encode {lite_enc:.2f} s (one VVC encode {vvc_enc:.2f} s), "
+            f"decode {lite_dec:.2f} s (VVC + Lanczos {vvc_dec * 1000:.0f} ms, lite without "
+            f"restorer {lanczos_dec * 1000:.0f} ms), budget used {fill:.1%}"
         )
     med = [statistics.median(col) for col in zip(*rows, strict=True)]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
-        f"median: encode lite/AVIF {med[0] / med[2]:.2f}x ({med[0]:.2f} s vs {med[2]:.2f} s), "
-        f"decode lite/AVIF {med[1] / med[3]:.1f}x ({med[1]:.2f} s vs {med[3] * 1000:.0f} ms)"
+        f"median: encode lite/VVC {med[0] / med[1]:.2f}x ({med[0]:.2f} s vs {med[1]:.2f} s), "
+        f"decode lite/VVC {med[2] / med[3]:.1f}x ({med[2]:.2f} s vs {med[3] * 1000:.0f} ms; "
+        f"without restorer {med[4] * 1000:.0f} ms); budget used min "
+        f"{min(r[5] for r in rows):.1%}; peak RSS {rss:.0f} MiB (largest ffmpeg {children:.0f} MiB)"
     )
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+from PIL import Image
 
 from semlink import decode, encode
+from semlink.imaging import psnr
 from semlink.streams.masks import decode_mask, encode_mask
 from semlink.streams.segmap import decode_segmap, encode_segmap
 from semlink.streams.text import decode_text, encode_text
@@ -67,15 +69,25 @@ def test_lite_packet_bitstream() -> None:
 
 
 def test_golden_packet_decodes_to_pinned_image() -> None:
-    """A packet written once decodes to the same pixels on every machine and release."""
+    """A packet written once decodes to the same picture on every machine and release.
+
+    The learned restorer's output is floating-point network output: other CPUs (another
+    SIMD capability, another thread count) may differ by a level here and there, so it is
+    compared with a stored PNG under a tolerance, never by md5."""
     from semlink.restore.latent import shipped_restorer
 
     decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
     assert decoded.caption == "a cat"
-    # With the shipped restorer and TAEF2 present, lite's decoder is the learned one;
-    # without TAEF2 it is Lanczos. Each has its own pinned pixels.
-    learned = shipped_restorer() is not None
-    _check(f"lite-decoded-chelsea-600{'-restorer' if learned else ''}", decoded.image.tobytes())
+    if shipped_restorer() is None:  # without TAEF2 the decoder is Lanczos: integer, pinned
+        _check("lite-decoded-chelsea-600", decoded.image.tobytes())
+        return
+    stored = EXPECTED / "lite-decoded-chelsea-600-restorer.png"
+    if REGENERATE:
+        Image.fromarray(decoded.image).save(stored)
+    expected = np.asarray(Image.open(stored).convert("RGB"))
+    difference = np.abs(decoded.image.astype(int) - expected.astype(int))
+    assert difference.max() <= 2, f"restorer output moved by {difference.max()} levels"
+    assert psnr(expected, decoded.image) >= 50
 
 
 def test_lanczos_fallback_decodes_to_pinned_image(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,7 @@ def test_both_architectures_round_trip_within_budget(
         decoded = decode_reference(int(codec_id), best.data, width, height, codecs)
         assert decoded.shape[:2] == small_size(width, height, best.k)[::-1]
         # The encoder's reconstruction is exactly what the decoder rebuilds.
-        from semlink.restore import resize
+        from semlink.imaging import resize
 
         assert np.array_equal(resize(decoded, width, height), best.reconstruction)
 
@@ -222,7 +222,7 @@ def _tiny_latent_codec(seed: int = 0) -> LearnedCodec:
 
 
 def test_taef2_latent_path_round_trips_and_its_id_travels(small: np.ndarray) -> None:
-    from semlink.restore import resize
+    from semlink.imaging import resize
     from semlink.streams.reference import encode_reference
 
     codec = _tiny_latent_codec()
@@ -233,12 +233,12 @@ def test_taef2_latent_path_round_trips_and_its_id_travels(small: np.ndarray) -> 
     assert np.array_equal(resize(decoded, width, height), best.reconstruction)
     # Per-image choice: rate control returns whichever path predicts the higher PSNR,
     # and the layer's codec id says which one it was.
-    from semlink.streams.reference import search
+    from semlink.streams.reference.ratecontrol import fit_vvc
 
-    classical = search(small, 300)
+    standard = fit_vvc(small, 300)
     codec_id, _, recon = encode_reference(small, 300, [codec])
-    assert classical is not None
-    winner = max((classical, best), key=lambda c: c.psnr)
+    assert standard is not None
+    winner = max((standard, best), key=lambda c: c.psnr)
     assert codec_id == int(winner.codec) and np.array_equal(recon, winner.reconstruction)
 
 
@@ -247,13 +247,14 @@ def test_per_image_choice_picks_the_best_predicted_path(
 ) -> None:
     """Across images and budgets, the chosen path is never worse than any candidate's."""
     from semlink.quality.metrics import psnr
-    from semlink.streams.reference import encode_reference, search
+    from semlink.streams.reference import encode_reference
+    from semlink.streams.reference.ratecontrol import fit_vvc
 
     chosen = set()
     for image in (np.ascontiguousarray(chelsea[::3, ::3]), np.full((96, 128, 3), 90, np.uint8)):
         for budget in (120, 400):
             codec_id, _, recon = encode_reference(image, budget, codecs)
-            candidates = [search(image, budget), search_learned(image, budget, codecs)]
+            candidates = [fit_vvc(image, budget), search_learned(image, budget, codecs)]
             best = max(c.psnr for c in candidates if c is not None)
             assert psnr(image, recon) >= best - 1e-6
             chosen.add(codec_id)

@@ -367,9 +367,9 @@ def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
 
 
 def test_sam_segmenter_masks_travel_in_the_mask_stream(tmp_path: Path, chelsea: np.ndarray) -> None:
-    from semlink.codec import _mask_grid
     from semlink.extract.segmenter import SamSegmenter, tiny_sam
     from semlink.streams.masks import decode_mask, encode_mask
+    from semlink.streams.objects import mask_grid as _mask_grid
 
     segmenter = SamSegmenter(tiny_sam())
     masks = segmenter.masks(chelsea, [(100, 40, 330, 200), (0, 0, 60, 60)])

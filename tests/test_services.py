@@ -29,6 +29,7 @@ from semlink.packet import parse, serialize
 from semlink.profiles import LITE
 from semlink.quality import psnr
 from semlink.serving.client import SemlinkClient, channel, image_of, png_bytes, wait_until_serving
+from semlink.streams.reference import ReferenceCodec
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, packet_pb2
 from services.decoder import server as decoder_server
 from services.encoder import server as encoder_server
@@ -126,6 +127,15 @@ def test_decoder_errors_map_to_status_codes(client: SemlinkClient, chelsea: np.n
     newer = packet_pb2.Packet(format_version=3, size=64 | 64 << 16).SerializeToString()
     code, details = _code(lambda: client.decode(newer))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "version 3" in details
+    # A VVC layer from another encoder configuration (codec id 9 = version 2) is refused,
+    # never decoded with this decoder's parameter sets into a wrong picture.
+    reference = packet.layers[0]
+    assert reference.codec == ReferenceCodec.VVC
+    other = dataclasses.replace(reference, codec=int(ReferenceCodec.VVC) + 1)
+    foreign_config = serialize(dataclasses.replace(packet, layers=(other, *packet.layers[1:])))
+    code, details = _code(lambda: client.decode(foreign_config))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "VVC encoder configuration version 2" in details
 
 
 def test_encoder_errors_map_to_status_codes(client: SemlinkClient) -> None:

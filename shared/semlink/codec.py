@@ -8,7 +8,6 @@ DecodeResult`` rebuilds the image from whichever layers arrived.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +15,12 @@ from dataclasses import dataclass, field
 import google_crc32c
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from semlink.imaging import as_rgb, read_image, resize
 from semlink.packet import (
-    DEFAULT_LIMITS,
     FingerprintMismatchError,
     Layer,
-    Limits,
     Packet,
     PacketFormatError,
     PacketLimitError,
@@ -32,17 +30,15 @@ from semlink.packet import (
     serialize,
 )
 from semlink.profiles import Profile, get_profile
-from semlink.restore import resize
 from semlink.streams import LayerKind
-from semlink.streams._varint import read_varint, write_varint
-from semlink.streams.masks import decode_mask, encode_mask
+from semlink.streams.objects import decode_object, encode_object
 from semlink.streams.reference import decode_reference, encode_reference
 from semlink.streams.segmap import decode_segmap, encode_segmap
 from semlink.streams.text import decode_text, encode_text
 
 _REFERENCE_LAYER_OVERHEAD = 14
-"""Bytes a reference layer adds besides its payload: field tag and length (<= 3), codec
-(2), payload tag and length (<= 4), CRC32C (5)."""
+"""Most bytes a reference layer adds besides its payload: field tag and length (<= 3),
+codec (2), payload tag and length (<= 4), CRC32C (5)."""
 
 
 EXTRACTED_SEMANTIC_SHARE = 0.5
@@ -93,66 +89,6 @@ class DecodeResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     """Diffusion steps the generative decoder took (0 for classical profiles)."""
-
-
-def as_rgb(image: NDArray[np.generic] | Image.Image) -> NDArray[np.uint8]:
-    """Accept PIL images or arrays (gray, RGB, RGBA; uint8) and return contiguous RGB uint8."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise ValueError(f"image must be 8-bit (uint8), got {array.dtype}")
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"image must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
-    return np.ascontiguousarray(array[:, :, :3])
-
-
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
-
-
-def read_image(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
-    """Decode an uploaded PNG, JPEG or WebP file to RGB, checking its size before decoding.
-
-    Raises ``ValueError`` (wrong or broken file) or ``PacketLimitError`` (too large/small)
-    with a message that says what would be accepted.
-    """
-    if not data:
-        raise ValueError("image is empty; send a PNG, JPEG or WebP file")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in ACCEPTED_FORMATS:
-                accepted = ", ".join(ACCEPTED_FORMATS)
-                raise ValueError(
-                    f"image format {im.format} is not accepted; send one of {accepted}"
-                )
-            width, height = im.size
-            limits = DEFAULT_LIMITS if max_pixels is None else Limits(max_pixels=max_pixels)
-            check_dimensions(width, height, limits)
-            return as_rgb(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(
-            f"image is not a readable PNG, JPEG or WebP file ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _mask_grid(
-    mask: NDArray[np.bool_], width: int, height: int, mask_scale: int
-) -> NDArray[np.bool_]:
-    gw, gh = max(1, round(width / mask_scale)), max(1, round(height / mask_scale))
-    if mask.shape == (gh, gw):
-        return mask.astype(bool)
-    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((gw, gh), Image.Resampling.BOX)
-    return np.asarray(resized) >= 128
-
-
-def _object_payload(hint: ObjectHint, width: int, height: int, mask_scale: int) -> bytes:
-    text = encode_text(hint.description)
-    mask = (
-        b"" if hint.mask is None else encode_mask(_mask_grid(hint.mask, width, height, mask_scale))
-    )
-    return write_varint(len(text)) + text + mask
 
 
 def _extract(
@@ -212,7 +148,11 @@ def encode(
         semantic.append(Layer(LayerKind.CAPTION, 0, encode_text(caption)))
     for hint in objects:
         semantic.append(
-            Layer(LayerKind.OBJECT, 0, _object_payload(hint, width, height, mask_scale))
+            Layer(
+                LayerKind.OBJECT,
+                0,
+                encode_object(hint.description, hint.mask, width, height, mask_scale),
+            )
         )
     if segmap is not None:
         codec, payload = encode_segmap(np.asarray(segmap))
@@ -236,7 +176,13 @@ def encode(
     while semantic and len(build(semantic)) > min(budget, header_only + semantic_cap):
         semantic.pop()
     start = time.perf_counter()
+    # The largest payload whose layer still fits (its framing grows with varint lengths).
     reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD
+    while reference_budget >= 0:
+        probe = Layer(LayerKind.REFERENCE, 15, bytes(reference_budget + 1))
+        if len(build([probe, *semantic])) > budget:
+            break
+        reference_budget += 1
     layers = list(semantic)
     while reference_budget > 0:
         found = encode_reference(rgb, reference_budget, spec.learned_codecs())
@@ -261,13 +207,16 @@ def decode(
     check: Callable[[], None] | None = None,
     steps: int | None = None,
     seed: int | None = None,
+    restorer: bool | None = None,
 ) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
     Raises a ``semlink.packet.PacketError`` subclass for malformed, damaged, unknown-version
     or wrong-model packets. ``check`` is called between stages; a service passes one that
     raises once the caller's deadline has passed. ``steps`` and ``seed`` override DynDiff's
-    step count and the header's seed for generative profiles.
+    step count and the header's seed for generative profiles. ``restorer=False`` upsamples
+    lite's reference with Lanczos instead of the learned restorer (default: the profile's
+    and ``SEMLINK_LITE_RESTORER``'s choice).
     """
     packet = data if isinstance(data, Packet) else parse(data)
     try:
@@ -298,13 +247,9 @@ def decode(
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
         elif kind is LayerKind.OBJECT:
-            length, offset = read_varint(layer.payload, 0, "object description length")
-            if offset + length > len(layer.payload):
-                raise PacketFormatError("object layer is cut short inside its description")
-            description = decode_text(layer.payload[offset : offset + length])
-            rest = layer.payload[offset + length :]
-            mask = decode_mask(rest, max_pixels=packet.width * packet.height) if rest else None
-            result.objects.append((description, mask))
+            result.objects.append(
+                decode_object(layer.payload, max_pixels=packet.width * packet.height)
+            )
         elif kind is LayerKind.SEGMAP:
             result.segmap = decode_segmap(
                 layer.codec, layer.payload, max_pixels=packet.width * packet.height
@@ -316,7 +261,7 @@ def decode(
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
     if small is not None:  # upsampled last: the learned restorer reads the segmentation map
         start = time.perf_counter()
-        if spec.learned_upscale:
+        if spec.learned_upscale and restorer is not False:
             from semlink.restore.latent import upscale
 
             reference = upscale(small, packet.width, packet.height, result.segmap)

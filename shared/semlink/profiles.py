@@ -87,14 +87,20 @@ class Profile:
         parts.append(f"pillow={PIL.__version__.split('.')[0]}")
         parts.append(f"pillow_heif={pillow_heif.__version__.split('.')[0]}")
         parts.append(f"imagecodecs={imagecodecs.__version__.split('.')[0]}")
+        # VVC's parameter sets are rebuilt by the decoder's own vvenc: same configuration
+        # and the same build (imageio-ffmpeg pins ffmpeg, vvenc and the VVC decoder).
+        from semlink.streams.reference.vvc import CURRENT, ffmpeg_version
+
+        parts.append(f"vvc={CURRENT.version}:{ffmpeg_version()}")
         return parts
 
 
 LITE = Profile(
     id=0,
     name="lite",
-    description="Offline CPU profile: classical reference codec search with stripped "
-    "containers, entropy-coded text, masks and segmentation maps.",
+    description="Offline CPU profile: a VVC reference with decoder-rebuilt parameter sets "
+    "and predicted scale/QP, entropy-coded text, masks and segmentation maps, decoded with "
+    "the learned restorer.",
     data_files=("data/english_words.txt.gz",),
     learned_upscale=True,
     shipped_reference=True,

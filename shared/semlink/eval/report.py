@@ -33,10 +33,14 @@ def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
     return summary
 
 
-def comparison_lines(frame: pd.DataFrame) -> list[str]:
-    """Per rate: how often lite beats the best baseline image by image, budget use, codecs, time."""
+LITE_METHODS = ("lite", "lite_lanczos")
+
+
+def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
+    """Per rate: how often ``method`` beats the best baseline image by image, budget use,
+    codecs, time."""
     lines = []
-    lite = frame[frame.method == "lite"].set_index(["image", "target_bpp"])
+    lite = frame[frame.method == method].set_index(["image", "target_bpp"])
     base = frame[frame.method == "best_baseline"].set_index(["image", "target_bpp"])
     for rate, group in lite.groupby(level="target_bpp"):
         other = base.loc[group.index]
@@ -51,7 +55,7 @@ def comparison_lines(frame: pd.DataFrame) -> list[str]:
         fill = group["bytes"] / group["budget"]
         codecs = ", ".join(f"{c} {k}" for c, k in group["detail"].value_counts().items())
         lines.append(
-            f"{rate} bpp: lite better than the best baseline on {', '.join(wins)} images; "
+            f"{rate} bpp: {method} better than the best baseline on {', '.join(wins)} images; "
             f"budget used min {fill.min():.1%}, {int((fill < 0.97).sum())}/{n} under 97%; "
             f"reference codecs {codecs}; lite encode {group['encode_s'].mean():.2f} s, "
             f"decode {1000 * group['decode_s'].mean():.0f} ms on average"
@@ -59,10 +63,12 @@ def comparison_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def bytes_to_match(summary: pd.DataFrame, metric: str = "ms_ssim") -> list[str]:
-    """Per rate: the bits lite needs to reach the best baseline's mean ``metric`` there,
-    interpolating lite's measured curve linearly in bpp (no extrapolation)."""
-    lite = summary[summary.method == "lite"].sort_values("bpp")
+def bytes_to_match(
+    summary: pd.DataFrame, metric: str = "ms_ssim", method: str = "lite"
+) -> list[str]:
+    """Per rate: the bits ``method`` needs to reach the best baseline's mean ``metric`` there,
+    interpolating its measured curve linearly in bpp (no extrapolation)."""
+    lite = summary[summary.method == method].sort_values("bpp")
     base = summary[summary.method == "best_baseline"].sort_values("bpp")
     xs, ys = lite["bpp"].to_numpy(), lite[metric].to_numpy()
     lines = []
@@ -70,11 +76,14 @@ def bytes_to_match(summary: pd.DataFrame, metric: str = "ms_ssim") -> list[str]:
         target = row[metric]
         if pd.isna(target) or len(xs) < 2:
             continue
-        head = f"{row.target_bpp} bpp: best baseline {metric} {target:.4f} at {row.bpp:.4f} bpp;"
+        head = (
+            f"{row.target_bpp} bpp: best baseline {metric} {target:.4f} at {row.bpp:.4f} bpp; "
+            f"{method}"
+        )
         if target < ys[0]:
             saved = 1 - xs[0] / row.bpp
             lines.append(
-                f"{head} lite is above it already at its lowest rate {xs[0]:.4f} bpp "
+                f"{head} is above it already at its lowest rate {xs[0]:.4f} bpp "
                 f"(>= {saved:.1%} fewer bytes)"
             )
             continue
@@ -82,12 +91,10 @@ def bytes_to_match(summary: pd.DataFrame, metric: str = "ms_ssim") -> list[str]:
             if y0 <= target <= y1 and y1 > y0:
                 needed = x0 + (target - y0) * (x1 - x0) / (y1 - y0)
                 saved = 1 - needed / row.bpp
-                lines.append(
-                    f"{head} lite reaches it at {needed:.4f} bpp ({saved:.1%} fewer bytes)"
-                )
+                lines.append(f"{head} reaches it at {needed:.4f} bpp ({saved:.1%} fewer bytes)")
                 break
         else:
-            lines.append(f"{head} lite does not reach it within its measured rates")
+            lines.append(f"{head} does not reach it within its measured rates")
     return lines
 
 
@@ -95,9 +102,16 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     palette = plt.get_cmap("Dark2")
     for index, (method, group) in enumerate(summary.groupby("method")):
-        style = {"lite": "o-", "best_baseline": "s--"}.get(str(method), ".:")
-        width = 2.5 if method in ("lite", "best_baseline") else 1.0
-        color = {"lite": "tab:red", "best_baseline": "black"}.get(str(method), palette(index))
+        style = {"lite": "o-", "lite_lanczos": "o-", "best_baseline": "s--", "vvc": "d-"}.get(
+            str(method), ".:"
+        )
+        width = 2.5 if method in ("lite", "lite_lanczos", "best_baseline") else 1.0
+        color = {
+            "lite": "tab:red",
+            "lite_lanczos": "tab:orange",
+            "best_baseline": "black",
+            "vvc": "tab:blue",
+        }.get(str(method), palette(index))
         for ax, metric in zip(axes, ("psnr", "ms_ssim", "haarpsi"), strict=True):
             if group[metric].notna().any():
                 ax.plot(
@@ -114,7 +128,7 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
-        "semlink lite vs classical codecs (each with a downscale search), mean over images"
+        "semlink lite vs standard codecs incl. VVC (each with a downscale search), mean over images"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -124,9 +138,10 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
 def _gallery(frame: pd.DataFrame, out: Path) -> None:
     parts = [
         "<!doctype html><meta charset=utf-8><title>semlink eval</title>",
-        "<style>body{font-family:sans-serif} img{width:32%;margin:2px}</style>",
-        "<h1>semlink lite vs best classical baseline</h1>",
-        "<p>Each row: original | best baseline | lite, at equal byte budgets. "
+        "<style>body{font-family:sans-serif} img{width:19%;margin:2px}</style>",
+        "<h1>semlink lite vs the best standard codec (VVC included)</h1>",
+        "<p>Each row: original | best baseline | VVC | lite (Lanczos) | lite, at equal byte "
+        "budgets. "
         "<a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
         "<img src=rd.png style='width:100%'>",
     ]
@@ -144,6 +159,6 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         )
         parts.append(f"<h3>{caption}</h3>")
         parts.append(f"<img src='images/{image}-original.png'>")
-        parts.append(f"<img src='images/{image}-{rate}-best_baseline.png'>")
-        parts.append(f"<img src='images/{image}-{rate}-lite.png'>")
+        for name in ("best_baseline", "vvc", "lite_lanczos", "lite"):
+            parts.append(f"<img src='images/{image}-{rate}-{name}.png' alt='{name}'>")
     (out / "index.html").write_text("\n".join(parts))

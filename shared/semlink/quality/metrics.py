@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import piq
 import torch
 from numpy.typing import NDArray
 
+from semlink.imaging import psnr
 from semlink.quality.niqe import MissingWeightsError, niqe
 
 _MS_SSIM_MIN_SIDE = 161  # five scales of an 11-pixel window
@@ -19,12 +18,6 @@ def _tensor(image: NDArray[np.uint8]) -> torch.Tensor:
         torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float()
         / 255.0
     )
-
-
-def psnr(reference: NDArray[np.uint8], image: NDArray[np.uint8]) -> float:
-    """PSNR in dB over RGB (8-bit peak)."""
-    mse = float(np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def all_metrics(

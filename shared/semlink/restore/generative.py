@@ -8,10 +8,10 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
+from semlink.imaging import resize
 from semlink.models.registry import DecoderModels, decoder_models
 from semlink.restore.dyndiff import choose_steps
 from semlink.restore.orag import ObjectPrompt, ORAGPipeline
-from semlink.restore.resample import resize
 
 
 @cache

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from semlink.imaging import resize
 from semlink.models.taef2 import LATENT_CHANNELS, TAEF2, shared_taef2
-from semlink.restore.resample import resize
 
 EDGE_CHANNELS = 1
 

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from PIL import Image
 
+from semlink.imaging import resize
 from semlink.models.codecs import CODECS_FILE, LearnedCodecConfig, build
 from semlink.models.weights import write_manifest
-from semlink.restore.resample import resize
 from semlink.train.common import (
     RunState,
     bsds_photos,

@@ -31,10 +31,10 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
+from semlink.imaging import resize
 from semlink.models.taef2 import TAEF2, frozen_taef2
 from semlink.restore.latent import LatentRestorer, segment_edges
-from semlink.restore.resample import resize
-from semlink.streams.reference import ReferenceCodec, decode_file, search
+from semlink.streams.reference import ReferenceCodec, decode_file, search, small_size
 from semlink.train.common import (
     RunState,
     bsds_photos,
@@ -101,7 +101,9 @@ def _coded_reference(image: NDArray[np.uint8], rng: random.Random) -> NDArray[np
     height, width = image.shape[:2]
     budget = int(rng.choice(BPPS) * width * height / 8) - 40  # header, text, framing
     found = search(image, budget, codecs=(ReferenceCodec.HEVC,), scales=(rng.choice(SCALES),))
-    return None if found is None else decode_file(found.codec, found.data)
+    if found is None:
+        return None
+    return decode_file(found.codec, found.data, small_size(width, height, found.k))
 
 
 def build_cache(

@@ -1,0 +1,124 @@
+"""Learned reference codecs (compressai hyperpriors, TAEF2 latents) in the reference layer.
+
+Payload: scale byte, model index byte, varint len(z), z, y. The models themselves live in
+``semlink.models.codecs``; the profile's fingerprint guarantees both ends hold the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from semlink.imaging import psnr, resize
+from semlink.packet.errors import PacketFormatError
+from semlink.streams._varint import read_varint, write_varint
+from semlink.streams.reference.base import SCALES, Candidate, ReferenceCodec, small_size
+
+if TYPE_CHECKING:
+    from semlink.models.codecs import LearnedCodec
+
+LEARNED: dict[ReferenceCodec, str] = {
+    ReferenceCodec.HYPERPRIOR: "bmshj2018-hyperprior",
+    ReferenceCodec.CHENG2020_ATTN: "cheng2020-attn",
+    ReferenceCodec.TAEF2_LATENT: "taef2-latent-hyperprior",
+}
+
+
+def models_of(codec: ReferenceCodec, learned: Sequence[LearnedCodec]) -> list[LearnedCodec]:
+    return [m for m in learned if m.config.architecture == LEARNED[codec]]
+
+
+def pack_learned(k: int, index: int, z: bytes, y: bytes) -> bytes:
+    """Learned reference payload: scale byte, model index byte, varint len(z), z, y."""
+    return bytes([k, index]) + write_varint(len(z)) + z + y
+
+
+def decode_learned(
+    codec: ReferenceCodec,
+    payload: bytes,
+    width: int,
+    height: int,
+    learned: Sequence[LearnedCodec],
+) -> tuple[int, NDArray[np.uint8]]:
+    if len(payload) < 3:
+        raise PacketFormatError("learned reference layer is shorter than its 3-byte header")
+    k, index = payload[0], payload[1]
+    if k == 0:
+        raise PacketFormatError("reference layer has scale 0; scales are 1..255 (x 1/256)")
+    models = models_of(codec, learned)
+    if index >= len(models) and codec is ReferenceCodec.TAEF2_LATENT:
+        from semlink.models.weights import WeightsError
+
+        raise WeightsError(
+            "this packet's reference is coded in the TAEF2 latent space and this decoder has "
+            "no TAEF2 weights: set SEMLINK_WEIGHTS_DIR to the directory holding taef2/"
+        )
+    if index >= len(models):
+        raise PacketFormatError(
+            f"reference layer uses {LEARNED[codec]} model #{index}, but this decoder holds "
+            f"{len(models)} such model(s): set SEMLINK_REFERENCE_MODELS to the encoder's set"
+        )
+    length, offset = read_varint(payload, 2, "learned reference z length")
+    if offset + length > len(payload):
+        raise PacketFormatError("learned reference layer is cut short inside its hyper-latents")
+    sw, sh = small_size(width, height, k)
+    try:
+        image = models[index].decompress(
+            payload[offset : offset + length], payload[offset + length :], sw, sh
+        )
+    except Exception as exc:  # the rANS decoder rejects some corrupt strings
+        raise PacketFormatError(
+            f"reference layer is not a valid {codec.name} stream: {exc}"
+        ) from exc
+    return k, image
+
+
+def search_learned(
+    image: NDArray[np.uint8],
+    max_bytes: int,
+    learned: Sequence[LearnedCodec],
+    scales: Sequence[int] = SCALES,
+) -> Candidate | None:
+    """Best-PSNR learned candidate: per model, the largest scale whose payload fits."""
+    height, width = image.shape[:2]
+    best: Candidate | None = None
+    for codec in LEARNED:
+        for index, model in enumerate(models_of(codec, learned)):
+
+            def attempt(
+                k: int, model: LearnedCodec = model, index: int = index
+            ) -> tuple[bytes, NDArray[np.uint8]] | None:
+                sw, sh = small_size(width, height, k)
+                z, y = model.compress(resize(image, sw, sh))
+                payload = pack_learned(k, index, z, y)
+                if len(payload) > max_bytes:
+                    return None
+                return payload, model.decompress(z, y, sw, sh)
+
+            fits: tuple[int, bytes, NDArray[np.uint8]] | None = None
+            too_big = 256
+            for k in sorted(scales, reverse=True):
+                found = attempt(k)
+                if found is not None:
+                    fits = (k, *found)
+                    break
+                too_big = k
+            if fits is None:
+                continue
+            lo, hi = fits[0] + 1, min(255, too_big - 1)
+            while lo <= hi:  # refine the scale between the fitting and the failing one
+                k = (lo + hi) // 2
+                found = attempt(k)
+                if found is not None:
+                    fits, lo = (k, *found), k + 1
+                else:
+                    hi = k - 1
+            k, payload, small = fits
+            recon = resize(small, width, height)
+            candidate = Candidate(codec, k, index, payload, len(payload), psnr(recon, image), recon)
+            if best is None or candidate.psnr > best.psnr:
+                best = candidate
+    return best

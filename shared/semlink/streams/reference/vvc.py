@@ -1,0 +1,336 @@
+"""VVC (H.266) intra for the reference layer: Fraunhofer vvenc encodes, FFmpeg decodes.
+
+Both run as a separate program: the static ffmpeg 9 that imageio-ffmpeg (pinned) ships,
+which holds libvvenc and FFmpeg's native VVC decoder. Its VVC decoder runs single-threaded:
+with frame threads it decodes some streams (128x192 at medium, for one) into a different,
+broken picture from run to run. Pictures cross the pipe as raw
+10-bit 4:2:0; the RGB <-> Y'CbCr conversion (full-range BT.601, 2x2 box chroma average,
+bilinear chroma upsampling) is done here in integer arithmetic, so a stream decodes to
+the same pixels on every machine.
+
+What the layer sends. A VVC stream of one picture is: access-unit delimiter, SPS, PPS
+(about 180 bytes at these sizes), then adaptive parameter sets (ALF, LMCS) and the
+slice. The encoder runs with one fixed configuration (:data:`CONFIGS`), and its SPS and
+PPS then depend only on the picture size: the decoder rebuilds them by coding a flat
+grey picture of that size with the same configuration (cached per size). The payload
+carries only the picture-level data:
+
+    scale byte k (0: full size) | varint n | n x (varint length, NAL unit) | the slice NAL unit
+
+NAL units keep their 2-byte headers; start codes are regenerated. The configuration
+version is the codec id (8 = version 1, ids 8..15 reserved): a decoder refuses versions
+it does not know (``PacketVersionError`` -> FAILED_PRECONDITION) rather than decoding a
+picture with the wrong parameter sets. The encoder checks every stream's SPS/PPS
+against the template before it sends a stripped layer.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from semlink.packet.errors import PacketFormatError, PacketVersionError
+from semlink.streams._varint import read_varint, write_varint
+from semlink.streams.reference.base import (
+    VVC_IDS,
+    ReferenceCodec,
+    scale_byte,
+    scale_of,
+    small_size,
+)
+
+ENCODE_TIMEOUT_S = 60.0
+DECODE_TIMEOUT_S = 20.0
+MAX_QP = 63
+
+_AUD, _VPS, _SPS, _PPS = 20, 14, 15, 16
+_REBUILT = (_AUD, _VPS, _SPS, _PPS)
+_RAW_IN = ["-f", "rawvideo", "-pix_fmt", "yuv420p10le"]
+_RAW_OUT = ["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-"]
+_ONE_OUT = ["-frames:v", "1", "-f", "rawvideo", "-"]
+"""NAL unit types the decoder regenerates; everything else is sent."""
+
+
+class CodecUnavailableError(PacketVersionError):
+    """The codec program this layer needs is missing on this machine."""
+
+
+@dataclass(frozen=True)
+class VvcConfig:
+    """One fixed vvenc configuration; its version is the layer's codec id minus 7."""
+
+    version: int
+    preset: str
+    qpa: bool
+    """vvenc's perceptual QP adaptation (off: PSNR-optimal; the restorer adds texture)."""
+    bit_depth: int = 10
+    chroma: str = "420"
+
+    @property
+    def codec_id(self) -> int:
+        return VVC_IDS.start + self.version - 1
+
+    def encoder_args(self) -> list[str]:
+        qpa = str(int(self.qpa))
+        return ["-c:v", "libvvenc", "-preset", self.preset, "-qpa", qpa, "-threads", "1"]
+
+
+CONFIGS: dict[int, VvcConfig] = {1: VvcConfig(version=1, preset="medium", qpa=False)}
+CURRENT = CONFIGS[1]
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg program (imageio-ffmpeg's, or ``IMAGEIO_FFMPEG_EXE``)."""
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError) as exc:
+        raise CodecUnavailableError(
+            "VVC needs the ffmpeg program that imageio-ffmpeg ships (pip install "
+            f"imageio-ffmpeg==0.8.1, see requirements.lock), or IMAGEIO_FFMPEG_EXE: {exc}"
+        ) from exc
+
+
+def ffmpeg_version() -> str:
+    """imageio-ffmpeg's version: it fixes the ffmpeg, vvenc and decoder builds."""
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.__version__)
+    except ImportError:
+        return "missing"
+
+
+def _run(args: list[str], data: bytes, timeout: float, what: str) -> bytes:
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args]
+    try:
+        done = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:  # run() has killed and reaped the child
+        raise PacketFormatError(f"{what} took longer than {timeout:.0f} s and was stopped") from exc
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise PacketFormatError(f"{what} failed: {reason[-1] if reason else done.returncode}")
+    return done.stdout
+
+
+# --- colour: integer full-range BT.601, 10-bit 4:2:0 ------------------------------------
+
+
+MIN_SIDE = 16
+"""vvenc refuses pictures with a side under 14 or so: smaller ones are padded to 16."""
+
+
+def coded_size(width: int, height: int) -> tuple[int, int]:
+    """The picture vvenc codes for a ``width`` x ``height`` reference: even sides (4:2:0),
+    at least :data:`MIN_SIDE`; the padding (edge pixels) is cropped after decoding."""
+    return max(MIN_SIDE, width + width % 2), max(MIN_SIDE, height + height % 2)
+
+
+def _padded(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    height, width = image.shape[:2]
+    cw, ch = coded_size(width, height)
+    return np.pad(image, ((0, ch - height), (0, cw - width), (0, 0)), mode="edge")
+
+
+def rgb_to_yuv420(image: NDArray[np.uint8]) -> bytes:
+    """Planar 10-bit little-endian Y, Cb, Cr of an even-sized RGB picture."""
+    rgb = image.astype(np.int64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # Coefficients x 2^16; luma and chroma kept at 2^16 x 10-bit scale until rounded.
+    y = 4 * (19595 * r + 38470 * g + 7471 * b)
+    cb = 4 * (-11059 * r - 21709 * g + 32768 * b) + (512 << 16)
+    cr = 4 * (32768 * r - 27439 * g - 5329 * b) + (512 << 16)
+
+    def box(c: NDArray[np.int64]) -> NDArray[np.int64]:
+        return c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2]
+
+    planes = [(y + (1 << 15)) >> 16, (box(cb) + (1 << 17)) >> 18, (box(cr) + (1 << 17)) >> 18]
+    return b"".join(np.clip(p, 0, 1023).astype("<u2").tobytes() for p in planes)
+
+
+def _upsample(c: NDArray[np.int64]) -> NDArray[np.int64]:
+    """2x bilinear (centred siting) in both directions, x16 scale."""
+
+    def axis(x: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+        prev = np.concatenate([x.take([0], n), x.take(range(x.shape[n] - 1), n)], n)
+        nxt = np.concatenate([x.take(range(1, x.shape[n]), n), x.take([-1], n)], n)
+        out = np.stack([3 * x + prev, 3 * x + nxt], n + 1)
+        shape = list(x.shape)
+        shape[n] *= 2
+        return out.reshape(shape)
+
+    return axis(axis(c, 0), 1)
+
+
+def yuv420_to_rgb(data: bytes, width: int, height: int) -> NDArray[np.uint8]:
+    """Inverse of :func:`rgb_to_yuv420` for an even ``width`` x ``height`` picture."""
+    cw, ch = width // 2, height // 2
+    planes = np.frombuffer(data, dtype="<u2").astype(np.int64)
+    y = planes[: width * height].reshape(height, width) << 4
+    cb = _upsample(planes[width * height : width * height + cw * ch].reshape(ch, cw)) - (512 << 4)
+    cr = _upsample(planes[width * height + cw * ch :].reshape(ch, cw)) - (512 << 4)
+    # x 2^16 coefficients on x16 samples: shift 16 + 4 + 2 (10 -> 8 bit) = 22.
+    half = 1 << 21
+    r = (y * 65536 + 91881 * cr + half) >> 22
+    g = (y * 65536 - 22554 * cb - 46802 * cr + half) >> 22
+    b = (y * 65536 + 116130 * cb + half) >> 22
+    return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
+
+
+# --- Annex-B NAL units ------------------------------------------------------------------
+
+
+def nal_units(stream: bytes) -> list[bytes]:
+    """NAL units (header included) of an Annex-B byte stream."""
+    starts = []
+    i = stream.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = stream.find(b"\x00\x00\x01", i + 3)
+    units = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] - 3 if n + 1 < len(starts) else len(stream)
+        unit = stream[start:end]
+        units.append(unit.rstrip(b"\x00") if n + 1 < len(starts) else unit)
+    return units
+
+
+def nal_type(unit: bytes) -> int:
+    return (unit[1] >> 3) & 0x1F if len(unit) >= 2 else -1
+
+
+def payload_size(stream: bytes) -> int:
+    """Bytes :meth:`VvcCodec.pack` makes of ``stream`` (without checking its parameter sets)."""
+    sent = [len(u) for u in nal_units(stream) if nal_type(u) not in _REBUILT]
+    head = sent[:-1]
+    return (
+        1
+        + len(write_varint(len(head)))
+        + sum(len(write_varint(n)) + n for n in sent[:-1])
+        + (sent[-1] if sent else 0)
+    )
+
+
+def annex_b(units: list[bytes]) -> bytes:
+    return b"".join(b"\x00\x00\x00\x01" + unit for unit in units)
+
+
+# --- the codec ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VvcCodec:
+    """H.266 intra with one fixed vvenc configuration (the codec id carries its version)."""
+
+    config: VvcConfig = CURRENT
+    min_bpp: float = 0.03
+    qualities: tuple[int, int] = (0, 63)
+    """Quality q is QP 63 - q: QP 63 (q 0) to QP 0 (q 63)."""
+
+    @property
+    def id(self) -> ReferenceCodec:
+        return ReferenceCodec(self.config.codec_id)
+
+    def encode_qp(self, image: NDArray[np.uint8], qp: int, preset: str | None = None) -> bytes:
+        """The raw VVC stream (AUD, SPS, PPS, APS, slice) of ``image`` at ``qp``."""
+        even = _padded(np.ascontiguousarray(image))
+        height, width = even.shape[:2]
+        args = self.config.encoder_args()
+        if preset is not None:  # a probe: never sent, its parameter sets differ
+            args[args.index("-preset") + 1] = preset
+        return _run(
+            [*_RAW_IN, "-s", f"{width}x{height}", "-i", "-", *args, "-qp", str(qp), *_ONE_OUT],
+            rgb_to_yuv420(even),
+            ENCODE_TIMEOUT_S,
+            "VVC encoding",
+        )
+
+    def encode(self, image: NDArray[np.uint8], quality: int) -> bytes:
+        return self.encode_qp(image, MAX_QP - quality)
+
+    def decode(self, data: bytes, size: tuple[int, int]) -> NDArray[np.uint8]:
+        width, height = size
+        ew, eh = coded_size(width, height)
+        raw = _run(
+            ["-xerror", "-threads", "1", "-f", "vvc", "-i", "-", *_ONE_OUT[:2], *_RAW_OUT],
+            data,
+            DECODE_TIMEOUT_S,
+            "VVC decoding of the reference layer",
+        )
+        expected = ew * eh * 3  # 1.5 samples per pixel, 2 bytes each
+        if len(raw) != expected:
+            raise PacketFormatError(
+                f"reference layer's VVC stream decodes to {len(raw)} bytes of picture, "
+                f"expected {expected} for {ew}x{eh}"
+            )
+        return yuv420_to_rgb(raw, ew, eh)[:height, :width]
+
+    def parameter_sets(self, width: int, height: int) -> list[bytes]:
+        """The NAL units the decoder rebuilds for a ``width`` x ``height`` small picture."""
+        return list(_parameter_sets(self.config, *coded_size(width, height)))
+
+    def pack(self, k: int, data: bytes, width: int, height: int) -> bytes:
+        units = nal_units(data)
+        rebuilt = [u for u in units if nal_type(u) in _REBUILT]
+        sent = [u for u in units if nal_type(u) not in _REBUILT]
+        if rebuilt != self.parameter_sets(*small_size(width, height, k)) or not sent:
+            raise ValueError(
+                "this VVC stream's parameter sets differ from the ones the decoder rebuilds: "
+                f"not produced by VVC configuration version {self.config.version}"
+            )
+        head, slice_unit = sent[:-1], sent[-1]
+        body = b"".join(write_varint(len(u)) + u for u in head)
+        return bytes([scale_byte(k)]) + write_varint(len(head)) + body + slice_unit
+
+    def unpack(self, payload: bytes, width: int, height: int) -> tuple[int, bytes]:
+        if len(payload) < 4:
+            raise PacketFormatError("VVC reference layer is shorter than its 4-byte minimum")
+        k = scale_of(payload[0])
+        count, offset = read_varint(payload, 1, "VVC NAL unit count")
+        if count > 16:
+            raise PacketFormatError(f"VVC reference layer claims {count} NAL units; at most 16")
+        units = []
+        for _ in range(count):
+            length, offset = read_varint(payload, offset, "VVC NAL unit length")
+            if length < 2 or offset + length > len(payload):
+                raise PacketFormatError("VVC reference layer is cut short inside a NAL unit")
+            units.append(payload[offset : offset + length])
+            offset += length
+            if nal_type(units[-1]) in _REBUILT:
+                raise PacketFormatError(
+                    "VVC reference layer carries a parameter set or delimiter (NAL unit type "
+                    f"{nal_type(units[-1])}); those are rebuilt from the packet header"
+                )
+        if len(payload) - offset < 3:
+            raise PacketFormatError("VVC reference layer has no slice data")
+        units.append(payload[offset:])
+        return k, annex_b(self.parameter_sets(*small_size(width, height, k)) + units)
+
+
+@lru_cache(maxsize=64)
+def _parameter_sets(config: VvcConfig, width: int, height: int) -> tuple[bytes, ...]:
+    grey = np.full((height, width, 3), 128, dtype=np.uint8)
+    stream = VvcCodec(config).encode_qp(grey, MAX_QP)
+    return tuple(u for u in nal_units(stream) if nal_type(u) in _REBUILT)
+
+
+VVC = VvcCodec()
+
+
+def codec_for(codec_id: int) -> VvcCodec:
+    """The VVC codec of a layer's codec id; unknown configuration versions are refused."""
+    version = codec_id - VVC_IDS.start + 1
+    if version not in CONFIGS:
+        known = ", ".join(f"{v} (codec id {c.codec_id})" for v, c in CONFIGS.items())
+        raise PacketVersionError(
+            f"reference layer was coded with VVC encoder configuration version {version} "
+            f"(codec id {codec_id}); this decoder knows version {known}: decode it with the "
+            "semlink release whose encoder made it"
+        )
+    return VvcCodec(CONFIGS[version])
