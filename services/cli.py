@@ -60,7 +60,8 @@ def serve_cmd(
 
     from semlink.serving import ServerConfig
 
-    token = os.environ.get(token_env) if token_env else None
+    # Secrets mounted from files often end in a newline: it is never part of the token.
+    token = ((os.environ.get(token_env) or "").strip() or None) if token_env else None
     if token_env and not token:
         raise _fail(f"environment variable {token_env} is empty or unset")
     config = ServerConfig(
