@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -23,23 +27,135 @@ from semlink.v1 import (
 )
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """gRPC's retryPolicy: calls that end UNAVAILABLE (a replica stopping or still loading)
+    are sent again, to another backend under round_robin, with exponential backoff."""
+
+    max_attempts: int = 5  # gRPC caps this at 5 (the first try included)
+    initial_backoff: float = 0.1
+    max_backoff: float = 2.0
+    backoff_multiplier: float = 2.0
+    retryable_status_codes: tuple[str, ...] = ("UNAVAILABLE",)
+
+
+SEMLINK_SERVICES = (
+    "semlink.v1.EncoderService",
+    "semlink.v1.DecoderService",
+    "semlink.v1.LinkService",
+)
+
+
+def service_config(
+    load_balancing: str | None = "round_robin", retry: RetryPolicy | None = RetryPolicy()
+) -> str:
+    """The ``grpc.service_config`` JSON: a load-balancing policy and a retry policy for the
+    semlink services (health and reflection calls are never retried)."""
+    config: dict[str, Any] = {}
+    if load_balancing:
+        config["loadBalancingConfig"] = [{load_balancing: {}}]
+    if retry is not None:
+        config["methodConfig"] = [
+            {
+                "name": [{"service": name} for name in SEMLINK_SERVICES],
+                "retryPolicy": {
+                    "maxAttempts": retry.max_attempts,
+                    "initialBackoff": f"{retry.initial_backoff}s",
+                    "maxBackoff": f"{retry.max_backoff}s",
+                    "backoffMultiplier": retry.backoff_multiplier,
+                    "retryableStatusCodes": list(retry.retryable_status_codes),
+                },
+            }
+        ]
+        # Retries stop when more than half the recent calls failed: no retry storms.
+        config["retryThrottling"] = {"maxTokens": 20, "tokenRatio": 0.2}
+    return json.dumps(config)
+
+
+def fleet_target(targets: str | Sequence[str]) -> str:
+    """One gRPC target for several backends.
+
+    A sequence of ``host:port`` (or one comma-separated string) becomes a static address list
+    (``ipv4:a:p,b:q``, or ``ipv6:``); host names are resolved once, here. A single target is
+    returned as it is: ``dns:///decoder.semlink.svc.cluster.local:50052`` re-resolves a
+    headless Service's pods as they come and go.
+    """
+    items = [targets] if isinstance(targets, str) else list(targets)
+    items = [t.strip() for item in items for t in item.split(",") if t.strip()]
+    if not items:
+        raise ValueError("no targets")
+    if len(items) == 1:
+        return items[0]
+    addresses: list[tuple[int, str]] = []
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"{item!r}: several targets must each be host:port")
+        host = host.strip("[]")
+        for family, _, _, _, sockaddr in socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM
+        ):
+            ip = str(sockaddr[0])
+            addresses.append(
+                (family, f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}")
+            )
+            break
+    families = {family for family, _ in addresses}
+    if families == {socket.AF_INET}:
+        return "ipv4:" + ",".join(a for _, a in addresses)
+    if families == {socket.AF_INET6}:
+        return "ipv6:" + ",".join(a for _, a in addresses)
+    raise ValueError("several targets must all be IPv4 or all be IPv6")
+
+
+def _is_fleet(address: str | Sequence[str]) -> bool:
+    if not isinstance(address, str):
+        return True
+    return "," in address or address.startswith(("dns:", "ipv4:", "ipv6:"))
+
+
+_UNSET: Any = object()
+
+
 def channel(
-    address: str,
+    address: str | Sequence[str],
     *,
     root_certificates: bytes | None = None,
     client_cert: tuple[bytes, bytes] | None = None,
     max_message_bytes: int = 32 * MiB,
+    load_balancing: str | None = _UNSET,
+    retry: RetryPolicy | None = _UNSET,
+    tls_server_name: str | None = None,
 ) -> grpc.Channel:
-    """An insecure or TLS channel with the same message limits as the servers."""
-    options = [
+    """An insecure or TLS channel with the same message limits as the servers.
+
+    ADDRESS is one ``host:port``, or a fleet: several targets (a sequence or a comma-separated
+    string) or a name with a resolver scheme (``dns:///decoder.semlink.svc:50052``). A fleet
+    gets round_robin load balancing and :class:`RetryPolicy` by default; one plain address
+    keeps gRPC's defaults (pick_first, no retries) unless ``load_balancing``/``retry`` say
+    otherwise. ``tls_server_name`` is the name the server's certificate must hold when the
+    target does not (IP lists).
+    """
+    fleet = _is_fleet(address)
+    if load_balancing is _UNSET:
+        load_balancing = "round_robin" if fleet else None
+    if retry is _UNSET:
+        retry = RetryPolicy() if fleet else None
+    target = fleet_target(address) if fleet else str(address)
+    options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
+    if load_balancing or retry:
+        options.append(("grpc.service_config", service_config(load_balancing, retry)))
+        options.append(("grpc.enable_retries", 1 if retry else 0))
+    if tls_server_name:
+        options.append(("grpc.ssl_target_name_override", tls_server_name))
     if root_certificates is None and client_cert is None:
-        return grpc.insecure_channel(address, options=options)
+        return grpc.insecure_channel(target, options=options)
     key, cert = client_cert if client_cert else (None, None)
     credentials = grpc.ssl_channel_credentials(root_certificates, key, cert)
-    return grpc.secure_channel(address, credentials, options=options)
+    return grpc.secure_channel(target, credentials, options=options)
 
 
 def wait_until_serving(ch: grpc.Channel, timeout: float = 60.0) -> None:
