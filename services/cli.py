@@ -19,6 +19,11 @@ from semlink.cli import build_app
 from semlink.cli._common import _fail, console
 
 
+class Engine(StrEnum):
+    process = "process"
+    ray = "ray"
+
+
 class ServiceKind(StrEnum):
     encoder = "encoder"
     decoder = "decoder"
@@ -54,6 +59,26 @@ def serve_cmd(
     realtime: Annotated[
         bool, typer.Option(help="Link: hold each reply for the emulated latency.")
     ] = True,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="process: this process computes; ray: replicas on a Ray cluster behind a "
+            "gRPC gateway on --port (encoder, decoder)."
+        ),
+    ] = Engine.process,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray: cluster to join (auto, host:6379); default starts a local one."),
+    ] = None,
+    replicas: Annotated[int, typer.Option(min=1, help="Ray: replicas (autoscaling minimum).")] = 1,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option(help="Ray: autoscale on ongoing requests up to this many replicas."),
+    ] = None,
+    replica_cpus: Annotated[float, typer.Option(help="Ray: CPUs per replica.")] = 1.0,
+    replica_gpus: Annotated[
+        float, typer.Option(help="Ray: GPUs per replica (fractions share one).")
+    ] = 0.0,
 ) -> None:
     """Run a gRPC service until SIGTERM (then drain in-flight calls)."""
     import os
@@ -77,6 +102,21 @@ def serve_cmd(
         token=token,
     )
     console.print(f"semlink {service.value} on {host}:{port}, metrics on {metrics_port}")
+    if engine is Engine.ray:
+        if service is ServiceKind.link:
+            raise _fail("--engine ray serves the encoder and the decoder; run link as a process")
+        from services.rayserve.run import main as ray_main
+
+        ray_main(
+            service.value,
+            config,
+            ray_address,
+            replicas=replicas,
+            max_replicas=max_replicas,
+            num_cpus=replica_cpus,
+            num_gpus=replica_gpus,
+        )
+        return
     if service is ServiceKind.encoder:
         from services.encoder.server import main as encoder_main
 
