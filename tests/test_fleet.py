@@ -21,7 +21,7 @@ from semlink.serving.client import (
     service_config,
     wait_until_serving,
 )
-from services.decoder import server as decoder_server
+from services.rayserve.parts import service_parts
 
 from .servers import ServiceThread, config
 from .test_services import scrape
@@ -40,10 +40,7 @@ def decoders() -> Iterator[list[ServiceThread]]:
         mp.setenv("SEMLINK_LITE_RESTORER", "false")  # Lanczos: decodes take milliseconds
         settings.cache_clear()
         servers = [
-            ServiceThread(
-                "decoder", config(), decoder_server.add_servicers, decoder_server.load
-            ).start()
-            for _ in range(2)
+            ServiceThread("decoder", config(), *service_parts("decoder")).start() for _ in range(2)
         ]
         for server in servers:
             wait_until_serving(channel(server.address))

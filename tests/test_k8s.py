@@ -235,3 +235,60 @@ def test_probe_speaks_tls_with_the_generated_ca(tree: Path) -> None:
         assert probe_main([address]) == 1  # plaintext against TLS fails
     finally:
         svc.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_objects(tree: Path) -> list[dict[str, Any]]:
+    _load_tool("k8s_secrets").write_secrets(tree / "ray" / "secrets")
+    return render(tree / "ray")
+
+
+def test_rayservice_overlay_validates_and_its_serve_config_builds(
+    ray_objects: list[dict[str, Any]],
+) -> None:
+    import kubernetes_validate
+    from ray.serve.schema import ServeDeploySchema
+
+    from services.rayserve.app import build_app
+
+    (rayservice,) = by_kind(ray_objects, "RayService").values()
+    assert rayservice["apiVersion"] == "ray.io/v1"
+    for obj in ray_objects:
+        if obj["kind"] != "RayService":
+            kubernetes_validate.validate(obj, SCHEMA_VERSIONS[-1], strict=True)
+    # serveConfigV2 is Ray's own Serve config schema, and the same apps as the config file.
+    serve_config = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(serve_config)
+    standalone = yaml.safe_load((REPO / "deploy" / "ray" / "serve-config.yaml").read_text())
+    ServeDeploySchema.model_validate(standalone)
+    assert serve_config["applications"] == standalone["applications"]
+    ports = set()
+    for app in serve_config["applications"]:
+        assert app["import_path"] == "services.rayserve.app:build_app"
+        build_app(app["args"])  # the arguments build a real application
+        ports |= {app["args"]["server"]["port"], app["args"]["server"]["metrics_port"]}
+    # The pod templates are valid Pods; generated names are rewritten into them.
+    (config_map,) = by_kind(ray_objects, "ConfigMap").values()
+    (secret,) = by_kind(ray_objects, "Secret").values()
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    head = cluster["headGroupSpec"]["template"]
+    templates = [head] + [group["template"] for group in cluster["workerGroupSpecs"]]
+    for template in templates:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"}, **template}
+        kubernetes_validate.validate(pod, SCHEMA_VERSIONS[-1], strict=True)
+        (container,) = template["spec"]["containers"]
+        assert container["envFrom"][0]["configMapRef"]["name"] == config_map["metadata"]["name"]
+        token = {e["name"]: e for e in container["env"]}["AUTH_TOKEN"]
+        assert token["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+    assert any(
+        "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]
+        for g in cluster["workerGroupSpecs"]
+    )
+    # The gateways (pinned to the head by the semlink_gateway resource) are reachable.
+    assert "semlink_gateway" in cluster["headGroupSpec"]["rayStartParams"]["resources"]
+    gateway = by_kind(ray_objects, "Service")["semlink-ray-gateway"]
+    labels = {**head["metadata"]["labels"], "ray.io/node-type": "head"}
+    assert gateway["spec"]["selector"].items() <= labels.items()
+    assert {p["targetPort"] for p in gateway["spec"]["ports"]} == ports
+    head_ports = {p["containerPort"] for p in head["spec"]["containers"][0]["ports"]}
+    assert ports <= head_ports

@@ -17,7 +17,6 @@ Two deployments per service application:
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import threading
 import time
@@ -31,27 +30,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from semlink.obs import ServiceMetrics
 from semlink.serving import ServerConfig, ServiceRuntime, WorkQueue
 from semlink.serving.server import RunningService, start_service
-
-AddServicers = Callable[[grpc.aio.Server, ServiceRuntime], Sequence[str]]
-Loader = Callable[[], Awaitable[None]]
-SERVICES = ("encoder", "decoder")
-
-
-def service_parts(service: str) -> tuple[AddServicers, Loader]:
-    """The service's own ``add_servicers`` and ``load``, built where they run (a replica).
-
-    A deployable class (``DecoderService``/``EncoderService``: its models resolver built
-    from the settings at start-up) when services/<name>/server.py has one, else that
-    module's functions.
-    """
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}: Ray serves {', '.join(SERVICES)}")
-    module = importlib.import_module(f"services.{service}.server")
-    deployable = getattr(module, f"{service.capitalize()}Service", None)
-    if deployable is not None:
-        instance = deployable()
-        return instance.add_servicers, instance.load
-    return module.add_servicers, module.load
+from services.rayserve.parts import SERVICES, service_parts
 
 
 class _Capture:
@@ -269,9 +248,19 @@ class Gateway:
     """semlink's gRPC API for one service, in front of its host replicas."""
 
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits async constructors
-        self, service: str, host: DeploymentHandle, server: dict[str, Any]
+        self,
+        service: str,
+        host: DeploymentHandle,
+        server: dict[str, Any],
+        token_env: str | None = None,
     ) -> None:
         self.service = service
+        server = dict(server)
+        if token_env:  # the bearer token from the replica's environment (a Secret)
+            token = os.environ.get(token_env, "").strip()
+            if not token:
+                raise RuntimeError(f"environment variable {token_env} is empty or unset")
+            server["token"] = token
         self.config = ServerConfig.model_validate(server)
         methods: dict[str, str] = await host.methods.remote()
         forwarder = _Forwarder(host)
@@ -331,10 +320,13 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     ARGS: ``service`` (encoder|decoder), ``server`` (ServerConfig fields: host, port,
     metrics_port, token, tls_*), ``replicas`` (fixed count) or ``min_replicas`` /
     ``max_replicas`` / ``target_ongoing_requests`` (autoscaling), ``num_cpus``, ``num_gpus``
-    per replica, ``workers`` per replica, ``max_ongoing_requests`` per replica.
+    per replica, ``workers`` per replica, ``max_ongoing_requests`` per replica,
+    ``token_env`` (environment variable of the gateway holding the bearer token),
+    ``gateway_resources`` (Ray resources pinning the gateway, e.g. to the head node).
     """
     service = str(args.get("service", "decoder"))
-    service_parts(service)  # fail early on a bad name
+    if service not in SERVICES:  # fail here, not in every replica
+        raise ValueError(f"unknown service {service!r}: Ray serves {', '.join(SERVICES)}")
     workers = int(args.get("workers", 1))
     max_ongoing = int(args.get("max_ongoing_requests", 2 * workers + 2))
     host_options: dict[str, Any] = {
@@ -370,4 +362,5 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         ray_actor_options=gateway_actor,
     )(Gateway)
     server = dict(args.get("server", {}))
-    return gateway.bind(service, host.bind(service, workers, max_ongoing), server)
+    token_env = args.get("token_env")
+    return gateway.bind(service, host.bind(service, workers, max_ongoing), server, token_env)
