@@ -52,12 +52,19 @@ def main(service: str, config: ServerConfig, ray_address: str | None, **options:
 
     from services.rayserve.app import build_app
 
-    ray.init(address=ray_address, include_dashboard=False if ray_address is None else None)
-    # Calls reach the gateway's gRPC port, never Ray Serve's HTTP proxy.
-    serve.start(proxy_location=ProxyLocation.Disabled)
-    serve.run(build_app(app_args(service, config, **options)), name=service, route_prefix=None)
+    # Handlers first: a SIGTERM while deploying still cleans up (never orphans the cluster).
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    serve.delete(service)
+    ray.init(address=ray_address, include_dashboard=False if ray_address is None else None)
+    try:
+        # Calls reach the gateway's gRPC port, never Ray Serve's HTTP proxy.
+        serve.start(proxy_location=ProxyLocation.Disabled)
+        app = build_app(app_args(service, config, **options))
+        serve.run(app, name=service, route_prefix=None)
+        stop.wait()
+        serve.delete(service)
+    finally:
+        if ray_address is None:  # the local cluster this command started goes with it
+            serve.shutdown()
+        ray.shutdown()
