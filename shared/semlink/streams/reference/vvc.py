@@ -230,8 +230,9 @@ class VvcCodec:
 
     config: VvcConfig = CURRENT
     min_bpp: float = 0.03
-    qualities: tuple[int, int] = (0, 63)
-    """Quality q is QP 63 - q: QP 63 (q 0) to QP 0 (q 63)."""
+    qualities: tuple[int, int] = (0, 51)
+    """Quality q is QP 63 - q, for the baselines' search: QP 63 (q 0) to QP 12 (q 51); its
+    bisection starts near QP 38 (lite's own rate control goes down to QP 0)."""
 
     @property
     def id(self) -> ReferenceCodec:
