@@ -27,8 +27,10 @@ from PIL import Image
 
 from semlink.codec import decode, encode
 from semlink.imaging import resize
+from semlink.packet import Layer
 from semlink.quality import all_metrics
 from semlink.streams.reference import (
+    CODECS,
     SCALES,
     STANDARD,
     ReferenceCodec,
@@ -104,6 +106,17 @@ def _reconstruction(
     return resize(decode_file(codec, data, small_size(width, height, k)), width, height)
 
 
+def _reference_detail(reference: Layer | None, width: int, height: int) -> str:
+    """Codec, scale and, for VVC, the bytes the decoder rebuilt instead of receiving."""
+    if reference is None:
+        return "none"
+    name = ReferenceCodec(reference.codec).name.lower()
+    if reference.codec != ReferenceCodec.VVC:
+        return name
+    k, stream = CODECS[ReferenceCodec.VVC].unpack(reference.payload, width, height)
+    return f"{name} scale {k}/256, {len(stream) - len(reference.payload)} B rebuilt"
+
+
 def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
     path, config = args
     image = np.asarray(Image.open(path).convert("RGB"))
@@ -121,7 +134,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
         encoded = encode(image, "lite", max_bytes=budget)
         encode_s = time.perf_counter() - start
         reference = encoded.packet.layers[0] if encoded.packet.layers else None
-        detail = ReferenceCodec(reference.codec).name.lower() if reference else "none"
+        detail = _reference_detail(reference, width, height)
         # lite as it ships (learned restorer when its weights are present), and the same
         # packet upsampled with Lanczos: what the reference codec alone delivers.
         for method, restorer in (("lite", None), ("lite_lanczos", False)):

@@ -53,7 +53,11 @@ def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
             )
             wins.append(f"{metric} {int(better.sum())}/{n}")
         fill = group["bytes"] / group["budget"]
-        codecs = ", ".join(f"{c} {k}" for c, k in group["detail"].value_counts().items())
+        names = group["detail"].str.split(" ").str[0]
+        codecs = ", ".join(f"{c} {k}" for c, k in names.value_counts().items())
+        rebuilt = group["detail"].str.extract(r"(\d+) B rebuilt")[0].astype(float)
+        if rebuilt.notna().any():
+            codecs += f" (parameter sets rebuilt: {rebuilt.mean():.0f} B per image)"
         lines.append(
             f"{rate} bpp: {method} better than the best baseline on {', '.join(wins)} images; "
             f"budget used min {fill.min():.1%}, {int((fill < 0.97).sum())}/{n} under 97%; "
