@@ -9,9 +9,11 @@ import pytest
 
 from semlink import ObjectHint, decode, encode
 from semlink.codec import BudgetError
+from semlink.config import settings
 from semlink.packet import FingerprintMismatchError, Packet, parse, serialize
-from semlink.profiles import LITE
+from semlink.profiles import LITE, SEDIC
 from semlink.quality import psnr
+from semlink.resolver import Models
 from semlink.streams import LayerKind
 
 from .conftest import kodak_image
@@ -97,15 +99,27 @@ def test_any_subset_of_layers_decodes(chelsea: np.ndarray) -> None:
 
 
 def test_a_packet_for_other_models_is_refused_naming_both_fingerprints(chelsea: np.ndarray) -> None:
-    result = encode(chelsea, max_bytes=500)
+    models = Models.from_settings(settings(), LITE)
+    result = encode(chelsea, max_bytes=500, models=models)
     packet = parse(result.data)
     foreign = serialize(
         Packet(packet.width, packet.height, packet.profile, 0x12345678, 0, packet.layers)
     )
     with pytest.raises(FingerprintMismatchError) as info:
-        decode(foreign)
+        decode(foreign, models=models)
     assert "0x12345678" in str(info.value)
-    assert f"{LITE.fingerprint:#010x}" in str(info.value)
+    assert f"{models.fingerprint:#010x}" in str(info.value)
+
+
+def test_models_of_another_profile_refuse_the_packet(chelsea: np.ndarray) -> None:
+    """Models hold one profile's set: given another profile's, decode names the mismatch
+    and encode says whose they are."""
+    lite_packet = encode(chelsea, max_bytes=500).data
+    sedic = Models.from_settings(settings().model_copy(update={"tiny_models": True}), SEDIC)
+    with pytest.raises(FingerprintMismatchError):
+        decode(lite_packet, models=sedic)
+    with pytest.raises(ValueError, match="sedic's, not lite's"):
+        encode(chelsea, "lite", max_bytes=500, models=sedic)
 
 
 def test_gray_and_rgba_inputs(chelsea: np.ndarray) -> None:
@@ -125,13 +139,14 @@ def test_tiny_image_round_trips() -> None:
 
 def test_hostile_object_layer_cannot_ask_for_a_mask_finer_than_the_image() -> None:
     from semlink.packet import Layer, PacketLimitError
-    from semlink.profiles import LITE
     from semlink.streams._varint import write_varint
     from semlink.streams.text import encode_text
 
+    models = Models.from_settings(settings(), LITE)
     text = encode_text("x")
     huge_mask = write_varint(4000) + write_varint(4000) + b"\x00" * 8
     payload = write_varint(len(text)) + text + huge_mask
-    wire = serialize(Packet(64, 64, 0, LITE.fingerprint, 0, (Layer(LayerKind.OBJECT, 0, payload),)))
+    layers = (Layer(LayerKind.OBJECT, 0, payload),)
+    wire = serialize(Packet(64, 64, 0, models.fingerprint, 0, layers))
     with pytest.raises(PacketLimitError, match="exceeds 4096"):
-        decode(wire)
+        decode(wire, models=models)

@@ -53,10 +53,11 @@ def test_grounder_drops_names_it_cannot_ground(chelsea: np.ndarray) -> None:
 
 
 def test_extraction_keeps_grounded_objects_with_masks_in_the_packet(
-    tiny_models: None, lmm: str, chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    tiny_models: None, lmm: str, chelsea: np.ndarray
 ) -> None:
     from semlink import decode, encode
-    from semlink.extract import pipeline
+    from semlink.profiles import SEDIC
+    from semlink.resolver import default_resolver
     from semlink.streams import LayerKind
 
     grounder = GroundingDinoGrounder.tiny()
@@ -71,8 +72,8 @@ def test_extraction_keeps_grounded_objects_with_masks_in_the_packet(
     assert all(mask is not None and mask.shape == chelsea.shape[:2] for _, mask in found.objects)
     assert len(found.caption.split()) <= 40
 
-    monkeypatch.setattr(pipeline, "default_extractor", lambda: extractor)
-    result = encode(chelsea, "sedic", max_bytes=2000)
+    models = default_resolver().models(SEDIC).holding(extractor=extractor)
+    result = encode(chelsea, "sedic", max_bytes=2000, models=models)
     kinds = [layer.kind for layer in result.packet.layers]
     assert kinds[0] == LayerKind.REFERENCE and kinds[1] == LayerKind.CAPTION
     assert kinds.count(LayerKind.OBJECT) == len(found.objects) == len(supported)
@@ -143,20 +144,16 @@ def test_grounder_loads_from_a_directory(tmp_path: Path, chelsea: np.ndarray) ->
     assert loaded.score(chelsea, ["cat", "floor"]) == grounder.score(chelsea, ["cat", "floor"])
 
 
-def test_sedic_without_extraction_models_says_what_to_set(
-    chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sedic_without_extraction_models_says_what_to_set(chelsea: np.ndarray) -> None:
     from semlink import encode
     from semlink.config import settings
-    from semlink.models import registry
+    from semlink.models.registry import tiny_decoder_models
     from semlink.models.weights import WeightsError
+    from semlink.profiles import SEDIC
+    from semlink.resolver import Models
 
-    monkeypatch.delenv("SEMLINK_TINY_MODELS", raising=False)
-    monkeypatch.delenv("SEMLINK_CAPTIONER", raising=False)
-    settings.cache_clear()
-    monkeypatch.setattr(registry, "decoder_models_digest", lambda: "0" * 64)
-    try:
-        with pytest.raises(WeightsError, match="SEMLINK_CAPTIONER"):
-            encode(chelsea, "sedic", max_bytes=400)
-    finally:
-        settings.cache_clear()
+    edge = settings().model_copy(update={"tiny_models": False, "captioner": None})
+    # The decoder's models are given (their digest stamps the packet); extraction has none.
+    models = Models.from_settings(edge, SEDIC).holding(diffusion=tiny_decoder_models(0))
+    with pytest.raises(WeightsError, match="SEMLINK_CAPTIONER"):
+        encode(chelsea, "sedic", max_bytes=400, models=models)

@@ -162,7 +162,7 @@ def test_onnx_analysis_matches_pytorch_and_packets_are_identical(
 
 
 def test_sedic_packets_with_onnx_edge_are_identical(
-    tiny_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: np.ndarray
+    tiny_models: None, tmp_path: Path, small: np.ndarray
 ) -> None:
     """The encoder with SEMLINK_EDGE_ONNX writes the same packet as the PyTorch encoder."""
     from typer.testing import CliRunner
@@ -170,7 +170,8 @@ def test_sedic_packets_with_onnx_edge_are_identical(
     from semlink import encode
     from semlink.cli import app
     from semlink.config import settings
-    from semlink.models import codecs as registry
+    from semlink.profiles import SEDIC
+    from semlink.resolver import Models
 
     result = CliRunner().invoke(app, ["weights", "export-onnx", str(tmp_path), "--tiny"])
     assert result.exit_code == 0, result.output
@@ -179,12 +180,9 @@ def test_sedic_packets_with_onnx_edge_are_identical(
         "cheng2020-attn-q1.onnx",
     ]
     plain = encode(small, "sedic", max_bytes=300).data
-    monkeypatch.setattr(registry, "_tiny", lambda: tuple(tiny_codecs(0)))
-    monkeypatch.setenv("SEMLINK_EDGE_ONNX", str(tmp_path))
-    settings.cache_clear()
-    codecs = registry.reference_codecs()
-    assert all(c.analysis_runner is not None for c in codecs)
-    assert encode(small, "sedic", max_bytes=300).data == plain
+    edge = Models.from_settings(settings().model_copy(update={"edge_onnx": tmp_path}), SEDIC)
+    assert all(c.analysis_runner is not None for c in edge.reference_codecs)
+    assert encode(small, "sedic", max_bytes=300, models=edge).data == plain
 
 
 def test_every_backend_has_a_config_a_loader_and_a_tiny_build(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -209,33 +210,30 @@ def test_sedic_packet_decodes_through_orag(tiny_models: None, chelsea: np.ndarra
 
 
 def test_decoder_with_other_weights_refuses_the_packet(
-    tiny_models: None, chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    tiny_models: None, chelsea: np.ndarray
 ) -> None:
     from semlink import decode, encode
-    from semlink.models import registry
+    from semlink.config import settings
+    from semlink.models.registry import tiny_decoder_models
     from semlink.packet import FingerprintMismatchError
+    from semlink.profiles import SEDIC
+    from semlink.resolver import Models
 
     data = encode(chelsea, "sedic", max_bytes=400).data
-    other = registry.tiny_decoder_models(1)
-    monkeypatch.setattr(registry, "decoder_models", lambda: other)
-    monkeypatch.setattr(registry, "decoder_models_digest", lambda: other.digest)
+    other = Models.from_settings(settings(), SEDIC).holding(diffusion=tiny_decoder_models(1))
     with pytest.raises(FingerprintMismatchError, match="holds model set"):
-        decode(data, steps=2)
+        decode(data, steps=2, models=other)
 
 
-def test_sedic_without_weights_says_how_to_get_them(
-    chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sedic_without_weights_says_how_to_get_them(chelsea: np.ndarray) -> None:
     from semlink import encode
     from semlink.config import settings
     from semlink.models.weights import WeightsError
+    from semlink.resolver import Resolver
 
-    monkeypatch.delenv("SEMLINK_TINY_MODELS", raising=False)
-    monkeypatch.delenv("SEMLINK_SEDIC_WEIGHTS", raising=False)
-    settings.cache_clear()
+    bare = settings().model_copy(update={"tiny_models": False, "sedic_weights": None})
     with pytest.raises(WeightsError, match="SEMLINK_SEDIC_WEIGHTS"):
-        encode(chelsea, "sedic", max_bytes=400)
-    settings.cache_clear()
+        encode(chelsea, "sedic", max_bytes=400, models=Resolver(bare))
 
 
 def test_cli_encode_extracts_and_decode_runs_orag_with_tiny_models(
@@ -245,40 +243,23 @@ def test_cli_encode_extracts_and_decode_runs_orag_with_tiny_models(
     from typer.testing import CliRunner
 
     from semlink.cli import app
-    from semlink.config import settings
 
     source, packet, out = tmp_path / "cat.png", tmp_path / "cat.slk", tmp_path / "out.png"
     Image.fromarray(chelsea).save(source)
     runner = CliRunner()
-    try:
-        result = runner.invoke(
-            app,
-            [
-                "encode",
-                str(source),
-                "-o",
-                str(packet),
-                "--profile",
-                "sedic",
-                "--tiny",
-            ],
-        )
-        assert result.exit_code == 0, result.output
-        info = runner.invoke(app, ["info", str(packet)])
-        assert "profile sedic" in info.output
-        # No hints given: the encoder captioned, grounded and segmented the image itself.
-        for kind in ("reference", "caption", "object"):
-            assert kind in info.output, info.output
-        result = runner.invoke(
-            app, ["decode", str(packet), "-o", str(out), "--tiny", "--steps", "2"]
-        )
-        assert result.exit_code == 0, result.output
-        assert np.asarray(Image.open(out)).shape == chelsea.shape
-    finally:
-        import os
-
-        os.environ.pop("SEMLINK_TINY_MODELS", None)
-        settings.cache_clear()
+    result = runner.invoke(
+        app, ["encode", str(source), "-o", str(packet), "--profile", "sedic", "--tiny"]
+    )
+    assert result.exit_code == 0, result.output
+    info = runner.invoke(app, ["info", str(packet)])
+    assert "profile sedic" in info.output
+    # No hints given: the encoder captioned, grounded and segmented the image itself.
+    for kind in ("reference", "caption", "object"):
+        assert kind in info.output, info.output
+    result = runner.invoke(app, ["decode", str(packet), "-o", str(out), "--tiny", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(out)).shape == chelsea.shape
+    assert "SEMLINK_TINY_MODELS" not in os.environ  # --tiny passes models in, sets nothing
 
 
 def test_weights_fetch_from_mirror_verify_and_load_real_layout(tmp_path: Path) -> None:
@@ -312,25 +293,21 @@ def test_weights_fetch_from_mirror_verify_and_load_real_layout(tmp_path: Path) -
     assert result.exit_code == 2 and "sha256" in result.output
 
 
-def test_edge_encoder_needs_only_the_weight_manifest(
-    tmp_path: Path, chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_edge_encoder_needs_only_the_weight_manifest(tmp_path: Path, chelsea: np.ndarray) -> None:
     from semlink import encode
     from semlink.config import settings
     from semlink.profiles import SEDIC
+    from semlink.resolver import Models
 
     (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "00"}}')
-    monkeypatch.delenv("SEMLINK_TINY_MODELS", raising=False)
-    monkeypatch.setenv("SEMLINK_SEDIC_WEIGHTS", str(tmp_path))
-    settings.cache_clear()
-    try:
-        # no weights on this machine (and a caption hint: no extraction models either)
-        result = encode(chelsea, "sedic", max_bytes=400, caption="a cat")
-        assert result.packet.model_fingerprint == SEDIC.fingerprint
-        (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "01"}}')
-        assert SEDIC.fingerprint != result.packet.model_fingerprint  # other weights, other set
-    finally:
-        settings.cache_clear()
+    edge = settings().model_copy(update={"tiny_models": False, "sedic_weights": tmp_path})
+    # no weights on this machine (and a caption hint: no extraction models either)
+    models = Models.from_settings(edge, SEDIC)
+    result = encode(chelsea, "sedic", max_bytes=400, caption="a cat", models=models)
+    assert result.packet.model_fingerprint == Models.from_settings(edge, SEDIC).fingerprint
+    (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "01"}}')
+    other = Models.from_settings(edge, SEDIC).fingerprint
+    assert other != result.packet.model_fingerprint  # other weights, other set
 
 
 def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
@@ -343,9 +320,8 @@ def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
     from tests.servers import ServiceThread, config
 
     packet = encode(chelsea, "sedic", max_bytes=500, caption="a cat").data
-    svc = ServiceThread(
-        "decoder", config(), decoder_server.add_servicers, decoder_server.load
-    ).start()
+    decoder = decoder_server.DecoderService()
+    svc = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     try:
         ch = channel(svc.address)
         wait_until_serving(ch)

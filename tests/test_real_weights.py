@@ -28,12 +28,13 @@ def _needs(*names: str) -> pytest.MarkDecorator:
 
 @_needs("SEMLINK_REFERENCE_MODELS")
 def test_learned_reference_codecs_reach_useful_quality_within_budget() -> None:
-    from semlink.models.codecs import reference_codecs
+    from semlink.profiles import SEDIC
+    from semlink.resolver import default_resolver
     from semlink.streams.reference import search, search_learned
 
     image = kodak_image("kodim23")
     budget = int(0.03 * image.shape[0] * image.shape[1] / 8) - 60
-    learned = search_learned(image, budget, reference_codecs())
+    learned = search_learned(image, budget, default_resolver().models(SEDIC).reference_codecs)
     classical = search(image, budget)
     assert learned is not None and classical is not None and learned.size <= budget
     assert learned.psnr >= classical.psnr - 1.0, (learned.psnr, classical.psnr)
@@ -41,9 +42,10 @@ def test_learned_reference_codecs_reach_useful_quality_within_budget() -> None:
 
 @_needs("SEMLINK_CAPTIONER", "SEMLINK_GROUNDER", "SEMLINK_SAM_CHECKPOINT")
 def test_real_extraction_grounds_and_segments_kodim23() -> None:
-    from semlink.extract.pipeline import default_extractor
+    from semlink.profiles import SEDIC
+    from semlink.resolver import default_resolver
 
-    extractor = default_extractor()
+    extractor = default_resolver().models(SEDIC).extractor
     assert extractor is not None
     image = kodak_image("kodim23")  # two parrots
     found = extractor.extract(image, 1474)

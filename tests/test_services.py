@@ -28,6 +28,7 @@ from semlink.link import get_link_profile
 from semlink.packet import parse, serialize
 from semlink.profiles import LITE
 from semlink.quality import psnr
+from semlink.resolver import default_resolver
 from semlink.serving.client import SemlinkClient, channel, image_of, png_bytes, wait_until_serving
 from semlink.streams.reference import ReferenceCodec
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, packet_pb2
@@ -42,12 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def chain() -> Iterator[tuple[ServiceThread, ServiceThread, ServiceThread]]:
-    enc = ServiceThread(
-        "encoder", config(), encoder_server.add_servicers, encoder_server.load
-    ).start()
-    dec = ServiceThread(
-        "decoder", config(), decoder_server.add_servicers, decoder_server.load
-    ).start()
+    encoder, decoder = encoder_server.EncoderService(), decoder_server.DecoderService()
+    enc = ServiceThread("encoder", config(), encoder.add_servicers, encoder.load).start()
+    dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     profile = get_link_profile("geo")
     lnk = ServiceThread(
         "link", config(), link_server.servicers_for(profile, realtime=False), link_server.load
@@ -119,7 +117,8 @@ def test_decoder_errors_map_to_status_codes(client: SemlinkClient, chelsea: np.n
     foreign = serialize(dataclasses.replace(packet, model_fingerprint=0xABCDEF01))
     code, details = _code(lambda: client.decode(foreign))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "0xabcdef01" in details and f"{LITE.fingerprint:#010x}" in details
+    lite_fingerprint = default_resolver().models(LITE).fingerprint  # the decoder's settings
+    assert "0xabcdef01" in details and f"{lite_fingerprint:#010x}" in details
     damaged = bytearray(good)
     damaged[-12] ^= 0x10
     code, details = _code(lambda: client.decode(bytes(damaged)))
@@ -162,11 +161,9 @@ def test_deadline_exceeded(client: SemlinkClient, astronaut: np.ndarray) -> None
 
 
 def test_overload_answers_resource_exhausted(astronaut: np.ndarray) -> None:
+    encoder = encoder_server.EncoderService()
     busy = ServiceThread(
-        "encoder",
-        config(workers=1, max_waiting=0),
-        encoder_server.add_servicers,
-        encoder_server.load,
+        "encoder", config(workers=1, max_waiting=0), encoder.add_servicers, encoder.load
     ).start()
     try:
         wait_until_serving(channel(busy.address))
@@ -201,7 +198,8 @@ def test_health_is_not_serving_until_models_load(chelsea: np.ndarray) -> None:
 
         await asyncio.get_running_loop().run_in_executor(None, loaded.wait, 30)
 
-    svc = ServiceThread("encoder", config(), encoder_server.add_servicers, slow_load).start()
+    encoder = encoder_server.EncoderService()
+    svc = ServiceThread("encoder", config(), encoder.add_servicers, slow_load).start()
     try:
         ch = channel(svc.address)
         health = health_pb2_grpc.HealthStub(ch)
@@ -376,7 +374,8 @@ def test_mtls_and_bearer_token(tmp_path: Path, chelsea: np.ndarray) -> None:
         tls_client_ca=certs["ca.crt"],
         token="s3cret",
     )
-    svc = ServiceThread("encoder", cfg, encoder_server.add_servicers, encoder_server.load).start()
+    encoder = encoder_server.EncoderService()
+    svc = ServiceThread("encoder", cfg, encoder.add_servicers, encoder.load).start()
     try:
         address = f"localhost:{svc.running.port}"  # type: ignore[union-attr]
         ca = certs["ca.crt"].read_bytes()

@@ -14,10 +14,17 @@ import pytest
 
 from semlink.config import settings
 from semlink.models import weights
+from semlink.profiles import LITE
+from semlink.resolver import Models
 from semlink.restore import latent
 
 DATA = resources.files("semlink").joinpath("data")
 TAEF2_PRESENT = (settings().weights_dir / "taef2" / "taef2_decoder.pth").exists()
+
+
+def lite_models(**changes: object) -> Models:
+    """lite's models from the settings with ``changes`` (fresh: nothing loaded yet)."""
+    return Models.from_settings(settings().model_copy(update=changes), LITE)
 
 
 def test_shipped_restorer_matches_its_manifest() -> None:
@@ -34,43 +41,33 @@ def test_shipped_restorer_matches_its_manifest() -> None:
 
 @pytest.mark.skipif(not TAEF2_PRESENT, reason="TAEF2 weights not in SEMLINK_WEIGHTS_DIR/taef2")
 def test_shipped_restorer_loads_and_restores(chelsea: np.ndarray) -> None:
-    models = latent.shipped_restorer()
-    assert models is not None
+    restorer = lite_models().restorer
+    assert restorer is not None
     small = np.ascontiguousarray(chelsea[::4, ::4])
-    out = latent.upscale(small, 451, 300)
+    out = latent.upscale(small, 451, 300, restorer=restorer)
     assert out.shape == (300, 451, 3) and out.dtype == np.uint8
     assert not np.array_equal(out, latent.resize(small, 451, 300))
 
 
 def test_without_taef2_lite_falls_back_to_lanczos_and_says_so_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("SEMLINK_WEIGHTS_DIR", str(tmp_path))
-    settings.cache_clear()
     weights._said.clear()
-    try:
-        with caplog.at_level(logging.WARNING, logger="semlink"):
-            assert latent.shipped_restorer() is None
-            assert latent.shipped_restorer() is None
-            small = np.zeros((10, 12, 3), np.uint8)
-            assert np.array_equal(latent.upscale(small, 48, 40), latent.resize(small, 48, 40))
-        said = [r.message for r in caplog.records if "TAEF2" in r.message]
-        assert len(said) == 1 and "Lanczos" in said[0]
-    finally:
-        settings.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="semlink"):
+        assert lite_models(weights_dir=tmp_path).restorer is None
+        assert lite_models(weights_dir=tmp_path).restorer is None  # looked up twice, said once
+        small = np.zeros((10, 12, 3), np.uint8)
+        assert np.array_equal(latent.upscale(small, 48, 40), latent.resize(small, 48, 40))
+    said = [r.message for r in caplog.records if "TAEF2" in r.message]
+    assert len(said) == 1 and "Lanczos" in said[0]
 
 
-def test_the_restorer_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEMLINK_LITE_RESTORER", "false")
-    settings.cache_clear()
-    try:
-        assert latent.shipped_restorer() is None
-    finally:
-        settings.cache_clear()
+def test_the_restorer_can_be_switched_off() -> None:
+    assert lite_models(lite_restorer=False).restorer is None
 
 
 def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chelsea: np.ndarray
+    tmp_path: Path, chelsea: np.ndarray
 ) -> None:
     """A shipped codec directory (as `semlink train ref-codec --ship` writes it) is loaded
     through its manifest, changes lite's fingerprint, and its packets round-trip."""
@@ -80,9 +77,8 @@ def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
     from semlink import decode, encode
     from semlink.models import codecs
     from semlink.models.weights import WeightsError, write_manifest
-    from semlink.profiles import LITE
 
-    before = LITE.fingerprint
+    before = lite_models().fingerprint
     torch.manual_seed(0)
     config = codecs.LearnedCodecConfig(
         architecture="bmshj2018-hyperprior", quality=1, N=8, M=12, file="ref_codec.safetensors"
@@ -92,24 +88,17 @@ def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / config.file)
     (tmp_path / codecs.CODECS_FILE).write_text(json.dumps([config.model_dump()]))
     write_manifest(tmp_path)
-    monkeypatch.setattr(codecs, "_shipped_dirs", lambda: [tmp_path])
-    codecs._shipped.cache_clear()
-    monkeypatch.setenv("SEMLINK_LITE_RESTORER", "false")
-    settings.cache_clear()
-    try:
-        assert [c.name for c in LITE.learned_codecs()] == ["bmshj2018-hyperprior-q1"]
-        assert LITE.fingerprint != before
-        image = np.ascontiguousarray(chelsea[::2, ::2])
-        result = encode(image, "lite", target_bpp=0.05)
-        assert result.packet.model_fingerprint == LITE.fingerprint
-        assert decode(result.data).image.shape == image.shape
-        (tmp_path / config.file).write_bytes(b"tampered")
-        codecs._shipped.cache_clear()
-        with pytest.raises(WeightsError):
-            LITE.learned_codecs()
-    finally:
-        codecs._shipped.cache_clear()
-        settings.cache_clear()
+    shipped = settings().model_copy(update={"lite_restorer": False})
+    models = Models(LITE, shipped, shipped_dirs=(tmp_path,))
+    assert [c.name for c in models.reference_codecs] == ["bmshj2018-hyperprior-q1"]
+    assert models.fingerprint != before
+    image = np.ascontiguousarray(chelsea[::2, ::2])
+    result = encode(image, "lite", target_bpp=0.05, models=models)
+    assert result.packet.model_fingerprint == models.fingerprint
+    assert decode(result.data, models=models).image.shape == image.shape
+    (tmp_path / config.file).write_bytes(b"tampered")
+    with pytest.raises(WeightsError):
+        _ = Models(LITE, shipped, shipped_dirs=(tmp_path,)).reference_codecs
 
 
 @pytest.mark.skipif(not TAEF2_PRESENT, reason="TAEF2 weights not in SEMLINK_WEIGHTS_DIR/taef2")
@@ -120,8 +109,8 @@ def test_the_restorer_reads_the_segmentation_map(chelsea: np.ndarray) -> None:
     from semlink.packet import serialize
     from semlink.streams import LayerKind
 
-    models = latent.shipped_restorer()
-    assert models is not None and models[0].edge_channels == 1
+    restorer = lite_models().restorer
+    assert restorer is not None and restorer.network.edge_channels == 1
     image = np.ascontiguousarray(chelsea[::2, ::2])
     labels = np.zeros((image.shape[0] // 8, image.shape[1] // 8), np.int64)
     labels[:, labels.shape[1] // 2 :] = 1

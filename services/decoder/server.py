@@ -1,10 +1,16 @@
-"""DecoderService servicer: parse, decode whatever layers arrived, map errors, record metrics."""
+"""DecoderService servicer: parse, decode whatever layers arrived, map errors, record metrics.
+
+:class:`DecoderService` is the deployable: the process's models (a
+:class:`~semlink.resolver.Resolver` built at start-up; each packet's profile picks its
+models), the servicer that passes them to every ``decode``, and the warm-up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -12,6 +18,7 @@ from PIL import Image
 
 from semlink.codec import DecodeResult, decode, decode_preview
 from semlink.profiles import LITE
+from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.streams.text import english_model
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc
@@ -32,8 +39,9 @@ def image_bytes(image: np.ndarray, fmt: int) -> bytes:
 
 
 class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
-    def __init__(self, runtime: ServiceRuntime) -> None:
+    def __init__(self, runtime: ServiceRuntime, models: Resolver) -> None:
         self.runtime = runtime
+        self.models = models
 
     def _response(
         self, result: DecodeResult, fmt: int, waited: float
@@ -61,9 +69,13 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
     ) -> tuple[DecodeResult, float]:
         def work(check: Callable[[], None]) -> DecodeResult:
             if preview:
-                return decode_preview(packet)
+                return decode_preview(packet, models=self.models)
             return decode(
-                packet, check=check, steps=options.steps or None, seed=options.seed or None
+                packet,
+                check=check,
+                steps=options.steps or None,
+                seed=options.seed or None,
+                models=self.models,
             )
 
         result, waited = await self.runtime.run(context, work)
@@ -93,20 +105,39 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         )
 
 
+@dataclass
+class DecoderService:
+    """The decoder deployable: its models, its servicer and its warm-up."""
+
+    models: Resolver = field(default_factory=Resolver.from_settings)
+    """Every profile's models for this process (default: built from the settings)."""
+
+    def add_servicers(self, server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
+        decoder_pb2_grpc.add_DecoderServiceServicer_to_server(
+            DecoderServicer(runtime, self.models), server
+        )
+        return [decoder_pb2.DESCRIPTOR.services_by_name["DecoderService"].full_name]
+
+    async def load(self) -> None:
+        """Load what lite decodes with: the text model, and the fingerprint it checks."""
+
+        def warm() -> None:
+            english_model()
+            _ = self.models.models(LITE).fingerprint
+
+        await asyncio.get_running_loop().run_in_executor(None, warm)
+
+
 def add_servicers(server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
-    decoder_pb2_grpc.add_DecoderServiceServicer_to_server(DecoderServicer(runtime), server)
-    return [decoder_pb2.DESCRIPTOR.services_by_name["DecoderService"].full_name]
+    """The servicer on the process's default models (:func:`~semlink.resolver.default_resolver`)."""
+    return DecoderService(default_resolver()).add_servicers(server, runtime)
 
 
 async def load() -> None:
-    """Load what lite decodes with: the text model, and the profile fingerprint it checks."""
-
-    def warm() -> None:
-        english_model()
-        _ = LITE.fingerprint
-
-    await asyncio.get_running_loop().run_in_executor(None, warm)
+    """Warm the process's default models (what :func:`add_servicers` serves with)."""
+    await DecoderService(default_resolver()).load()
 
 
 def main(config: ServerConfig) -> None:
-    run_service(NAME, config, add_servicers, load)
+    service = DecoderService(Resolver.from_settings())  # the models, built once at start-up
+    run_service(NAME, config, service.add_servicers, service.load)

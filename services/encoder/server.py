@@ -1,16 +1,23 @@
-"""EncoderService servicer: parse, validate, call ``semlink.encode``, record metrics."""
+"""EncoderService servicer: parse, validate, call ``semlink.encode``, record metrics.
+
+:class:`EncoderService` is the deployable: the process's models (a
+:class:`~semlink.resolver.Resolver` built at start-up), the servicer that passes them to
+every ``encode``, and the warm-up that loads them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
 from PIL import Image
 
 from semlink.codec import EncodeResult, ObjectHint, encode, read_image
+from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.streams.text import english_model
 from semlink.v1 import encoder_pb2, encoder_pb2_grpc
@@ -30,8 +37,9 @@ def _mask(data: bytes, index: int) -> np.ndarray | None:
 
 
 class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
-    def __init__(self, runtime: ServiceRuntime) -> None:
+    def __init__(self, runtime: ServiceRuntime, models: Resolver) -> None:
         self.runtime = runtime
+        self.models = models
 
     async def Encode(
         self, request: encoder_pb2.EncodeRequest, context: grpc.aio.ServicerContext
@@ -54,6 +62,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 else (None if budget else DEFAULT_BPP),
                 caption=request.hints.caption or None,
                 objects=objects,
+                models=self.models,
             )
 
         result, waited = await self.runtime.run(context, work)
@@ -80,20 +89,41 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         )
 
 
+@dataclass
+class EncoderService:
+    """The encoder deployable: its models, its servicer and its warm-up."""
+
+    models: Resolver = field(default_factory=Resolver.from_settings)
+    """Every profile's models for this process (default: built from the settings)."""
+
+    def add_servicers(self, server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
+        encoder_pb2_grpc.add_EncoderServiceServicer_to_server(
+            EncoderServicer(runtime, self.models), server
+        )
+        return [encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name]
+
+    async def load(self) -> None:
+        """Warm up: the text model, codec libraries and container templates, lite's models,
+        one real encode."""
+
+        def warm() -> None:
+            english_model()
+            image = np.full((64, 96, 3), 100, np.uint8)
+            encode(image, "lite", max_bytes=200, caption="warm up", models=self.models)
+
+        await asyncio.get_running_loop().run_in_executor(None, warm)
+
+
 def add_servicers(server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
-    encoder_pb2_grpc.add_EncoderServiceServicer_to_server(EncoderServicer(runtime), server)
-    return [encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name]
+    """The servicer on the process's default models (:func:`~semlink.resolver.default_resolver`)."""
+    return EncoderService(default_resolver()).add_servicers(server, runtime)
 
 
 async def load() -> None:
-    """Warm up: the text model, codec libraries and container templates, one real encode."""
-
-    def warm() -> None:
-        english_model()
-        encode(np.full((64, 96, 3), 100, np.uint8), "lite", max_bytes=200, caption="warm up")
-
-    await asyncio.get_running_loop().run_in_executor(None, warm)
+    """Warm the process's default models (what :func:`add_servicers` serves with)."""
+    await EncoderService(default_resolver()).load()
 
 
 def main(config: ServerConfig) -> None:
-    run_service(NAME, config, add_servicers, load)
+    service = EncoderService(Resolver.from_settings())  # the models, built once at start-up
+    run_service(NAME, config, service.add_servicers, service.load)

@@ -4,6 +4,10 @@
 packet within the byte budget (text, objects and segmentation map are budgeted
 first; the reference image gets every remaining byte). ``decode(bytes) ->
 DecodeResult`` rebuilds the image from whichever layers arrived.
+
+Both take ``models=``: the models to run (:class:`semlink.resolver.Models` for one
+profile, or a :class:`~semlink.resolver.Resolver` for every profile). Without it they
+use the process's default resolver, built from the settings on first use.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from semlink.packet import (
     parse,
     serialize,
 )
-from semlink.profiles import Profile, get_profile
+from semlink.profiles import Profile, Role, get_profile
+from semlink.resolver import Models, Resolver, models_for
 from semlink.streams import LayerKind
 from semlink.streams.objects import decode_object, encode_object
 from semlink.streams.reference import decode_reference, encode_reference
@@ -92,13 +97,12 @@ class DecodeResult:
 
 
 def _extract(
-    rgb: NDArray[np.uint8], budget: int, stages: dict[str, float]
+    rgb: NDArray[np.uint8], budget: int, stages: dict[str, float], models: Models
 ) -> tuple[str, list[ObjectHint]]:
     """Caption and objects from the edge's extraction models (profiles that extract)."""
-    from semlink.extract.pipeline import default_extractor
     from semlink.models.weights import WeightsError
 
-    extractor = default_extractor()
+    extractor = models.extractor
     if extractor is None:
         raise WeightsError(
             "the sedic encoder extracts captions and objects itself: set SEMLINK_CAPTIONER "
@@ -108,6 +112,23 @@ def _extract(
     found = extractor.extract(rgb, budget)
     stages.update({f"extract_{name}": seconds for name, seconds in found.seconds.items()})
     return found.caption, [ObjectHint(text, mask) for text, mask in found.objects]
+
+
+def _check_streams(
+    spec: Profile,
+    caption: str | None,
+    objects: Sequence[ObjectHint],
+    segmap: NDArray[np.integer] | None,
+) -> None:
+    """Hints the profile's packets cannot carry are an error, not silently dropped."""
+    given = {
+        LayerKind.CAPTION: bool(caption),
+        LayerKind.OBJECT: len(objects) > 0,
+        LayerKind.SEGMAP: segmap is not None,
+    }
+    for kind in (kind for kind, wanted in given.items() if wanted):
+        if kind not in spec.streams:
+            raise ValueError(f"profile {spec.name} carries no {kind.name.lower()} layers")
 
 
 def encode(
@@ -120,14 +141,15 @@ def encode(
     objects: Sequence[ObjectHint] = (),
     segmap: NDArray[np.integer] | None = None,
     mask_scale: int = 8,
+    models: Models | Resolver | None = None,
 ) -> EncodeResult:
     """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels / 8).
 
     Profiles that extract (``sedic``) caption, ground and segment the image themselves
     when given neither ``caption`` nor ``objects``. Hints (caption, objects most salient
-    first, segmentation map) are coded first and
-    dropped from the least salient object up if they alone would overflow the budget;
-    the reference image takes every remaining byte.
+    first, segmentation map) are coded first and dropped from the least salient object up
+    if they alone would overflow the budget; the reference image takes every remaining
+    byte. ``models``: the models to encode with (default: the process's).
     """
     stages: dict[str, float] = {}
     rgb = as_rgb(image)
@@ -137,10 +159,14 @@ def encode(
     if (max_bytes is None) == (target_bpp is None):
         raise ValueError("give exactly one of max_bytes and target_bpp")
     budget = int(max_bytes) if max_bytes is not None else int(target_bpp * width * height / 8)  # type: ignore[operator]
-    fingerprint = spec.fingerprint  # first: it says which decoder models are missing
+    held = models_for(spec, models)
+    if held.profile != spec:
+        raise ValueError(f"the models given are {held.profile.name}'s, not {spec.name}'s")
+    _check_streams(spec, caption, objects, segmap)
+    fingerprint = held.fingerprint  # first: it says which decoder models are missing
     semantic_cap = budget
-    if spec.extracts and caption is None and not objects:
-        caption, objects = _extract(rgb, budget, stages)
+    if spec.holds(Role.EXTRACTOR) and caption is None and not objects:
+        caption, objects = _extract(rgb, budget, stages, held)
         semantic_cap = int(budget * EXTRACTED_SEMANTIC_SHARE)
     start = time.perf_counter()
     semantic: list[Layer] = []
@@ -161,7 +187,7 @@ def encode(
 
     # Generative decoders draw noise from the header's seed: derived from the image, so
     # the same image gives the same packet, and small (a 2-byte varint).
-    seed = int(google_crc32c.value(rgb.tobytes())) % 16383 + 1 if spec.diffusion else 0
+    seed = int(google_crc32c.value(rgb.tobytes())) % 16383 + 1 if spec.holds(Role.DIFFUSION) else 0
 
     def build(layers: Sequence[Layer]) -> bytes:
         return serialize(Packet(width, height, spec.id, fingerprint, seed, tuple(layers)))
@@ -185,7 +211,7 @@ def encode(
         reference_budget += 1
     layers = list(semantic)
     while reference_budget > 0:
-        found = encode_reference(rgb, reference_budget, spec.learned_codecs())
+        found = encode_reference(rgb, reference_budget, held.reference_codecs)
         if found is None:
             break
         codec, payload, _ = found
@@ -208,6 +234,7 @@ def decode(
     steps: int | None = None,
     seed: int | None = None,
     restorer: bool | None = None,
+    models: Models | Resolver | None = None,
 ) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
@@ -215,8 +242,9 @@ def decode(
     or wrong-model packets. ``check`` is called between stages; a service passes one that
     raises once the caller's deadline has passed. ``steps`` and ``seed`` override DynDiff's
     step count and the header's seed for generative profiles. ``restorer=False`` upsamples
-    lite's reference with Lanczos instead of the learned restorer (default: the profile's
-    and ``SEMLINK_LITE_RESTORER``'s choice).
+    lite's reference with Lanczos instead of the learned restorer (default: the models'
+    choice, ``SEMLINK_LITE_RESTORER``). ``models``: the models to decode with (default: the
+    process's); a packet written for other models is refused.
     """
     packet = data if isinstance(data, Packet) else parse(data)
     try:
@@ -227,10 +255,12 @@ def decode(
         expected = (
             get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
         )
-        if expected.fingerprint != packet.model_fingerprint:
-            raise FingerprintMismatchError(packet.model_fingerprint, expected.fingerprint)
-    if packet.model_fingerprint != spec.fingerprint:
-        raise FingerprintMismatchError(packet.model_fingerprint, spec.fingerprint)
+        expected_fingerprint = models_for(expected, models).fingerprint
+        if expected_fingerprint != packet.model_fingerprint:
+            raise FingerprintMismatchError(packet.model_fingerprint, expected_fingerprint)
+    held = models_for(spec, models)
+    if packet.model_fingerprint != held.fingerprint:  # other models, or another profile's
+        raise FingerprintMismatchError(packet.model_fingerprint, held.fingerprint)
     result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
     stages = result.stage_seconds
     reference: NDArray[np.uint8] | None = None
@@ -242,7 +272,7 @@ def decode(
         kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
         if kind is LayerKind.REFERENCE and small is None:
             small = decode_reference(
-                layer.codec, layer.payload, packet.width, packet.height, spec.learned_codecs()
+                layer.codec, layer.payload, packet.width, packet.height, held.reference_codecs
             )
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
@@ -261,10 +291,12 @@ def decode(
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
     if small is not None:  # upsampled last: the learned restorer reads the segmentation map
         start = time.perf_counter()
-        if spec.learned_upscale and restorer is not False:
-            from semlink.restore.latent import upscale
+        if spec.holds(Role.RESTORER) and restorer is not False:
+            from semlink.restore import latent
 
-            reference = upscale(small, packet.width, packet.height, result.segmap)
+            # Without models given, the default restorer is looked up where scripts switch it.
+            learned = held.restorer if models is not None else latent.shipped_restorer()
+            reference = latent.upscale(small, packet.width, packet.height, result.segmap, learned)
         else:
             reference = resize(small, packet.width, packet.height)
         stages["reference"] += time.perf_counter() - start
@@ -272,12 +304,11 @@ def decode(
         # No reference arrived: a flat mid-grey picture of the right size, not a crash.
         reference = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
     result.image = reference
-    if spec.diffusion:
-        from semlink.restore.generative import generative_decode
-
+    generative = held.generative  # None without the diffusion role
+    if generative is not None:
         start = time.perf_counter()
         wire_bytes = len(data) if isinstance(data, bytes) else len(serialize(packet))
-        result.image, result.steps = generative_decode(
+        result.image, result.steps = generative(
             reference,
             result.caption or "",
             result.objects,
@@ -290,13 +321,16 @@ def decode(
     return result
 
 
-def decode_preview(data: bytes | Packet) -> DecodeResult:
+def decode_preview(
+    data: bytes | Packet, *, models: Models | Resolver | None = None
+) -> DecodeResult:
     """A fast first look: the reference layer alone, bilinear upsampling, no other layers."""
     packet = data if isinstance(data, Packet) else parse(data)
     try:
-        learned = get_profile(packet.profile).learned_codecs()
+        spec = get_profile(packet.profile)
     except KeyError as exc:
         raise PacketFormatError(str(exc)) from exc
+    learned = models_for(spec, models).reference_codecs
     start = time.perf_counter()
     image = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
     used = []

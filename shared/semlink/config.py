@@ -1,4 +1,9 @@
-"""Settings read from the environment (prefix ``SEMLINK_``) with pydantic-settings."""
+"""Settings read from the environment (prefix ``SEMLINK_``) with pydantic-settings.
+
+Settings say where models are, never which defaults a backend has: unset fields leave the
+model catalogue's (:mod:`semlink.models.catalog`) defaults in force. The resolver
+(:mod:`semlink.resolver`) turns one ``Settings`` into the models a profile holds.
+"""
 
 from __future__ import annotations
 
@@ -39,13 +44,19 @@ class Settings(BaseSettings):
         description="sedic edge captioner: transformers:<dir or hub id> (BLIP/GIT) or "
         "chat:<base URL of an OpenAI-compatible API>.",
     )
-    chat_model: str = Field("gpt-4o", description="Model name sent to the chat endpoint.")
+    chat_model: str | None = Field(
+        None, description="Model name sent to the chat endpoint (unset: the catalogue's)."
+    )
     chat_api_key: str | None = Field(None, description="Bearer token for the chat endpoint.")
     grounder: str | None = Field(
-        None, description="Grounding DINO directory or hub id (transformers layout)."
+        None,
+        description="Grounding DINO directory or hub id, transformers layout (unset: the "
+        "catalogue's).",
     )
     sam_checkpoint: Path | None = Field(None, description="Official SAM checkpoint (.pth).")
-    sam_variant: str = Field("vit_b", description="SAM variant of the checkpoint.")
+    sam_variant: str | None = Field(
+        None, description="SAM variant of the checkpoint (unset: the catalogue's)."
+    )
     lite_restorer: bool = Field(
         True,
         description="lite decodes with the shipped learned restorer (about 4 s per 768x512 "

@@ -1,99 +1,58 @@
-"""Named profiles: which streams an encoder writes and which models both ends must hold.
+"""Named profiles: which layers an encoder writes and which model roles both ends fill.
 
-A profile's id travels in the packet header; its model fingerprint (a CRC32C over the
-profile name and the hashes of every model or table it depends on) too, so a decoder
-holding different models refuses the packet instead of decoding garbage.
+A profile is described by what it contains: the layer kinds its packets carry
+(``streams``) and the model roles its ends fill (``roles``). It never loads anything:
+which models fill the roles is :mod:`semlink.resolver`'s business (``Models``).
+
+A profile's id travels in the packet header, and so does the fingerprint of the models
+filling its roles (``Models.fingerprint``: a CRC32C over the profile name and the hashes
+of every model or table it depends on), so a decoder holding different models refuses
+the packet instead of decoding garbage.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from importlib import resources
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
-import google_crc32c
-import imagecodecs
-import PIL
-import pillow_heif
+from semlink.streams import LayerKind
 
-if TYPE_CHECKING:
-    from semlink.models.codecs import LearnedCodec
+
+class Role(StrEnum):
+    """A part a model plays in a profile."""
+
+    SHIPPED_CODECS = "shipped-codecs"
+    """The project-trained reference codecs shipped in the package (``semlink/data/<name>/``)
+    compete in rate control; both ends hold them."""
+    REFERENCE_CODECS = "reference-codecs"
+    """Learned reference codecs from ``SEMLINK_REFERENCE_MODELS`` compete in rate control."""
+    RESTORER = "restorer"
+    """The decoder upsamples the reference with the shipped learned restorer."""
+    DIFFUSION = "diffusion"
+    """The decoder runs the diffusion pipeline (and so needs its weights)."""
+    EXTRACTOR = "extractor"
+    """The encoder captions, grounds and segments the image itself when given no hints."""
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A composition of streams and decoder stages."""
+    """A composition of layer kinds and model roles."""
 
     id: int
     name: str
     description: str
+    streams: tuple[LayerKind, ...]
+    """The layer kinds this profile's packets may carry."""
+    roles: tuple[Role, ...] = ()
+    """The model roles its ends fill."""
     data_files: tuple[str, ...] = ()
     """Package data files both ends must hold identically (e.g. the text model)."""
-    diffusion: bool = False
-    """Whether the decoder runs the diffusion pipeline (and so needs its weights)."""
-    learned_upscale: bool = False
-    """Whether the decoder upsamples the reference with the shipped learned restorer."""
-    extracts: bool = False
-    """Whether the encoder extracts caption and objects itself when given no hints."""
-    learned_reference: bool = False
-    """Whether learned reference codecs (``SEMLINK_REFERENCE_MODELS``) compete in rate control."""
-    shipped_reference: bool = False
-    """Whether the project-trained reference codecs shipped in the package compete in rate
-    control (and the decoder holds them)."""
 
-    @property
-    def fingerprint(self) -> int:
-        """32-bit fingerprint of the model set: profile name, data, codecs, and model weights."""
-        parts = self._static_parts
-        if self.diffusion:
-            from semlink.models.registry import decoder_models_digest
+    def holds(self, role: Role) -> bool:
+        return role in self.roles
 
-            parts = [*parts, f"diffusion={decoder_models_digest()}"]
-        if self.learned_reference:
-            from semlink.models.codecs import reference_codecs_digest
 
-            parts = [*parts, f"reference={reference_codecs_digest()}"]
-        if self.shipped_reference:
-            from semlink.models.codecs import shipped_codecs_digest
-
-            shipped = shipped_codecs_digest()
-            if shipped is not None:
-                parts = [*parts, f"shipped={shipped}"]
-        return int(google_crc32c.value("|".join(parts).encode()))
-
-    def learned_codecs(self) -> Sequence[LearnedCodec]:
-        """The learned reference codecs this profile's ends hold (loads them)."""
-        if self.shipped_reference:
-            from semlink.models.codecs import shipped_codecs
-
-            return shipped_codecs()
-        if not self.learned_reference:
-            return ()
-        from semlink.models.codecs import reference_codecs
-
-        return reference_codecs()
-
-    @cached_property
-    def _static_parts(self) -> list[str]:
-        parts = [self.name]
-        for name in self.data_files:
-            data = resources.files("semlink").joinpath(name).read_bytes()
-            parts.append(f"{name}={hashlib.sha256(data).hexdigest()}")
-        # Classical codecs are models too: a reference layer decodes with the library
-        # family that wrote it. Major versions only, so bug-fix releases interoperate.
-        parts.append(f"pillow={PIL.__version__.split('.')[0]}")
-        parts.append(f"pillow_heif={pillow_heif.__version__.split('.')[0]}")
-        parts.append(f"imagecodecs={imagecodecs.__version__.split('.')[0]}")
-        # VVC's parameter sets are rebuilt by the decoder's own vvenc: same configuration
-        # and the same build (imageio-ffmpeg pins ffmpeg, vvenc and the VVC decoder).
-        from semlink.streams.reference.vvc import CURRENT, ffmpeg_version
-
-        parts.append(f"vvc={CURRENT.version}:{ffmpeg_version()}")
-        return parts
-
+_ALL_LAYERS = (LayerKind.REFERENCE, LayerKind.CAPTION, LayerKind.OBJECT, LayerKind.SEGMAP)
 
 LITE = Profile(
     id=0,
@@ -101,9 +60,9 @@ LITE = Profile(
     description="Offline CPU profile: a VVC reference with decoder-rebuilt parameter sets "
     "and predicted scale/QP, entropy-coded text, masks and segmentation maps, decoded with "
     "the learned restorer.",
+    streams=_ALL_LAYERS,
+    roles=(Role.SHIPPED_CODECS, Role.RESTORER),
     data_files=("data/english_words.txt.gz",),
-    learned_upscale=True,
-    shipped_reference=True,
 )
 
 SEDIC = Profile(
@@ -111,10 +70,9 @@ SEDIC = Profile(
     name="sedic",
     description="SEDIC-class: reference + caption + objects with masks, rebuilt by a "
     "ControlNet diffusion decoder with object-wise attention guidance (ORAG) and DynDiff steps.",
+    streams=_ALL_LAYERS,
+    roles=(Role.REFERENCE_CODECS, Role.DIFFUSION, Role.EXTRACTOR),
     data_files=("data/english_words.txt.gz",),
-    diffusion=True,
-    extracts=True,
-    learned_reference=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LITE, SEDIC)}

@@ -1,21 +1,24 @@
 """What the command modules share: the console, option types and small helpers.
 
-``_fail`` (print an error, return the exit to raise), ``_use_tiny_models`` (the ``--tiny``
-switch), ``_load_image`` (any image file as RGB pixels), ``_bsds`` (the BSDS500 training
-photos beside the weights directory) and the option types ``Tiny``, ``Steps``, ``Minutes``,
-``Limit`` and ``ShipTo``.
+``_fail`` (print an error, return the exit to raise), ``_models`` (the models a command
+runs with: the settings', or tiny ones with ``--tiny``), ``_load_image`` (any image file
+as RGB pixels), ``_bsds`` (the BSDS500 training photos beside the weights directory) and
+the option types ``Tiny``, ``Steps``, ``Minutes``, ``Limit`` and ``ShipTo``.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from semlink.resolver import Resolver
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -34,15 +37,14 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _use_tiny_models(tiny: bool) -> None:
-    """--tiny: generative profiles use tiny random models (pipeline runs, pictures are noise)."""
-    if tiny:
-        import os
+def _models(tiny: bool) -> Resolver:
+    """The models a command runs with, from the settings; --tiny: tiny random ones (the
+    whole pipeline runs, generative pictures are noise)."""
+    from semlink.config import settings
+    from semlink.resolver import Resolver
 
-        from semlink.config import settings
-
-        os.environ["SEMLINK_TINY_MODELS"] = "1"
-        settings.cache_clear()
+    current = settings()
+    return Resolver(current.model_copy(update={"tiny_models": True}) if tiny else current)
 
 
 def _load_image(path: Path) -> np.ndarray:

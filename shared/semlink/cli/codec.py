@@ -10,7 +10,7 @@ import typer
 from PIL import Image
 from rich.table import Table
 
-from semlink.cli._common import Tiny, _fail, _load_image, _use_tiny_models, console
+from semlink.cli._common import Tiny, _fail, _load_image, _models, console
 
 Packet = Annotated[Path, typer.Argument(help="Packet file (.slk).")]
 
@@ -31,7 +31,6 @@ def encode_cmd(
     tiny: Tiny = False,
 ) -> None:
     """Encode IMAGE into a packet of at most --max-bytes (or --bpp)."""
-    _use_tiny_models(tiny)
     from semlink.codec import BudgetError, encode
     from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
@@ -42,7 +41,14 @@ def encode_cmd(
         bpp = 0.03
     pixels = _load_image(image)
     try:
-        result = encode(pixels, profile, max_bytes=max_bytes, target_bpp=bpp, caption=caption)
+        result = encode(
+            pixels,
+            profile,
+            max_bytes=max_bytes,
+            target_bpp=bpp,
+            caption=caption,
+            models=_models(tiny),
+        )
     except (BudgetError, PacketError, ValueError, KeyError, WeightsError) as exc:
         raise _fail(str(exc)) from exc
     output.write_bytes(result.data)
@@ -61,13 +67,12 @@ def decode_cmd(
     steps: Annotated[int | None, typer.Option(help="Diffusion steps (default: DynDiff).")] = None,
 ) -> None:
     """Decode PACKET into an image."""
-    _use_tiny_models(tiny)
     from semlink.codec import decode
     from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
 
     try:
-        result = decode(packet.read_bytes(), steps=steps)
+        result = decode(packet.read_bytes(), steps=steps, models=_models(tiny))
     except FileNotFoundError as exc:
         raise _fail(f"no such packet file: {packet}") from exc
     except (PacketError, WeightsError) as exc:

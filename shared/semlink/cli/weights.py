@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from semlink.cli._common import Tiny, _fail, _use_tiny_models, console
+from semlink.cli._common import Tiny, _fail, _models, console
 
 weights_app = typer.Typer(help="Fetch and verify model weights.", no_args_is_help=True)
 
@@ -70,13 +70,12 @@ def weights_export_onnx_cmd(
 
     Point the encoder's SEMLINK_EDGE_ONNX at DEST to run them in onnxruntime.
     """
-    _use_tiny_models(tiny)
-    from semlink.models.codecs import reference_codecs
     from semlink.models.onnx_edge import export_analysis
     from semlink.models.weights import WeightsError
+    from semlink.resolver import configured_codecs
 
     try:
-        codecs = reference_codecs()
+        codecs = configured_codecs(_models(tiny).settings)
     except WeightsError as exc:
         raise _fail(str(exc)) from exc
     if not codecs:

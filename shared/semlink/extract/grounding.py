@@ -3,9 +3,9 @@
 A captioner may name objects that are not in the picture. Every name is grounded: the
 text is ``"name one . name two . "``; Grounding DINO scores each of its queries against
 every text token. A name's score for a query is the mean sigmoid over its tokens; its
-box is the best query's. Names whose best score stays under ``box_threshold`` (0.35,
-the value Grounding DINO's authors use) are hallucinations and are dropped, as are
-boxes too small to hold a mask cell.
+box is the best query's. Names whose best score stays under ``box_threshold`` (the
+catalogue's ``BOX_THRESHOLD``, the value Grounding DINO's authors use) are hallucinations
+and are dropped, as are boxes too small to hold a mask cell.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from semlink.extract.segmenter import Box
+from semlink.models.catalog import BOX_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class GroundingDinoGrounder:
         self,
         model: torch.nn.Module,
         processor: object,
-        box_threshold: float = 0.35,
+        box_threshold: float = BOX_THRESHOLD,
         min_box_fraction: float = 0.002,
     ) -> None:
         self.model = model.eval()
@@ -53,7 +54,7 @@ class GroundingDinoGrounder:
 
     @classmethod
     def from_pretrained(
-        cls, source: str | Path, box_threshold: float = 0.35
+        cls, source: str | Path, box_threshold: float = BOX_THRESHOLD
     ) -> GroundingDinoGrounder:
         """A local directory (sha256 manifest checked when present) or a hub id."""
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
@@ -65,7 +66,7 @@ class GroundingDinoGrounder:
         return cls(model, AutoProcessor.from_pretrained(str(source)), box_threshold)
 
     @classmethod
-    def tiny(cls, seed: int = 0, box_threshold: float = 0.35) -> GroundingDinoGrounder:
+    def tiny(cls, seed: int = 0, box_threshold: float = BOX_THRESHOLD) -> GroundingDinoGrounder:
         """Grounding DINO's classes at toy size (Swin + BERT backbones; CPU tests)."""
         from transformers import (
             BertTokenizer,

@@ -6,26 +6,25 @@
    hallucinations (and reported in :attr:`Extraction.dropped`).
 3. SAM turns each box into a mask, which the mask stream codes at H/8 x W/8.
 
-Which models run is a setting (:func:`extraction_config`): tiny random ones for tests and
-demos, or real ones on a device that has them. The decoder never needs these models, so
-they are not part of the packet's fingerprint.
+Which backends run is an :class:`~semlink.models.catalog.ExtractionConfig` (tiny random
+ones for tests and demos, or real ones on a device that has them); the resolver builds it
+from settings (``semlink.resolver.Models.extractor``). The decoder never needs these
+models, so they are not part of the packet's fingerprint.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
 
 from semlink.extract.captioner import SceneDescription, word_limits
 from semlink.extract.grounding import GroundingDinoGrounder
 from semlink.extract.segmenter import SamSegmenter
+from semlink.models.catalog import MAX_OBJECTS, ChatConfig, ExtractionConfig
 
 TEXT_SHARE = 0.35
 """Share of the packet budget the caption and object details may use (SEDIC spends about a
@@ -51,25 +50,6 @@ class Captioner(Protocol):
     ) -> SceneDescription: ...
 
 
-class ExtractionConfig(BaseModel):
-    """Which extraction backends run on the edge (public names in ``Literal`` fields)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    captioner: Literal["transformers", "chat", "tiny"] = "tiny"
-    captioner_source: str = ""
-    """transformers: local directory or hub id; chat: base URL of an OpenAI-compatible API."""
-    chat_model: str = "gpt-4o"
-    chat_api_key: str | None = None
-    grounder: Literal["grounding-dino", "tiny"] = "tiny"
-    grounder_source: str = ""
-    box_threshold: float = 0.35
-    segmenter: Literal["sam", "tiny"] = "tiny"
-    sam_checkpoint: Path | None = None
-    sam_variant: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
-    max_objects: int = 3
-
-
 @dataclass
 class Extraction:
     caption: str
@@ -86,7 +66,7 @@ class Extractor:
         captioner: Captioner,
         grounder: GroundingDinoGrounder,
         segmenter: SamSegmenter,
-        max_objects: int = 3,
+        max_objects: int = MAX_OBJECTS,
     ) -> None:
         self.captioner = captioner
         self.grounder = grounder
@@ -99,25 +79,25 @@ class Extractor:
         from semlink.extract.segmenter import tiny_sam
 
         captioner: Captioner
-        if config.captioner == "chat":
-            captioner = ChatCaptioner(
-                config.captioner_source, config.chat_model, api_key=config.chat_api_key
-            )
-        elif config.captioner == "transformers":
-            captioner = TransformersCaptioner.from_pretrained(config.captioner_source)
+        if isinstance(config.captioner, ChatConfig):
+            chat = config.captioner
+            captioner = ChatCaptioner(chat.base_url, chat.model, api_key=chat.api_key)
+        elif config.captioner is not None:
+            captioner = TransformersCaptioner.from_pretrained(config.captioner.source)
         else:
             captioner = TransformersCaptioner.tiny()
         grounder = (
-            GroundingDinoGrounder.from_pretrained(config.grounder_source, config.box_threshold)
-            if config.grounder == "grounding-dino"
-            else GroundingDinoGrounder.tiny(box_threshold=config.box_threshold)
+            GroundingDinoGrounder.tiny()
+            if config.grounder is None
+            else GroundingDinoGrounder.from_pretrained(
+                config.grounder.source, config.grounder.box_threshold
+            )
         )
-        if config.segmenter == "sam":
-            if config.sam_checkpoint is None:
-                raise ValueError("segmenter 'sam' needs sam_checkpoint (SEMLINK_SAM_CHECKPOINT)")
-            segmenter = SamSegmenter.from_checkpoint(config.sam_checkpoint, config.sam_variant)
-        else:
-            segmenter = SamSegmenter(tiny_sam())
+        segmenter = (
+            SamSegmenter(tiny_sam())
+            if config.segmenter is None
+            else SamSegmenter.from_checkpoint(config.segmenter.checkpoint, config.segmenter.variant)
+        )
         return cls(captioner, grounder, segmenter, config.max_objects)
 
     def extract(self, image: NDArray[np.uint8], budget_bytes: int) -> Extraction:
@@ -160,41 +140,3 @@ class Extractor:
                 text = f"{g.name}: {text}" if text else g.name
             objects.append((text, mask))
         return Extraction(scene.caption, objects, dropped, seconds)
-
-
-@cache
-def _extractor(config_json: str) -> Extractor:
-    return Extractor.from_config(ExtractionConfig.model_validate_json(config_json))
-
-
-def extraction_config() -> ExtractionConfig | None:
-    """The configured backends, or None when the edge has none (and is not in tiny mode)."""
-    from semlink.config import settings
-
-    s = settings()
-    if s.tiny_models:
-        return ExtractionConfig()
-    if not s.captioner:
-        return None
-    backend, _, source = s.captioner.partition(":")
-    if backend not in ("transformers", "chat"):
-        raise ValueError(
-            f"SEMLINK_CAPTIONER={s.captioner!r}: use transformers:<dir or hub id> or "
-            "chat:<base URL of an OpenAI-compatible API>"
-        )
-    return ExtractionConfig(
-        captioner=backend,
-        captioner_source=source,
-        chat_model=s.chat_model,
-        chat_api_key=s.chat_api_key,
-        grounder="grounding-dino",
-        grounder_source=s.grounder or "IDEA-Research/grounding-dino-tiny",
-        segmenter="sam",
-        sam_checkpoint=s.sam_checkpoint,
-        sam_variant=s.sam_variant,
-    )
-
-
-def default_extractor() -> Extractor | None:
-    config = extraction_config()
-    return None if config is None else _extractor(config.model_dump_json())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from semlink.models.catalog import SAM_VARIANT, SamVariant
 from semlink.models.weights import load_state_dict, load_strict
 
 Box = tuple[float, float, float, float]
@@ -69,7 +71,7 @@ def _official(variant: str) -> Callable[[], Sam]:
 
 BUILDERS: dict[str, Callable[[], Sam]] = {
     "tiny": tiny_sam,
-    **{variant: _official(variant) for variant in ("vit_b", "vit_l", "vit_h")},
+    **{variant: _official(variant) for variant in get_args(SamVariant)},
 }
 
 
@@ -78,7 +80,7 @@ class SamSegmenter:
         self.predictor = SamPredictor(sam.eval())
 
     @classmethod
-    def from_checkpoint(cls, path: Path, variant: str = "vit_b") -> SamSegmenter:
+    def from_checkpoint(cls, path: Path, variant: str = SAM_VARIANT) -> SamSegmenter:
         """An official SAM checkpoint (state dict), loaded without pickles and with strict keys."""
         if variant not in BUILDERS:
             raise ValueError(f"unknown SAM variant {variant!r}; known: {', '.join(BUILDERS)}")

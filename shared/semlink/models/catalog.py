@@ -1,9 +1,12 @@
-"""Every model backend by public name: its role, its pydantic config, a loader for real
-weights and a ``tiny`` builder of the same classes for tests (``semlink weights list``).
+"""The model catalogue: every backend by public name, its role, its pydantic config (the one
+place each default lives), a loader for real weights and a ``tiny`` builder of the same
+classes for tests (``semlink weights list``); and :class:`ExtractionConfig`, the edge's
+extraction backends put together.
 
 Loaders take local directories (sha256 manifest checked) or hub ids where the library
 supports them, load safetensors or ``torch.load(weights_only=True)`` state dicts, and
-match keys strictly.
+match keys strictly. Settings (:mod:`semlink.config`) only say where weights are; the
+resolver (:mod:`semlink.resolver`) builds these configs from them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+SamVariant = Literal["vit_b", "vit_l", "vit_h"]
+CHAT_MODEL = "gpt-4o"
+"""Model name sent to an OpenAI-compatible chat endpoint."""
+GROUNDING_DINO = "IDEA-Research/grounding-dino-tiny"
+"""Hub id of the Grounding DINO checkpoint the edge grounds objects with."""
+BOX_THRESHOLD = 0.35
+"""Grounding score under which a name counts as not in the image (a hallucination)."""
+SAM_VARIANT: SamVariant = "vit_b"
+"""SAM image encoder of the official checkpoint."""
+MAX_OBJECTS = 3
+"""Objects the edge extracts at most (SEDIC's J <= 3)."""
 
 
 class _Config(BaseModel):
@@ -37,21 +52,32 @@ class TransformersConfig(_Config):
 
 class ChatConfig(_Config):
     base_url: str
-    model: str = "gpt-4o"
+    model: str = CHAT_MODEL
     api_key: str | None = None
 
 
 class GroundingConfig(TransformersConfig):
-    box_threshold: float = 0.35
+    source: str = GROUNDING_DINO
+    box_threshold: float = BOX_THRESHOLD
 
 
 class SamConfig(_Config):
     checkpoint: Path
-    variant: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    variant: SamVariant = SAM_VARIANT
 
 
 class DirectoryConfig(_Config):
     directory: Path
+
+
+class ExtractionConfig(_Config):
+    """The edge's extraction backends (captioner -> grounding -> SAM); None: that backend's
+    tiny build (tests, CPU demos)."""
+
+    captioner: ChatConfig | TransformersConfig | None = None
+    grounder: GroundingConfig | None = None
+    segmenter: SamConfig | None = None
+    max_objects: int = MAX_OBJECTS
 
 
 @dataclass(frozen=True)

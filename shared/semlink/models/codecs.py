@@ -5,6 +5,8 @@ Real deployments point ``SEMLINK_REFERENCE_MODELS`` at a directory holding the w
 a ``codecs.json`` that names each file's architecture and quality, and a ``manifest.json``
 (sha256 of every file, checked before loading). compressai's own zoo files work as they
 are: they are plain state dicts. Tests and ``--tiny`` demos build the same classes small.
+Which codecs a profile holds is the resolver's choice (:mod:`semlink.resolver`); the
+loaders here take directories and cache nothing.
 
 The bitstream is compressai's: its rANS coder over integer CDF tables that ``update()``
 derives from the weights. The analysis transform (``g_a`` then ``h_a``) is the part an
@@ -18,9 +20,9 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -29,15 +31,19 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from semlink.config import settings
 from semlink.models.weights import (
     MANIFEST,
     WeightsError,
     load_state_dict,
     load_strict,
+    say_once,
+    sha256_of,
     state_digest,
     verify_manifest,
 )
+
+if TYPE_CHECKING:
+    from semlink.models.taef2 import TAEF2
 
 Architecture = Literal["bmshj2018-hyperprior", "cheng2020-attn", "taef2-latent-hyperprior"]
 CODECS_FILE = "codecs.json"
@@ -230,11 +236,14 @@ def tiny_codecs(seed: int = 0) -> list[LearnedCodec]:
     return codecs
 
 
-def load_codecs(directory: Path, taef2_dir: Path | None = None) -> list[LearnedCodec]:
+def load_codecs(
+    directory: Path, taef2_dir: Path | None = None, taef2: TAEF2 | None = None
+) -> list[LearnedCodec]:
     """Every model listed in ``directory/codecs.json``, sha256-verified and strictly loaded.
 
     taef2-latent-hyperprior models need the TAEF2 weights they were trained with in
-    ``taef2_dir``: ``WeightsError`` when they are missing or different."""
+    ``taef2_dir`` (``taef2``: those weights already loaded, shared with the restorer):
+    ``WeightsError`` when they are missing or different."""
     listing = directory / CODECS_FILE
     if not listing.exists():
         raise WeightsError(
@@ -250,14 +259,15 @@ def load_codecs(directory: Path, taef2_dir: Path | None = None) -> list[LearnedC
     for config in configs:
         model = build(config)
         load_strict(model, load_state_dict(directory / config.file), what=config.file)
-        taef2 = _taef2_for(config, taef2_dir) if config.architecture.startswith("taef2") else None
-        codecs.append(_ready(config, model, digest, taef2))
+        latent = config.architecture.startswith("taef2")
+        codecs.append(
+            _ready(config, model, digest, _taef2_for(config, taef2_dir, taef2) if latent else None)
+        )
     return codecs
 
 
-def _taef2_for(config: LearnedCodecConfig, taef2_dir: Path | None) -> Any:
-    from semlink.models.taef2 import shared_taef2
-    from semlink.models.weights import sha256_of
+def _taef2_for(config: LearnedCodecConfig, taef2_dir: Path | None, taef2: Any = None) -> Any:
+    from semlink.models.taef2 import TAEF2
 
     if taef2_dir is None:
         raise WeightsError(f"{config.file} codes TAEF2 latents: it needs the TAEF2 weights")
@@ -266,53 +276,21 @@ def _taef2_for(config: LearnedCodecConfig, taef2_dir: Path | None) -> Any:
         raise WeightsError(
             f"{config.file} was trained with other TAEF2 weights than those in {taef2_dir}"
         )
-    return shared_taef2(taef2_dir)
+    return taef2 if taef2 is not None else TAEF2.load(taef2_dir)
 
 
-@cache
-def _tiny() -> tuple[LearnedCodec, ...]:
-    return tuple(tiny_codecs(0))
+def listing_digest(directory: Path) -> str:
+    """What both ends of a learned-codec directory agree on: its manifest (the listing and
+    the weights' sha256), read without loading anything."""
+    manifest = directory / MANIFEST
+    if not manifest.exists():
+        raise WeightsError(f"{manifest} not found: learned reference codecs need a manifest")
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
 
 
-@cache
-def _loaded(directory: Path) -> tuple[LearnedCodec, ...]:
-    return tuple(load_codecs(directory))
-
-
-def reference_codecs() -> Sequence[LearnedCodec]:
-    """The learned codecs the settings select; empty when none are configured."""
-    s = settings()
-    codecs: tuple[LearnedCodec, ...] = ()
-    if s.tiny_models:
-        codecs = _tiny()
-    elif s.reference_models is not None:
-        codecs = _loaded(s.reference_models)
-    if s.edge_onnx is not None:
-        from semlink.models.onnx_edge import use_onnx
-
-        for codec in codecs:
-            path = s.edge_onnx / f"{codec.name}.onnx"
-            if not path.exists():
-                raise WeightsError(
-                    f"{path} not found: run `semlink weights export-onnx {s.edge_onnx}` "
-                    "with the same models, or unset SEMLINK_EDGE_ONNX"
-                )
-            if codec.analysis_runner is None:
-                use_onnx(codec, path)
-    return codecs
-
-
-def reference_codecs_digest() -> str:
-    """What both ends must agree on: the listing and the weights (no loading on the edge)."""
-    s = settings()
-    if s.tiny_models:
-        return hashlib.sha256("".join(c.digest for c in _tiny()).encode()).hexdigest()
-    if s.reference_models is not None:
-        manifest = s.reference_models / MANIFEST
-        if not manifest.exists():
-            raise WeightsError(f"{manifest} not found: learned reference codecs need a manifest")
-        return hashlib.sha256(manifest.read_bytes()).hexdigest()
-    return "none"
+def tiny_digest(codecs: Sequence[LearnedCodec]) -> str:
+    """The digest of tiny codecs (no manifest: their state dicts)."""
+    return hashlib.sha256("".join(c.digest for c in codecs).encode()).hexdigest()
 
 
 SHIPPED = ("ref_codec", "latent_codec")
@@ -320,40 +298,35 @@ SHIPPED = ("ref_codec", "latent_codec")
 ``semlink train ref-codec --ship`` and ``semlink train latent-codec --ship``."""
 
 
-@cache  # package data does not change while the process runs
-def _shipped_dirs() -> list[Path]:
-    from importlib import resources
-
+def shipped_dirs() -> tuple[Path, ...]:
+    """The shipped learned-codec directories present in the package."""
     data = Path(str(resources.files("semlink").joinpath("data")))
-    return [data / name for name in SHIPPED if (data / name / CODECS_FILE).exists()]
+    return tuple(data / name for name in SHIPPED if (data / name / CODECS_FILE).exists())
 
 
-@cache
-def _shipped(taef2_dir: Path) -> tuple[LearnedCodec, ...]:
-    from semlink.models.weights import say_once
+def needs_taef2(directory: Path) -> bool:
+    listing = json.loads((directory / CODECS_FILE).read_text())
+    return any(e["architecture"].startswith("taef2") for e in listing)
 
+
+def load_shipped(
+    dirs: Sequence[Path], taef2_dir: Path, taef2: TAEF2 | None = None
+) -> list[LearnedCodec]:
+    """The project-trained reference codecs lite holds (the TAEF2 one only with TAEF2)."""
     codecs: list[LearnedCodec] = []
-    for directory in _shipped_dirs():
-        listing = json.loads((directory / CODECS_FILE).read_text())
-        needs_taef2 = any(e["architecture"].startswith("taef2") for e in listing)
-        if needs_taef2 and not (taef2_dir / "taef2_decoder.pth").exists():
+    for directory in dirs:
+        if needs_taef2(directory) and not (taef2_dir / "taef2_decoder.pth").exists():
             say_once(
                 f"lite: TAEF2 weights not in {taef2_dir}, so the TAEF2 latent reference path "
                 "is off (set SEMLINK_WEIGHTS_DIR to enable it)"
             )
             continue
-        codecs.extend(load_codecs(directory, taef2_dir))
-    return tuple(codecs)
+        codecs.extend(load_codecs(directory, taef2_dir, taef2))
+    return codecs
 
 
-def shipped_codecs() -> Sequence[LearnedCodec]:
-    """The project-trained reference codecs lite holds (the TAEF2 one only with TAEF2)."""
-    return _shipped(settings().weights_dir / "taef2")
-
-
-def shipped_codecs_digest() -> str | None:
+def shipped_digest(dirs: Sequence[Path]) -> str | None:
     """sha256 over the shipped codecs' manifests; None when none are shipped."""
-    dirs = _shipped_dirs()
     if not dirs:
         return None
     return hashlib.sha256(b"".join((d / MANIFEST).read_bytes() for d in dirs)).hexdigest()

@@ -1,6 +1,7 @@
-"""Which models a profile's decoder holds, and the digest that goes into the fingerprint.
+"""The diffusion decoder's models, and the digest that goes into the fingerprint.
 
-The ``sedic`` decoder needs diffusion weights. Settings pick them:
+The ``sedic`` decoder needs diffusion weights. Settings pick them (the resolver,
+:mod:`semlink.resolver`, calls these functions with its ``Settings``):
 
 * ``SEMLINK_SEDIC_WEIGHTS=DIR``: a diffusers-layout directory with ``manifest.json``
   (``semlink weights fetch --profile sedic`` writes one), verified before loading;
@@ -9,21 +10,23 @@ The ``sedic`` decoder needs diffusion weights. Settings pick them:
 
 The digest is a sha256 over the weights themselves (the manifest for real weights, the
 state dicts for tiny ones), so two ends agree on a fingerprint only if they hold the
-same numbers.
+same numbers. Nothing here is cached: the resolver's ``Models`` holds what it loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from semlink.config import settings
 from semlink.models.diffusion import DiffusionComponents
 from semlink.models.weights import MANIFEST, WeightsError, state_digest
+
+if TYPE_CHECKING:
+    from semlink.config import Settings
 
 
 @dataclass
@@ -33,7 +36,6 @@ class DecoderModels:
     digest: str
 
 
-@cache
 def tiny_decoder_models(seed: int = 0) -> DecoderModels:
     components = DiffusionComponents.tiny(seed)
     return DecoderModels(
@@ -52,7 +54,6 @@ def placement() -> tuple[str, torch.dtype]:
     return "cpu", torch.float32
 
 
-@cache
 def real_decoder_models(directory: Path) -> DecoderModels:
     device, dtype = placement()
     components = DiffusionComponents.from_pretrained(directory, dtype)  # verifies the manifest
@@ -61,27 +62,24 @@ def real_decoder_models(directory: Path) -> DecoderModels:
     return DecoderModels(str(directory), components, digest)
 
 
-def decoder_models() -> DecoderModels:
-    """The diffusion decoder models the settings select (loads them: decoder side only)."""
-    s = settings()
-    if s.tiny_models:
+def decoder_models(settings: Settings) -> DecoderModels:
+    """The diffusion decoder models ``settings`` select (loads them: decoder side only)."""
+    if settings.tiny_models:
         return tiny_decoder_models(0)
-    if s.sedic_weights is not None:
-        return real_decoder_models(s.sedic_weights)
+    if settings.sedic_weights is not None:
+        return real_decoder_models(settings.sedic_weights)
     raise _no_weights()
 
 
-def decoder_models_digest() -> str:
-    """The digest of the selected models without loading them.
+def weights_digest(settings: Settings) -> str:
+    """The digest of the real weights ``settings`` select, without loading them.
 
     The edge encoder stamps packets with the fingerprint of the ground decoder's models:
-    it needs only their ``manifest.json``, never the weights themselves.
+    it needs only their ``manifest.json``, never the weights themselves. (Tiny models
+    have no manifest: their digest is :func:`tiny_decoder_models`'.)
     """
-    s = settings()
-    if s.tiny_models:
-        return tiny_decoder_models(0).digest
-    if s.sedic_weights is not None:
-        manifest = s.sedic_weights / MANIFEST
+    if settings.sedic_weights is not None:
+        manifest = settings.sedic_weights / MANIFEST
         if not manifest.exists():
             raise WeightsError(
                 f"{manifest} not found: copy the decoder's weight manifest to the encoder"

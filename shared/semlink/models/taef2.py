@@ -8,7 +8,6 @@ plain state dicts loaded with ``weights_only=True`` and strict keys.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -116,10 +115,14 @@ class TAEF2(nn.Module):
         return self.decoder(z).clamp(0, 1)
 
 
-@cache
-def shared_taef2(directory: Path) -> TAEF2:
-    """One loaded TAEF2 per directory for the decoding paths (restorer, latent codec)."""
-    return TAEF2.load(directory)
+def available_taef2(directory: Path) -> TAEF2 | None:
+    """TAEF2 from ``directory`` for the decoding paths, or None when its weights are missing
+    or do not fit (those paths are then off). The resolver loads it once and shares it
+    between the restorer and the latent codec."""
+    try:
+        return TAEF2.load(directory)
+    except WeightsError:
+        return None
 
 
 def frozen_taef2(directory: Path) -> TAEF2:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cache
+from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from semlink.imaging import resize
-from semlink.models.taef2 import LATENT_CHANNELS, TAEF2, shared_taef2
+from semlink.models.taef2 import LATENT_CHANNELS, TAEF2
 
 EDGE_CHANNELS = 1
 
@@ -142,10 +143,17 @@ SHIPPED = "latent_restorer"
 (manifest: sha256, recipe, data, steps, wall time, hardware, held-out results)."""
 
 
-@cache
-def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2, float] | None:
-    from importlib import resources
+class ShippedRestorer(NamedTuple):
+    """The project-trained restorer, the TAEF2 it works in, and the blend chosen for it."""
 
+    network: LatentRestorer
+    taef2: TAEF2
+    blend: float
+
+
+def load_shipped(taef2: TAEF2 | None, taef2_dir: Path) -> ShippedRestorer | None:
+    """The shipped restorer over ``taef2`` (loaded from ``taef2_dir``), or None (Lanczos)
+    when the package has none or TAEF2 is missing (said once)."""
     from safetensors.torch import load
 
     from semlink.models.weights import WeightsError, load_strict, say_once
@@ -158,26 +166,27 @@ def _shipped(weights_dir: Path) -> tuple[LatentRestorer, TAEF2, float] | None:
     raw = data.joinpath(f"{SHIPPED}.safetensors").read_bytes()
     if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{SHIPPED}.safetensors"]:
         raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
-    try:
-        taef2 = shared_taef2(weights_dir / "taef2")
-    except WeightsError:
+    if taef2 is None:
         say_once(
-            f"lite: TAEF2 weights not in {weights_dir}/taef2, so the learned restorer is off and "
+            f"lite: TAEF2 weights not in {taef2_dir}, so the learned restorer is off and "
             "references are upsampled with Lanczos (set SEMLINK_WEIGHTS_DIR to enable it)"
         )
         return None
     recipe = manifest["recipe"]
     model = LatentRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
     load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
-    return model.eval(), taef2, float(manifest["recipe"].get("blend", 1.0))
+    return ShippedRestorer(model.eval(), taef2, float(manifest["recipe"].get("blend", 1.0)))
 
 
-def shipped_restorer() -> tuple[LatentRestorer, TAEF2, float] | None:
-    """The project-trained restorer with TAEF2, or None (Lanczos) when either is missing."""
-    from semlink.config import settings
+def shipped_restorer() -> ShippedRestorer | None:
+    """The restorer lite decodes with by default: the process's default models' (loaded
+    once, on first use), or None (Lanczos). ``decode`` without ``models=`` looks it up
+    here, so replacing this function switches the default path (scripts, tests); callers
+    that pass models in get theirs from :attr:`semlink.resolver.Models.restorer`."""
+    from semlink.profiles import LITE
+    from semlink.resolver import default_resolver
 
-    s = settings()
-    return _shipped(s.weights_dir) if s.lite_restorer else None
+    return default_resolver().models(LITE).restorer
 
 
 def upscale(
@@ -185,12 +194,12 @@ def upscale(
     width: int,
     height: int,
     segmap: NDArray[np.integer] | None = None,
+    restorer: ShippedRestorer | None = None,
 ) -> NDArray[np.uint8]:
-    """The lite decoder's last stage: learned restorer when available, else Lanczos."""
-    models = shipped_restorer()
-    if models is None:
+    """The lite decoder's last stage: the learned ``restorer`` when given, else Lanczos."""
+    if restorer is None:
         return resize(reference, width, height)
-    restorer, taef2, blend = models
+    network, taef2, blend = restorer
     return restore(
-        reference, width, height, restorer, taef2, blend, segmap if restorer.edge_channels else None
+        reference, width, height, network, taef2, blend, segmap if network.edge_channels else None
     )
