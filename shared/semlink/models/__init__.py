@@ -1,4 +1,5 @@
-"""Model backends: safe weight loading with manifests, and the components profiles use."""
+"""Model backends: safe weight loading with manifests, the catalogue of backends, and the
+components profiles use (which of them a profile holds is :mod:`semlink.resolver`'s choice)."""
 
 from semlink.models.weights import (
     KeyMismatchError,

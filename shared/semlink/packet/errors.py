@@ -1,6 +1,6 @@
 """Typed errors for packet parsing. Each says what was wrong and what would be right.
 
-The services map them to gRPC status codes (see DESIGN section 5):
+The services map them to gRPC status codes (``semlink.serving.errors``; README, "Services"):
 ``PacketFormatError`` -> INVALID_ARGUMENT, ``PacketLimitError`` -> INVALID_ARGUMENT,
 ``PacketIntegrityError`` -> DATA_LOSS, ``PacketVersionError`` and
 ``FingerprintMismatchError`` -> FAILED_PRECONDITION.

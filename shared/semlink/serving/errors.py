@@ -1,4 +1,4 @@
-"""Library exceptions -> gRPC status codes (DESIGN section 5)."""
+"""Library exceptions -> gRPC status codes (the table below; README, "Services", lists them)."""
 
 from __future__ import annotations
 
