@@ -1,4 +1,5 @@
-"""What every recipe shares: checkpoints, loss curves, the weights manifest."""
+"""What every recipe shares: BSDS500 photos and segmentations, checkpoints, loss curves, the
+weights manifest."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from semlink.models.weights import sha256_of
+from semlink.restore.latent import segment_edges
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -32,6 +34,21 @@ class RunState:
 def bsds_photos(bsds: Path, splits: tuple[str, ...]) -> list[Path]:
     """BSDS500 photos of the given splits (train, test, val), in a fixed order."""
     return sorted(p for s in splits for p in (bsds / "images" / s).glob("*.jpg"))
+
+
+def segment_edge_maps(
+    bsds: Path, photos: list[Path], shapes: list[tuple[int, int]]
+) -> list[torch.Tensor]:
+    """Boundaries of each photo's first human segmentation on its latent grid (uint8)."""
+    from scipy.io import loadmat
+
+    maps = []
+    for photo, (h, w) in zip(photos, shapes, strict=True):
+        mat = bsds / "groundTruth" / photo.parent.name / f"{photo.stem}.mat"
+        labels = loadmat(mat)["groundTruth"][0, 0]["Segmentation"][0, 0]
+        labels = labels[: (labels.shape[0] // 8) * 8, : (labels.shape[1] // 8) * 8]
+        maps.append(torch.from_numpy(segment_edges(labels, w, h).astype(np.uint8)))
+    return maps
 
 
 def hardware() -> dict[str, Any]:

@@ -33,7 +33,7 @@ from torch import nn
 
 from semlink.imaging import resize
 from semlink.models.taef2 import TAEF2, frozen_taef2
-from semlink.restore.latent import LatentRestorer, segment_edges
+from semlink.restore.latent import LatentRestorer
 from semlink.streams.reference import ReferenceCodec, decode_file, search, small_size
 from semlink.train.common import (
     RunState,
@@ -41,6 +41,7 @@ from semlink.train.common import (
     load_checkpoint,
     run,
     save_checkpoint,
+    segment_edge_maps,
     ship,
 )
 
@@ -79,21 +80,6 @@ def discriminator(width: int = 32) -> nn.Module:
         nn.LeakyReLU(0.2),
         sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
     )
-
-
-def segment_edge_maps(
-    bsds: Path, photos: list[Path], shapes: list[tuple[int, int]]
-) -> list[torch.Tensor]:
-    """Boundaries of each photo's first human segmentation on its latent grid (uint8)."""
-    from scipy.io import loadmat
-
-    maps = []
-    for photo, (h, w) in zip(photos, shapes, strict=True):
-        mat = bsds / "groundTruth" / photo.parent.name / f"{photo.stem}.mat"
-        labels = loadmat(mat)["groundTruth"][0, 0]["Segmentation"][0, 0]
-        labels = labels[: (labels.shape[0] // 8) * 8, : (labels.shape[1] // 8) * 8]
-        maps.append(torch.from_numpy(segment_edges(labels, w, h).astype(np.uint8)))
-    return maps
 
 
 def _coded_reference(image: NDArray[np.uint8], rng: random.Random) -> NDArray[np.uint8] | None:
