@@ -79,6 +79,15 @@ def serve_cmd(
     replica_gpus: Annotated[
         float, typer.Option(help="Ray: GPUs per replica (fractions share one).")
     ] = 0.0,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Decoder: largest picture (width x height) a packet may claim; larger ones "
+            "get INVALID_ARGUMENT before anything is allocated (default: "
+            "SEMLINK_MAX_DECODE_PIXELS, 16777216 = 4096x4096).",
+        ),
+    ] = None,
 ) -> None:
     """Run a gRPC service until SIGTERM (then drain in-flight calls)."""
     import os
@@ -101,6 +110,8 @@ def serve_cmd(
         tls_client_ca=tls_client_ca,
         token=token,
     )
+    if max_pixels is not None and service is not ServiceKind.decoder:
+        raise _fail("--max-pixels bounds what the decoder allocates: serve decoder with it")
     console.print(f"semlink {service.value} on {host}:{port}, metrics on {metrics_port}")
     if engine is Engine.ray:
         if service is ServiceKind.link:
@@ -115,6 +126,7 @@ def serve_cmd(
             max_replicas=max_replicas,
             num_cpus=replica_cpus,
             num_gpus=replica_gpus,
+            max_decode_pixels=max_pixels,
         )
         return
     if service is ServiceKind.encoder:
@@ -124,7 +136,7 @@ def serve_cmd(
     elif service is ServiceKind.decoder:
         from services.decoder.server import main as decoder_main
 
-        decoder_main(config)
+        decoder_main(config, max_pixels)
     else:
         from semlink.link import LossModel, get_link_profile
         from services.link.server import main as link_main

@@ -26,14 +26,29 @@ from semlink.v1 import decoder_pb2, decoder_pb2_grpc
 NAME = "decoder"
 
 
+def check_format(fmt: int) -> None:
+    """Raise ``ValueError`` unless ``fmt`` is an ``ImageFormat`` this decoder writes.
+
+    Proto3 enums are open: an unknown number arrives as itself, never as the default."""
+    if fmt not in decoder_pb2.ImageFormat.values():
+        accepted = ", ".join(
+            f"{name} = {number}" for name, number in decoder_pb2.ImageFormat.items()
+        )
+        raise ValueError(
+            f"options.format is {fmt}, which is no image format; use one of {accepted} "
+            f"(0 means PNG)"
+        )
+
+
 def image_bytes(image: np.ndarray, fmt: int) -> bytes:
     """The response's image in the requested format (PNG favours speed: compress level 1)."""
+    check_format(fmt)
     if fmt == decoder_pb2.IMAGE_FORMAT_RAW_RGB:
         return np.ascontiguousarray(image, dtype=np.uint8).tobytes()
     buffer = io.BytesIO()
     if fmt == decoder_pb2.IMAGE_FORMAT_WEBP:
         Image.fromarray(image).save(buffer, "WEBP", lossless=True)
-    else:
+    else:  # PNG, or UNSPECIFIED (PNG)
         Image.fromarray(image).save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
 
@@ -67,6 +82,11 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         context: grpc.aio.ServicerContext,
         preview: bool,
     ) -> tuple[DecodeResult, float]:
+        try:
+            check_format(options.format)  # refused before the call waits or decodes
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
         def work(check: Callable[[], None]) -> DecodeResult:
             if preview:
                 return decode_preview(packet, models=self.models)
@@ -138,6 +158,13 @@ async def load() -> None:
     await DecoderService(default_resolver()).load()
 
 
-def main(config: ServerConfig) -> None:
-    service = DecoderService(Resolver.from_settings())  # the models, built once at start-up
+def main(config: ServerConfig, max_pixels: int | None = None) -> None:
+    """Serve with the process's settings; ``max_pixels`` overrides their
+    ``max_decode_pixels`` (the largest picture a packet may claim)."""
+    from semlink.config import settings
+
+    current = settings()
+    if max_pixels is not None:
+        current = current.model_copy(update={"max_decode_pixels": max_pixels})
+    service = DecoderService(Resolver(current))  # the models, built once at start-up
     run_service(NAME, config, service.add_servicers, service.load)

@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from semlink.codec import EncodeResult, ObjectHint, encode, read_image
+from semlink.codec import EncodeResult, ObjectHint, budget_bytes, encode, read_image
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.streams.text import english_model
@@ -45,8 +45,14 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         self, request: encoder_pb2.EncodeRequest, context: grpc.aio.ServicerContext
     ) -> encoder_pb2.EncodeResponse:
         budget = request.WhichOneof("budget")
+        max_bytes = request.max_bytes if budget == "max_bytes" else None
+        target_bpp = request.target_bpp if budget == "target_bpp" else None
+        if budget is None:
+            target_bpp = DEFAULT_BPP
 
         def work(check: Callable[[], None]) -> EncodeResult:
+            # A budget that is zero, negative, NaN or infinite is refused before the image is read.
+            budget_bytes(1, 1, max_bytes=max_bytes, target_bpp=target_bpp)
             image = read_image(request.image)
             objects = [
                 ObjectHint(o.description, _mask(o.mask_png, i))
@@ -56,10 +62,8 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             return encode(
                 image,
                 request.profile or "lite",
-                max_bytes=request.max_bytes if budget == "max_bytes" else None,
-                target_bpp=request.target_bpp
-                if budget == "target_bpp"
-                else (None if budget else DEFAULT_BPP),
+                max_bytes=max_bytes,
+                target_bpp=target_bpp,
                 caption=request.hints.caption or None,
                 objects=objects,
                 models=self.models,

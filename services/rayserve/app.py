@@ -322,7 +322,8 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     ``max_replicas`` / ``target_ongoing_requests`` (autoscaling), ``num_cpus``, ``num_gpus``
     per replica, ``workers`` per replica, ``max_ongoing_requests`` per replica,
     ``token_env`` (environment variable of the gateway holding the bearer token),
-    ``gateway_resources`` (Ray resources pinning the gateway, e.g. to the head node).
+    ``gateway_resources`` (Ray resources pinning the gateway, e.g. to the head node),
+    ``replica_env`` (environment variables set in each replica, e.g. ``SEMLINK_*`` settings).
     """
     service = str(args.get("service", "decoder"))
     if service not in SERVICES:  # fail here, not in every replica
@@ -340,6 +341,9 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         "health_check_period_s": 2,
         "graceful_shutdown_timeout_s": float(args.get("grace_seconds", 30.0)),
     }
+    if args.get("replica_env"):
+        env = {str(name): str(value) for name, value in dict(args["replica_env"]).items()}
+        host_options["ray_actor_options"]["runtime_env"] = {"env_vars": env}
     if "min_replicas" in args or "max_replicas" in args:
         host_options["autoscaling_config"] = {
             "min_replicas": int(args.get("min_replicas", 1)),

@@ -23,8 +23,10 @@ def app_args(
     max_replicas: int | None = None,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
+    max_decode_pixels: int | None = None,
 ) -> dict[str, Any]:
-    """``build_app``'s arguments from the serve command's options."""
+    """``build_app``'s arguments from the serve command's options (``max_decode_pixels``
+    reaches the replicas' settings through their environment)."""
     args: dict[str, Any] = {
         "service": service,
         "server": config.model_dump(mode="json"),
@@ -34,6 +36,8 @@ def app_args(
         "num_gpus": num_gpus,
         "grace_seconds": config.grace_seconds,
     }
+    if max_decode_pixels is not None:
+        args["replica_env"] = {"SEMLINK_MAX_DECODE_PIXELS": str(max_decode_pixels)}
     if max_replicas is not None and max_replicas > replicas:
         args.update(
             min_replicas=replicas,

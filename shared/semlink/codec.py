@@ -12,6 +12,8 @@ use the process's default resolver, built from the settings on first use.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from PIL import Image
 
 from semlink.imaging import as_rgb, read_image, resize
 from semlink.packet import (
+    DEFAULT_LIMITS,
     FingerprintMismatchError,
     Layer,
     Packet,
@@ -52,7 +55,43 @@ reference image needs the rest); objects are dropped from the least salient up."
 
 
 class BudgetError(ValueError):
-    """The byte budget cannot hold even the packet header and the required layers."""
+    """The byte budget is not a usable number, or cannot hold even the packet header."""
+
+
+def budget_bytes(
+    width: int, height: int, *, max_bytes: int | None = None, target_bpp: float | None = None
+) -> int:
+    """The packet's byte budget for a ``width`` x ``height`` image: ``max_bytes``, or
+    ``target_bpp`` x pixels / 8 rounded down.
+
+    Raises :class:`BudgetError` unless exactly one is given, ``max_bytes`` is a positive
+    whole number and ``target_bpp`` a positive finite number. A budget beyond the largest
+    packet (``DEFAULT_LIMITS.max_packet_bytes``) is that size: no packet can be larger.
+    """
+    if (max_bytes is None) == (target_bpp is None):
+        raise BudgetError("give exactly one of max_bytes and target_bpp")
+    largest = DEFAULT_LIMITS.max_packet_bytes
+    if max_bytes is not None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral):
+            raise BudgetError(
+                f"max_bytes is {max_bytes!r}; it must be a whole number of bytes, at least 1"
+            )
+        if max_bytes <= 0:
+            raise BudgetError(
+                f"max_bytes is {max_bytes}; it must be a positive number of bytes (the whole "
+                f"packet, header included; packets hold at most {largest} bytes)"
+            )
+        return min(int(max_bytes), largest)
+    if isinstance(target_bpp, bool) or not isinstance(target_bpp, numbers.Real):
+        raise BudgetError(f"target_bpp is {target_bpp!r}; it must be a number of bits per pixel")
+    bpp = float(target_bpp)
+    if not (math.isfinite(bpp) and bpp > 0):
+        raise BudgetError(
+            f"target_bpp is {bpp}; it must be positive and finite (bits per pixel of the whole "
+            f"packet, e.g. 0.03)"
+        )
+    budget = bpp * width * height / 8  # float: finite bpp x many pixels may still overflow
+    return largest if budget >= largest else int(budget)
 
 
 @dataclass(frozen=True)
@@ -145,6 +184,9 @@ def encode(
 ) -> EncodeResult:
     """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels / 8).
 
+    The budget must be positive and finite (:func:`budget_bytes`; :class:`BudgetError`
+    otherwise); one beyond the largest packet, 4 MiB, is that size.
+
     Profiles that extract (``sedic``) caption, ground and segment the image themselves
     when given neither ``caption`` nor ``objects``. Hints (caption, objects most salient
     first, segmentation map) are coded first and dropped from the least salient object up
@@ -152,13 +194,12 @@ def encode(
     byte. ``models``: the models to encode with (default: the process's).
     """
     stages: dict[str, float] = {}
+    budget_bytes(1, 1, max_bytes=max_bytes, target_bpp=target_bpp)  # refused before any work
     rgb = as_rgb(image)
     height, width = rgb.shape[:2]
     check_dimensions(width, height)
     spec = get_profile(profile) if isinstance(profile, str) else profile
-    if (max_bytes is None) == (target_bpp is None):
-        raise ValueError("give exactly one of max_bytes and target_bpp")
-    budget = int(max_bytes) if max_bytes is not None else int(target_bpp * width * height / 8)  # type: ignore[operator]
+    budget = budget_bytes(width, height, max_bytes=max_bytes, target_bpp=target_bpp)
     held = models_for(spec, models)
     if held.profile != spec:
         raise ValueError(f"the models given are {held.profile.name}'s, not {spec.name}'s")
@@ -206,7 +247,10 @@ def encode(
     reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD
     while reference_budget >= 0:
         probe = Layer(LayerKind.REFERENCE, 15, bytes(reference_budget + 1))
-        if len(build([probe, *semantic])) > budget:
+        try:
+            if len(build([probe, *semantic])) > budget:
+                break
+        except PacketLimitError:  # past the largest packet: it does not fit either
             break
         reference_budget += 1
     layers = list(semantic)
@@ -226,6 +270,30 @@ def encode(
     return EncodeResult(data=data, packet=parse(data), stage_seconds=stages)
 
 
+def check_picture_size(packet: Packet, max_pixels: int) -> None:
+    """Raise :class:`PacketLimitError` when the header claims more than ``max_pixels`` pixels.
+
+    A header of a few bytes can claim any size up to the format's limits: decode checks it
+    against the decoder's own limit before it allocates anything for the picture."""
+    pixels = packet.width * packet.height
+    if pixels > max_pixels:
+        raise PacketLimitError(
+            f"packet header claims a {packet.width}x{packet.height} picture ({pixels} pixels, "
+            f"{3 * pixels / 2**20:.0f} MiB as RGB); this decoder accepts at most {max_pixels} "
+            f"pixels per packet: raise SEMLINK_MAX_DECODE_PIXELS (`semlink serve decoder "
+            f"--max-pixels`) to decode larger pictures"
+        )
+
+
+def _profile_models(packet: Packet, models: Models | Resolver | None) -> tuple[Profile, Models]:
+    """The packet's profile and the models that decode it (not loaded yet)."""
+    try:
+        spec = get_profile(packet.profile)
+    except KeyError as exc:
+        raise PacketFormatError(str(exc)) from exc
+    return spec, models_for(spec, models)
+
+
 def decode(
     data: bytes | Packet,
     *,
@@ -235,6 +303,7 @@ def decode(
     seed: int | None = None,
     restorer: bool | None = None,
     models: Models | Resolver | None = None,
+    max_pixels: int | None = None,
 ) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
@@ -244,13 +313,16 @@ def decode(
     step count and the header's seed for generative profiles. ``restorer=False`` upsamples
     lite's reference with Lanczos instead of the learned restorer (default: the models'
     choice, ``SEMLINK_LITE_RESTORER``). ``models``: the models to decode with (default: the
-    process's); a packet written for other models is refused.
+    process's); a packet written for other models is refused. ``max_pixels``: the largest
+    picture the header may claim (default: the models' settings,
+    ``SEMLINK_MAX_DECODE_PIXELS``); a larger one raises ``PacketLimitError`` before anything
+    is allocated or any model loaded.
     """
     packet = data if isinstance(data, Packet) else parse(data)
-    try:
-        spec = get_profile(packet.profile)
-    except KeyError as exc:
-        raise PacketFormatError(str(exc)) from exc
+    spec, held = _profile_models(packet, models)
+    check_picture_size(
+        packet, held.settings.max_decode_pixels if max_pixels is None else max_pixels
+    )
     if expected_profile is not None:
         expected = (
             get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
@@ -258,7 +330,6 @@ def decode(
         expected_fingerprint = models_for(expected, models).fingerprint
         if expected_fingerprint != packet.model_fingerprint:
             raise FingerprintMismatchError(packet.model_fingerprint, expected_fingerprint)
-    held = models_for(spec, models)
     if packet.model_fingerprint != held.fingerprint:  # other models, or another profile's
         raise FingerprintMismatchError(packet.model_fingerprint, held.fingerprint)
     result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
@@ -322,15 +393,20 @@ def decode(
 
 
 def decode_preview(
-    data: bytes | Packet, *, models: Models | Resolver | None = None
+    data: bytes | Packet,
+    *,
+    models: Models | Resolver | None = None,
+    max_pixels: int | None = None,
 ) -> DecodeResult:
-    """A fast first look: the reference layer alone, bilinear upsampling, no other layers."""
+    """A fast first look: the reference layer alone, bilinear upsampling, no other layers.
+
+    ``max_pixels`` bounds the header's picture size as in :func:`decode`."""
     packet = data if isinstance(data, Packet) else parse(data)
-    try:
-        spec = get_profile(packet.profile)
-    except KeyError as exc:
-        raise PacketFormatError(str(exc)) from exc
-    learned = models_for(spec, models).reference_codecs
+    _, held = _profile_models(packet, models)
+    check_picture_size(
+        packet, held.settings.max_decode_pixels if max_pixels is None else max_pixels
+    )
+    learned = held.reference_codecs
     start = time.perf_counter()
     image = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
     used = []
@@ -356,6 +432,8 @@ __all__ = [
     "ObjectHint",
     "PacketLimitError",
     "as_rgb",
+    "budget_bytes",
+    "check_picture_size",
     "decode",
     "decode_preview",
     "encode",

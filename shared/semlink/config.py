@@ -13,6 +13,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_MAX_DECODE_PIXELS = 4096 * 4096
+"""Default of ``SEMLINK_MAX_DECODE_PIXELS``: a 16.7-megapixel picture per decode."""
+
 
 def _default_weights_dir() -> Path:
     # A checkout keeps third-party data beside the repository, in ../shared/weights.
@@ -63,6 +66,14 @@ class Settings(BaseSettings):
         "image on 2 CPU cores); false: Lanczos (milliseconds).",
     )
     tiny_models: bool = Field(False, description="Use tiny random models (tests and CPU demos).")
+    max_decode_pixels: int = Field(
+        DEFAULT_MAX_DECODE_PIXELS,
+        gt=0,
+        description="Largest picture (width x height) a packet header may claim for decode to "
+        "rebuild it; larger claims are refused (INVALID_ARGUMENT) before anything is allocated. "
+        "The picture alone is 3 bytes per pixel (48 MiB at the default 4096x4096) and decoding "
+        "holds several such buffers at once.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -265,8 +265,8 @@ class Models:
                 use_onnx(codec, path)
 
     def _diffusion_digest(self) -> str:
-        # Tiny models have no manifest (their digest is over their state: build them);
-        # models given with holding() bring their own digest.
+        # Tiny models have no manifest (their digest is over their seed and architecture:
+        # build them); models given with holding() bring their own digest.
         if self.settings.tiny_models or "diffusion" in vars(self):
             models = self.diffusion
             assert models is not None

@@ -8,9 +8,11 @@ The ``sedic`` decoder needs diffusion weights. Settings pick them (the resolver,
 * ``SEMLINK_TINY_MODELS=1``: tiny random components (tests, CPU demos): the whole path
   runs, the pictures are noise.
 
-The digest is a sha256 over the weights themselves (the manifest for real weights, the
-state dicts for tiny ones), so two ends agree on a fingerprint only if they hold the
-same numbers. Nothing here is cached: the resolver's ``Models`` holds what it loaded.
+The digest is a sha256 over what the weights are loaded from: the manifest of the real
+weights' files, so two ends agree on a fingerprint only if they hold the same files; for
+tiny models, their seed and architecture (their values are computed at start-up in
+floating point, which differs between CPUs). Nothing here is cached: the resolver's
+``Models`` holds what it loaded.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from semlink.models.diffusion import DiffusionComponents
-from semlink.models.weights import MANIFEST, WeightsError, state_digest
+from semlink.models.weights import MANIFEST, WeightsError, architecture_digest
 
 if TYPE_CHECKING:
     from semlink.config import Settings
@@ -37,12 +39,18 @@ class DecoderModels:
 
 
 def tiny_decoder_models(seed: int = 0) -> DecoderModels:
+    """Tiny random components from ``seed``; their digest is over the recipe and the
+    architecture, never the float values drawn at start-up (those differ between CPUs)."""
     components = DiffusionComponents.tiny(seed)
     return DecoderModels(
         f"tiny-{seed}",
         components,
-        state_digest(
-            components.unet, components.controlnet, components.vae, components.text_encoder
+        architecture_digest(
+            f"DiffusionComponents.tiny(seed={seed})",
+            components.unet,
+            components.controlnet,
+            components.vae,
+            components.text_encoder,
         ),
     )
 

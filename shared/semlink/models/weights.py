@@ -80,9 +80,27 @@ def verify_manifest(directory: Path) -> dict[str, str]:
     return table
 
 
+def architecture_digest(recipe: str, *modules: nn.Module) -> str:
+    """sha256 over ``recipe`` (what builds the models: their config and seed) and the
+    modules' parameter names, shapes and dtypes: what tiny random models put into a
+    fingerprint, where there is no file to hash.
+
+    Never the parameters' values: they are drawn from the seed in floating point at start-up,
+    and the CPU's vector kernels (AVX-512, AVX2 or none: ``ATEN_CPU_CAPABILITY``) round them
+    differently, so a digest of the numbers would differ between two ends that built the
+    same models and refuse each other's packets."""
+    digest = hashlib.sha256(recipe.encode())
+    for module in modules:
+        digest.update(f"|{type(module).__module__}.{type(module).__qualname__}".encode())
+        for name, parameter in module.named_parameters():
+            digest.update(f"|{name}:{tuple(parameter.shape)}:{parameter.dtype}".encode())
+    return digest.hexdigest()
+
+
 def state_digest(*modules: nn.Module) -> str:
-    """sha256 over the modules' state dicts (names and exact bytes): what tiny models put
-    into a fingerprint, where there is no manifest to hash."""
+    """sha256 over the modules' state dicts (names and exact bytes): two modules hold the
+    same numbers. Not for fingerprints of models built at start-up (see
+    :func:`architecture_digest`)."""
     digest = hashlib.sha256()
     for module in modules:
         for key, tensor in sorted(module.state_dict().items()):

@@ -1,0 +1,278 @@
+"""Hostile input that used to get a silent wrong answer (issue 13, point 5), in the library
+and through real servers: budgets that are no number of bytes, unknown image formats, a
+header claiming a huge picture, and tiny-model fingerprints that differed between CPUs."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from semlink.codec import BudgetError, budget_bytes, decode, decode_preview, encode
+from semlink.config import DEFAULT_MAX_DECODE_PIXELS, settings
+from semlink.packet import DEFAULT_LIMITS, Layer, Packet, PacketLimitError, parse, serialize
+from semlink.profiles import LITE
+from semlink.resolver import Resolver, default_resolver
+from semlink.serving.client import SemlinkClient, channel, image_of, wait_until_serving
+from semlink.streams import LayerKind
+from semlink.streams.text import encode_text
+from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc
+from services.decoder import server as decoder_server
+from services.encoder import server as encoder_server
+
+from .servers import ServiceThread, config
+
+REPO = Path(__file__).resolve().parents[1]
+
+BAD_BPP = [math.inf, -math.inf, math.nan, 0.0, -0.03]
+
+
+@pytest.fixture(scope="module")
+def small(chelsea: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(chelsea[:64, :96])
+
+
+def _bomb(width: int = 8192, height: int = 8192) -> bytes:
+    """A packet of a few bytes whose header claims a width x height lite picture."""
+    fingerprint = default_resolver().models(LITE).fingerprint
+    caption = Layer(LayerKind.CAPTION, 0, encode_text("a cat"))
+    return serialize(Packet(width, height, LITE.id, fingerprint, 0, (caption,)))
+
+
+# -- budgets ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("bpp", BAD_BPP, ids=str)
+def test_a_target_bpp_that_is_not_positive_and_finite_is_refused(
+    small: np.ndarray, bpp: float
+) -> None:
+    with pytest.raises(BudgetError, match=r"target_bpp is .*must be positive and finite"):
+        encode(small, target_bpp=bpp)
+
+
+@pytest.mark.parametrize("max_bytes", [0, -1, -400])
+def test_a_max_bytes_below_one_is_refused(small: np.ndarray, max_bytes: int) -> None:
+    with pytest.raises(BudgetError, match=f"max_bytes is {max_bytes}; it must be a positive"):
+        encode(small, max_bytes=max_bytes)
+
+
+def test_a_fractional_max_bytes_is_refused(small: np.ndarray) -> None:
+    with pytest.raises(BudgetError, match="whole number of bytes"):
+        fraction: Any = 400.5
+        encode(small, max_bytes=fraction)
+
+
+def test_budgets_beyond_the_largest_packet_are_that_size(small: np.ndarray) -> None:
+    largest = DEFAULT_LIMITS.max_packet_bytes
+    assert budget_bytes(100, 100, target_bpp=1e300) == largest  # was OverflowError
+    assert budget_bytes(100, 100, max_bytes=2**32 - 1) == largest
+    assert budget_bytes(100, 100, target_bpp=0.08) == 100
+    # A budget past the largest packet gets the best picture, not a PacketLimitError.
+    result = encode(small, max_bytes=largest + 1)
+    assert [kind for kind, _ in result.layer_bytes()] == ["reference"]
+    assert len(result.data) <= largest
+
+
+# -- the picture size a header claims ---------------------------------------------------------
+def test_a_header_claiming_a_huge_picture_is_refused_before_allocating() -> None:
+    bomb = _bomb()
+    assert len(bomb) < 40 and parse(bomb).width == 8192
+    assert settings().max_decode_pixels == DEFAULT_MAX_DECODE_PIXELS == 4096 * 4096
+    tracemalloc.start()
+    try:
+        with pytest.raises(PacketLimitError) as info:
+            decode(bomb)
+        with pytest.raises(PacketLimitError):
+            decode_preview(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20  # the grey picture alone would be 192 MiB
+    message = str(info.value)
+    assert "8192x8192" in message and str(4096 * 4096) in message
+    assert "SEMLINK_MAX_DECODE_PIXELS" in message and "--max-pixels" in message
+
+
+def test_the_decode_limit_is_configurable(chelsea: np.ndarray) -> None:
+    packet = encode(chelsea, max_bytes=400).data
+    pixels = chelsea.shape[0] * chelsea.shape[1]
+    assert decode(packet, restorer=False, max_pixels=pixels).image.shape == chelsea.shape
+    with pytest.raises(PacketLimitError, match=f"at most {pixels - 1} pixels"):
+        decode(packet, max_pixels=pixels - 1)
+    # From the settings the models were built with (SEMLINK_MAX_DECODE_PIXELS).
+    tight = Resolver(settings().model_copy(update={"max_decode_pixels": 1000}))
+    with pytest.raises(PacketLimitError, match="at most 1000 pixels"):
+        decode(packet, models=tight)
+    with pytest.raises(PacketLimitError, match="at most 1000 pixels"):
+        decode_preview(packet, models=tight)
+    # A picture within the limit, even one with no reference layer, still decodes.
+    assert decode(_bomb(40, 30), max_pixels=1200).image.shape == (30, 40, 3)
+    with pytest.raises(PacketLimitError, match="40x30 picture"):
+        decode(_bomb(40, 30), max_pixels=1199)
+
+
+def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMLINK_MAX_DECODE_PIXELS", "1234")
+    settings.cache_clear()
+    try:
+        assert settings().max_decode_pixels == 1234
+    finally:
+        settings.cache_clear()
+
+
+def test_serve_passes_max_pixels_to_the_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.cli import app
+    from services.rayserve.run import app_args
+
+    seen: list[int | None] = []
+    monkeypatch.setattr(decoder_server, "main", lambda _config, limit=None: seen.append(limit))
+    result = CliRunner().invoke(app, ["serve", "decoder", "--max-pixels", "1000"])
+    assert result.exit_code == 0, result.output
+    assert seen == [1000]
+    refused = CliRunner().invoke(app, ["serve", "encoder", "--max-pixels", "1000"])
+    assert refused.exit_code == 2 and "--max-pixels" in refused.output
+    args = app_args("decoder", config(), max_decode_pixels=1000)
+    assert args["replica_env"] == {"SEMLINK_MAX_DECODE_PIXELS": "1000"}  # Ray replicas
+    assert "replica_env" not in app_args("decoder", config())
+
+
+# -- through the services ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def services() -> Iterator[tuple[SemlinkClient, str]]:
+    """A client of a real encoder and decoder, and the decoder's address."""
+    encoder, decoder = encoder_server.EncoderService(), decoder_server.DecoderService()
+    enc = ServiceThread("encoder", config(), encoder.add_servicers, encoder.load).start()
+    dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
+    for service in (enc, dec):
+        wait_until_serving(channel(service.address))
+    yield SemlinkClient(channel(enc.address), channel(dec.address)), dec.address
+    for service in (enc, dec):
+        service.stop()
+
+
+def _status(call: object) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        call()  # type: ignore[operator]
+    return info.value.code(), info.value.details()
+
+
+def test_encode_rpc_refuses_budgets_that_are_not_positive_and_finite(
+    services: tuple[SemlinkClient, str], small: np.ndarray
+) -> None:
+    client, _ = services
+    for bpp in BAD_BPP:
+        code, details = _status(lambda bpp=bpp: client.encode(small, target_bpp=bpp))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (bpp, code, details)
+        assert "positive and finite" in details, details
+    code, details = _status(lambda: client.encode(small, max_bytes=0))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "max_bytes is 0" in details
+    # The budget is refused before the image is read (this one is not an image at all).
+    stub = encoder_pb2_grpc.EncoderServiceStub(client.encoder)
+    request = encoder_pb2.EncodeRequest(image=b"not an image", target_bpp=math.inf)
+    code, details = _status(lambda: stub.Encode(request, timeout=30))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "target_bpp is inf" in details
+    huge = client.encode(small, target_bpp=1e300)  # finite: the largest packet's budget
+    assert parse(huge.packet).layers[0].kind == LayerKind.REFERENCE
+
+
+def test_decode_rpc_refuses_unknown_image_formats(
+    services: tuple[SemlinkClient, str], small: np.ndarray
+) -> None:
+    client, address = services
+    packet = encode(small, max_bytes=300).data
+    stub = decoder_pb2_grpc.DecoderServiceStub(channel(address))
+    unknown: tuple[Any, ...] = (99, -1, 4)  # proto3 enums are open: these reach the server
+    for fmt in unknown:
+        options = decoder_pb2.DecodeOptions(format=fmt)
+        request = decoder_pb2.DecodeRequest(packet=packet, options=options)
+        code, details = _status(lambda r=request: stub.Decode(r, timeout=30))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (fmt, code, details)
+        assert f"options.format is {fmt}" in details
+        for name in ("IMAGE_FORMAT_PNG = 1", "IMAGE_FORMAT_WEBP = 2", "IMAGE_FORMAT_RAW_RGB = 3"):
+            assert name in details
+        stream = decoder_pb2.DecodeStreamRequest(packet=packet, options=options)
+        code, _ = _status(lambda r=stream: list(stub.DecodeStream(r, timeout=30)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+    unspecified = client.decode(packet, image_format=decoder_pb2.IMAGE_FORMAT_UNSPECIFIED)
+    assert unspecified.image.startswith(b"\x89PNG")  # 0 still means PNG
+    assert image_of(unspecified).shape == small.shape
+
+
+def test_decode_rpc_refuses_a_header_claiming_a_huge_picture(
+    services: tuple[SemlinkClient, str], small: np.ndarray
+) -> None:
+    client, _ = services
+    code, details = _status(lambda: client.decode(_bomb()))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "8192x8192" in details and "SEMLINK_MAX_DECODE_PIXELS" in details
+    assert "--max-pixels" in details
+    assert image_of(client.decode(encode(small, max_bytes=300).data)).shape == small.shape
+
+
+def test_a_decoder_served_with_a_lower_limit_applies_it(small: np.ndarray) -> None:
+    limited = Resolver(settings().model_copy(update={"max_decode_pixels": 1000}))
+    decoder = decoder_server.DecoderService(limited)
+    dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
+    try:
+        wait_until_serving(channel(dec.address))
+        client = SemlinkClient(decoder=channel(dec.address))
+        code, details = _status(lambda: client.decode(encode(small, max_bytes=300).data))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "at most 1000 pixels" in details
+    finally:
+        dec.stop()
+
+
+# -- tiny-model fingerprints --------------------------------------------------------------------
+_FINGERPRINT = """
+from semlink.config import Settings
+from semlink.profiles import SEDIC
+from semlink.resolver import Resolver
+print(hex(Resolver(Settings(tiny_models=True)).models(SEDIC).fingerprint))
+"""
+
+
+def test_tiny_model_fingerprints_are_the_same_on_every_cpu_capability() -> None:
+    """sedic's tiny models are drawn from a seed in floating point, which the CPU's vector
+    kernels round differently: the fingerprint covers the recipe, not those numbers."""
+
+    def fingerprint(capability: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+        if capability is not None:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        result = subprocess.run(
+            [sys.executable, "-c", _FINGERPRINT],
+            cwd=REPO,
+            env={**env, "OMP_NUM_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert fingerprint("default") == fingerprint(None)  # None: the machine's best kernels
+
+
+def test_architecture_digest_covers_recipe_and_shapes_not_values() -> None:
+    import torch
+
+    from semlink.models.weights import architecture_digest
+
+    def net(width: int) -> torch.nn.Conv2d:
+        return torch.nn.Conv2d(3, width, 3)
+
+    model = net(4)
+    before = architecture_digest("seed=0", model)
+    with torch.no_grad():
+        model.weight.mul_(1 + 1e-6)  # what another CPU's rounding does
+    assert architecture_digest("seed=0", model) == before
+    assert architecture_digest("seed=1", model) != before
+    assert architecture_digest("seed=0", net(5)) != before
