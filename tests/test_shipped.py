@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semlink.config import settings
-from semlink.models import weights
+from semlink.config import Settings, settings
+from semlink.models import taef2, weights
 from semlink.profiles import LITE
-from semlink.resolver import Models
+from semlink.resolver import Models, Resolver
 from semlink.restore import latent
 
 DATA = resources.files("semlink").joinpath("data")
-TAEF2_PRESENT = (settings().weights_dir / "taef2" / "taef2_decoder.pth").exists()
+GOLDEN_PACKET = Path(__file__).parent / "expected" / "lite-chelsea-600.slk"
 
 
 def lite_models(**changes: object) -> Models:
@@ -39,7 +39,54 @@ def test_shipped_restorer_matches_its_manifest() -> None:
     assert shipped <= 30 * 2**20
 
 
-@pytest.mark.skipif(not TAEF2_PRESENT, reason="TAEF2 weights not in SEMLINK_WEIGHTS_DIR/taef2")
+def test_packaged_taef2_matches_its_manifest_and_names_its_source() -> None:
+    """TAEF2 ships in the package (fp16, both halves), hashed and with its MIT notice."""
+    import torch
+
+    manifest = json.loads(DATA.joinpath("taef2.json").read_text())
+    raw = DATA.joinpath("taef2.safetensors").read_bytes()
+    assert manifest["files"]["taef2.safetensors"] == hashlib.sha256(raw).hexdigest()
+    assert manifest["source"]["commit"].startswith("5cccb12d") and "MIT" in manifest["license"]
+    notice = DATA.joinpath("NOTICE").read_text()
+    assert "madebyollin/taesd" in notice and "MIT License" in notice
+    model = taef2.packaged_taef2()
+    assert model is not None
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_a_tampered_packaged_taef2_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "semlink" / "data"
+    data.mkdir(parents=True)
+    (data / "taef2.json").write_text(DATA.joinpath("taef2.json").read_text())
+    (data / "taef2.safetensors").write_bytes(b"tampered")
+    monkeypatch.setattr(taef2.resources, "files", lambda _: tmp_path / "semlink")
+    with pytest.raises(weights.WeightsError, match="manifest"):
+        taef2.packaged_taef2()
+
+
+def test_with_an_empty_weights_dir_lite_decodes_with_the_restorer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone without ../shared: SEMLINK_WEIGHTS_DIR is an empty directory, and the
+    restorer still runs (the package's TAEF2), not the Lanczos picture."""
+    from semlink import decode
+
+    monkeypatch.setenv("SEMLINK_WEIGHTS_DIR", str(tmp_path))
+    empty = Settings()
+    assert empty.weights_dir == tmp_path and not any(tmp_path.iterdir())
+    models = Resolver(empty).models(LITE)
+    assert models.taef2 is None  # nothing in the weights directory
+    assert models.restorer is not None
+    data = GOLDEN_PACKET.read_bytes()
+    restored = decode(data, models=models).image
+    lanczos = Resolver(empty.model_copy(update={"lite_restorer": False})).models(LITE)
+    plain = decode(data, models=lanczos).image
+    assert restored.shape == plain.shape
+    assert not np.array_equal(restored, plain)
+
+
 def test_shipped_restorer_loads_and_restores(chelsea: np.ndarray) -> None:
     restorer = lite_models().restorer
     assert restorer is not None
@@ -49,13 +96,14 @@ def test_shipped_restorer_loads_and_restores(chelsea: np.ndarray) -> None:
     assert not np.array_equal(out, latent.resize(small, 451, 300))
 
 
-def test_without_taef2_lite_falls_back_to_lanczos_and_says_so_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_without_the_packaged_taef2_lite_falls_back_to_lanczos_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     weights._said.clear()
+    monkeypatch.setattr(taef2, "PACKAGED", "not-in-the-package")
     with caplog.at_level(logging.WARNING, logger="semlink"):
-        assert lite_models(weights_dir=tmp_path).restorer is None
-        assert lite_models(weights_dir=tmp_path).restorer is None  # looked up twice, said once
+        assert lite_models().restorer is None
+        assert lite_models().restorer is None  # looked up twice, said once
         small = np.zeros((10, 12, 3), np.uint8)
         assert np.array_equal(latent.upscale(small, 48, 40), latent.resize(small, 48, 40))
     said = [r.message for r in caplog.records if "TAEF2" in r.message]
@@ -101,7 +149,6 @@ def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
         _ = Models(LITE, shipped, shipped_dirs=(tmp_path,)).reference_codecs
 
 
-@pytest.mark.skipif(not TAEF2_PRESENT, reason="TAEF2 weights not in SEMLINK_WEIGHTS_DIR/taef2")
 def test_the_restorer_reads_the_segmentation_map(chelsea: np.ndarray) -> None:
     """A packet's segmentation layer reaches the shipped restorer (trained with BSDS500's
     human segmentations): dropping the layer changes the picture, not its size."""

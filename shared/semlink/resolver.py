@@ -162,12 +162,15 @@ class Models:
 
     @cached_property
     def restorer(self) -> ShippedRestorer | None:
-        """lite's learned restorer, or None: Lanczos (switched off, or TAEF2 missing)."""
+        """lite's learned restorer, or None: Lanczos (switched off, or the package has no
+        TAEF2). It always runs the package's TAEF2 (never the weights directory's), so every
+        machine decodes with the same weights."""
         if not self.profile.holds(Role.RESTORER) or not self.settings.lite_restorer:
             return None
+        from semlink.models.taef2 import packaged_taef2
         from semlink.restore.latent import load_shipped
 
-        return load_shipped(self.taef2, self._taef2_dir)
+        return load_shipped(packaged_taef2())
 
     @cached_property
     def diffusion(self) -> DecoderModels | None:
@@ -201,7 +204,8 @@ class Models:
 
     @cached_property
     def taef2(self) -> TAEF2 | None:
-        """TAEF2 from the weights directory, shared by the restorer and the latent codec."""
+        """TAEF2 from the weights directory (``SEMLINK_WEIGHTS_DIR``/taef2), for the TAEF2
+        latent codec, which is pinned to those files; the restorer uses the package's."""
         from semlink.models.taef2 import available_taef2
 
         return available_taef2(self._taef2_dir)

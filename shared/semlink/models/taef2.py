@@ -1,13 +1,24 @@
 """TAEF2: the tiny autoencoder of the FLUX.2 latent space (TAESD family), written from its
 layer description (../shared/weights/taef2/README.txt; weights MIT, Ollin Boer Bohan).
 
-Images in [0, 1] -> 32 latent channels at H/8 x W/8 -> images. Weights come from the
-weights directory setting (``SEMLINK_WEIGHTS_DIR``/taef2) and are never committed; they are
-plain state dicts loaded with ``weights_only=True`` and strict keys.
+Images in [0, 1] -> 32 latent channels at H/8 x W/8 -> images. Two sources of weights:
+
+- the package's ``data/taef2.safetensors`` (fp16, both halves, written by
+  tools/ship_taef2.py from github.com/madebyollin/taesd @ 5cccb12d; MIT, see data/NOTICE):
+  what lite's restorer decodes with, so every machine runs the same weights
+  (:func:`packaged_taef2`);
+- the weights directory setting (``SEMLINK_WEIGHTS_DIR``/taef2, plain state dicts loaded
+  with ``weights_only=True``): what the training recipes and the TAEF2 latent codec use,
+  pinned by the sha256 of those files (:func:`available_taef2`, :func:`frozen_taef2`).
+
+Both load with strict keys.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -17,6 +28,9 @@ from semlink.models.weights import WeightsError, load_state_dict, load_strict
 
 WIDTH = 64
 LATENT_CHANNELS = 32
+PACKAGED = "taef2"
+"""Package data: ``data/taef2.safetensors`` (fp16, keys ``encoder.*`` and ``decoder.*``) and
+``data/taef2.json`` (manifest: sha256, source, licence)."""
 
 
 def _conv(a: int, b: int, *, bias: bool = True, stride: int = 1) -> nn.Conv2d:
@@ -116,13 +130,33 @@ class TAEF2(nn.Module):
 
 
 def available_taef2(directory: Path) -> TAEF2 | None:
-    """TAEF2 from ``directory`` for the decoding paths, or None when its weights are missing
-    or do not fit (those paths are then off). The resolver loads it once and shares it
-    between the restorer and the latent codec."""
+    """TAEF2 from ``directory`` for the TAEF2 latent codec, or None when its weights are
+    missing or do not fit (that path is then off). The resolver loads it once; the restorer
+    uses :func:`packaged_taef2` instead."""
     try:
         return TAEF2.load(directory)
     except WeightsError:
         return None
+
+
+def packaged_taef2() -> TAEF2 | None:
+    """TAEF2 from the package (fp16 on disk, run in fp32), or None when the package has no
+    ``data/taef2.safetensors`` or manifest. ``WeightsError`` when the file does not match its
+    manifest's sha256 or the model's keys."""
+    from safetensors.torch import load
+
+    data = resources.files("semlink").joinpath("data")
+    manifest_file = data.joinpath(f"{PACKAGED}.json")
+    weights_file = data.joinpath(f"{PACKAGED}.safetensors")
+    if not (manifest_file.is_file() and weights_file.is_file()):
+        return None
+    manifest = json.loads(manifest_file.read_text())
+    raw = weights_file.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{PACKAGED}.safetensors"]:
+        raise WeightsError(f"packaged {PACKAGED}.safetensors does not match its manifest")
+    model = TAEF2()
+    load_strict(model, {k: v.float() for k, v in load(raw).items()}, what="packaged TAEF2")
+    return model.eval()
 
 
 def frozen_taef2(directory: Path) -> TAEF2:

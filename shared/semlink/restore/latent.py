@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import resources
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -151,9 +150,9 @@ class ShippedRestorer(NamedTuple):
     blend: float
 
 
-def load_shipped(taef2: TAEF2 | None, taef2_dir: Path) -> ShippedRestorer | None:
-    """The shipped restorer over ``taef2`` (loaded from ``taef2_dir``), or None (Lanczos)
-    when the package has none or TAEF2 is missing (said once)."""
+def load_shipped(taef2: TAEF2 | None) -> ShippedRestorer | None:
+    """The shipped restorer over ``taef2`` (the package's, :func:`packaged_taef2`), or None
+    (Lanczos) when the package has no restorer or no TAEF2 (said once)."""
     from safetensors.torch import load
 
     from semlink.models.weights import WeightsError, load_strict, say_once
@@ -168,8 +167,9 @@ def load_shipped(taef2: TAEF2 | None, taef2_dir: Path) -> ShippedRestorer | None
         raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
     if taef2 is None:
         say_once(
-            f"lite: TAEF2 weights not in {taef2_dir}, so the learned restorer is off and "
-            "references are upsampled with Lanczos (set SEMLINK_WEIGHTS_DIR to enable it)"
+            "lite: the package's TAEF2 (semlink/data/taef2.safetensors) is missing, so the "
+            "learned restorer is off and references are upsampled with Lanczos "
+            "(tools/ship_taef2.py writes it)"
         )
         return None
     recipe = manifest["recipe"]
