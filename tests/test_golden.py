@@ -78,7 +78,7 @@ def test_golden_packet_decodes_to_pinned_image() -> None:
 
     decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
     assert decoded.caption == "a cat"
-    if shipped_restorer() is None:  # without TAEF2 the decoder is Lanczos: integer, pinned
+    if shipped_restorer() is None:  # without the packaged TAEF2: Lanczos, integer, pinned
         _check("lite-decoded-chelsea-600", decoded.image.tobytes())
         return
     stored = EXPECTED / "lite-decoded-chelsea-600-restorer.png"
