@@ -157,14 +157,14 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                 )
             )
             Image.fromarray(decoded.image).save(recon_dir / f"{path.stem}-{rate}-{method}.png")
-        per_codec: list[tuple[ReferenceCodec, dict]] = []
+        per_codec: list[tuple[ReferenceCodec, dict, NDArray[np.uint8]]] = []
         for name in config.baselines:
             codec = ReferenceCodec[name.upper()]
             result = _baseline(image, budget, codec, cache, key)
             if result is None:
                 continue
-            per_codec.append((codec, result))
             recon = _reconstruction(image, codec, cache, key, budget, result["k"])
+            per_codec.append((codec, result, recon))
             if codec is ReferenceCodec.VVC:
                 Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-vvc.png")
             rows.append(
@@ -180,8 +180,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                 )
             )
         if per_codec:
-            codec, result = max(per_codec, key=lambda item: item[1]["psnr"])
-            recon = _reconstruction(image, codec, cache, key, budget, result["k"])
+            codec, result, recon = max(per_codec, key=lambda item: item[1]["psnr"])
             Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")
             rows.append(
                 Row(
