@@ -1,12 +1,14 @@
 # Two entry points for a fresh machine (Python 3.11, x86_64, CPU):
 #   make demo   installs into .venv and runs the lite demo (offline)
 #   make test   installs into .venv (with dev tools) and runs lint, types and the tests
+#   make compose-test  builds and runs the docker-compose stack, checks it, tears it down
+#                      (installs Docker with apt-get if missing; root; not part of CI)
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install lint proto eval clean
+.PHONY: demo test install lint proto eval clean compose-test
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,9 @@ test: $(STAMP) lint
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=shared --pyi_out=shared proto/semlink/v1/packet.proto
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=shared --pyi_out=shared --grpc_python_out=shared proto/semlink/v1/encoder.proto proto/semlink/v1/decoder.proto proto/semlink/v1/link.proto
+
+compose-test: $(STAMP)
+	$(BIN)/python tools/compose_test.py
 
 eval: $(STAMP)
 	$(BIN)/semlink eval ../shared/data/kodak --bpp 0.02,0.03,0.05 -o out/eval
