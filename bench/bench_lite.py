@@ -3,8 +3,9 @@
 For each Kodak image at one rate: lite's encode (VVC probe + predicted scale/QP + at most a
 few final encodes, two processes side by side), against one plain vvenc encode of the same
 picture at the scale and QP lite picked (the least any VVC sender pays); lite's decode
-(reference + learned restorer when its weights are present) against a plain VVC decode of
-the same stream plus Lanczos. Also prints budget fill, restorer-off decode time and peak RSS.
+(reference + learned restorer at the packet's realism, when its weights are present)
+against a plain VVC decode of the same stream plus Lanczos. Also prints budget fill,
+restorer-off decode time and peak RSS.
 
 Run: ``.venv/bin/python bench/bench_lite.py [--images N] [--bpp 0.03]``.
 """
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semlink import decode, encode
 from semlink.imaging import resize
-from semlink.restore.latent import shipped_restorer
+from semlink.restore.pixel import shipped_restorer
 from semlink.streams.reference import small_size
 from semlink.streams.reference.vvc import VVC
 
@@ -43,7 +44,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--bpp", type=float, default=0.03)
     args = parser.parse_args()
-    print(f"learned restorer: {'on' if shipped_restorer() is not None else 'off (Lanczos)'}")
+    restorer = shipped_restorer()
+    print(
+        "learned restorer: "
+        + (f"on, default realism {restorer.realism}" if restorer is not None else "off (Lanczos)")
+    )
     rows = []
     for path in sorted(KODAK.glob("*.png"))[: args.images]:
         image = np.asarray(Image.open(path).convert("RGB"))

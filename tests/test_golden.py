@@ -74,11 +74,11 @@ def test_golden_packet_decodes_to_pinned_image() -> None:
     The learned restorer's output is floating-point network output: other CPUs (another
     SIMD capability, another thread count) may differ by a level here and there, so it is
     compared with a stored PNG under a tolerance, never by md5."""
-    from semlink.restore.latent import shipped_restorer
+    from semlink.restore.pixel import shipped_restorer
 
     decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
     assert decoded.caption == "a cat"
-    if shipped_restorer() is None:  # without the packaged TAEF2: Lanczos, integer, pinned
+    if shipped_restorer() is None:  # without the packaged restorer: Lanczos, integer, pinned
         _check("lite-decoded-chelsea-600", decoded.image.tobytes())
         return
     stored = EXPECTED / "lite-decoded-chelsea-600-restorer.png"
@@ -91,8 +91,8 @@ def test_golden_packet_decodes_to_pinned_image() -> None:
 
 
 def test_lanczos_fallback_decodes_to_pinned_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    from semlink.restore import latent
+    from semlink.restore import pixel
 
-    monkeypatch.setattr(latent, "shipped_restorer", lambda: None)
+    monkeypatch.setattr(pixel, "shipped_restorer", lambda: None)
     decoded = decode((EXPECTED / "lite-chelsea-600.slk").read_bytes())
     _check("lite-decoded-chelsea-600", decoded.image.tobytes())

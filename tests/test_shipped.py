@@ -16,7 +16,7 @@ from semlink.config import Settings, settings
 from semlink.models import taef2, weights
 from semlink.profiles import LITE
 from semlink.resolver import Models, Resolver
-from semlink.restore import latent
+from semlink.restore import pixel
 
 DATA = resources.files("semlink").joinpath("data")
 GOLDEN_PACKET = Path(__file__).parent / "expected" / "lite-chelsea-600.slk"
@@ -28,15 +28,18 @@ def lite_models(**changes: object) -> Models:
 
 
 def test_shipped_restorer_matches_its_manifest() -> None:
-    manifest = json.loads(DATA.joinpath("latent_restorer.json").read_text())
-    raw = DATA.joinpath("latent_restorer.safetensors").read_bytes()
-    assert manifest["files"]["latent_restorer.safetensors"] == hashlib.sha256(raw).hexdigest()
+    manifest = json.loads(DATA.joinpath("pixel_restorer.json").read_text())
+    raw = DATA.joinpath("pixel_restorer.safetensors").read_bytes()
+    assert manifest["files"]["pixel_restorer.safetensors"] == hashlib.sha256(raw).hexdigest()
     assert manifest["steps"] > 0 and manifest["wall_seconds"] > 0
     assert manifest["hardware"]["cpu_count"] and "torch" in manifest["hardware"]
     assert "BSDS500" in manifest["recipe"]["data"] and "Kodak" not in manifest["recipe"]["data"]
-    assert 0 < manifest["recipe"]["blend"] <= 1
+    assert 0 <= manifest["recipe"]["realism"] <= 1
+    assert pixel.default_realism() == manifest["recipe"]["realism"]
+    results = manifest["results"]["bsds500_val_20_at_0.03bpp"]
+    assert {"lanczos", "realism 0.0", "realism 1.0"} <= set(results)
     shipped = sum(len(DATA.joinpath(n).read_bytes()) for n in manifest["files"])
-    assert shipped <= 30 * 2**20
+    assert shipped <= 5 * 10**6  # the issue's bound: <= 5 MB fp16
 
 
 def test_packaged_taef2_matches_its_manifest_and_names_its_source() -> None:
@@ -70,7 +73,7 @@ def test_with_an_empty_weights_dir_lite_decodes_with_the_restorer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fresh clone without ../shared: SEMLINK_WEIGHTS_DIR is an empty directory, and the
-    restorer still runs (the package's TAEF2), not the Lanczos picture."""
+    restorer still runs (its weights are the package's), not the Lanczos picture."""
     from semlink import decode
 
     monkeypatch.setenv("SEMLINK_WEIGHTS_DIR", str(tmp_path))
@@ -91,23 +94,35 @@ def test_shipped_restorer_loads_and_restores(chelsea: np.ndarray) -> None:
     restorer = lite_models().restorer
     assert restorer is not None
     small = np.ascontiguousarray(chelsea[::4, ::4])
-    out = latent.upscale(small, 451, 300, restorer=restorer)
+    out = pixel.upscale(small, 451, 300, restorer=restorer)
     assert out.shape == (300, 451, 3) and out.dtype == np.uint8
-    assert not np.array_equal(out, latent.resize(small, 451, 300))
+    assert not np.array_equal(out, pixel.resize(small, 451, 300))
 
 
-def test_without_the_packaged_taef2_lite_falls_back_to_lanczos_and_says_so_once(
+def test_without_the_packaged_restorer_lite_falls_back_to_lanczos_and_says_so_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     weights._said.clear()
-    monkeypatch.setattr(taef2, "PACKAGED", "not-in-the-package")
+    monkeypatch.setattr(pixel, "SHIPPED", "not-in-the-package")
     with caplog.at_level(logging.WARNING, logger="semlink"):
         assert lite_models().restorer is None
         assert lite_models().restorer is None  # looked up twice, said once
         small = np.zeros((10, 12, 3), np.uint8)
-        assert np.array_equal(latent.upscale(small, 48, 40), latent.resize(small, 48, 40))
-    said = [r.message for r in caplog.records if "TAEF2" in r.message]
+        assert np.array_equal(pixel.upscale(small, 48, 40), pixel.resize(small, 48, 40))
+    said = [r.message for r in caplog.records if "restorer" in r.message]
     assert len(said) == 1 and "Lanczos" in said[0]
+
+
+def test_a_tampered_packaged_restorer_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "semlink" / "data"
+    data.mkdir(parents=True)
+    (data / "pixel_restorer.json").write_text(DATA.joinpath("pixel_restorer.json").read_text())
+    (data / "pixel_restorer.safetensors").write_bytes(b"tampered")
+    monkeypatch.setattr(pixel.resources, "files", lambda _: tmp_path / "semlink")
+    with pytest.raises(weights.WeightsError, match="manifest"):
+        pixel.load_shipped()
 
 
 def test_the_restorer_can_be_switched_off() -> None:

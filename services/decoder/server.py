@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from semlink.codec import DecodeResult, decode, decode_preview
+from semlink.codec import DecodeResult, check_realism, decode, decode_preview
 from semlink.profiles import LITE
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
@@ -82,8 +82,11 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         context: grpc.aio.ServicerContext,
         preview: bool,
     ) -> tuple[DecodeResult, float]:
+        realism = options.realism if options.HasField("realism") else None
         try:
             check_format(options.format)  # refused before the call waits or decodes
+            if realism is not None:
+                check_realism(realism)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
@@ -96,6 +99,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
                 steps=options.steps or None,
                 seed=options.seed or None,
                 models=self.models,
+                realism=realism,
             )
 
         result, waited = await self.runtime.run(context, work)

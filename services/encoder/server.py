@@ -67,6 +67,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 caption=request.hints.caption or None,
                 objects=objects,
                 models=self.models,
+                realism=request.realism if request.HasField("realism") else None,
             )
 
         result, waited = await self.runtime.run(context, work)

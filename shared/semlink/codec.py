@@ -58,6 +58,18 @@ class BudgetError(ValueError):
     """The byte budget is not a usable number, or cannot hold even the packet header."""
 
 
+def check_realism(realism: float) -> float:
+    """``realism`` as a float in [0, 1], or ValueError with what to send instead."""
+    if isinstance(realism, bool) or not isinstance(realism, numbers.Real):
+        raise ValueError(f"realism is {realism!r}; it must be a number from 0 to 1")
+    value = float(realism)
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise ValueError(
+            f"realism is {value}; it must be from 0 (fidelity) to 1 (most realistic texture)"
+        )
+    return value
+
+
 def budget_bytes(
     width: int, height: int, *, max_bytes: int | None = None, target_bpp: float | None = None
 ) -> int:
@@ -133,6 +145,8 @@ class DecodeResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     """Diffusion steps the generative decoder took (0 for classical profiles)."""
+    realism: float | None = None
+    """The realism lite's restorer ran at (None: no learned restorer ran)."""
 
 
 def _extract(
@@ -181,6 +195,7 @@ def encode(
     segmap: NDArray[np.integer] | None = None,
     mask_scale: int = 8,
     models: Models | Resolver | None = None,
+    realism: float | None = None,
 ) -> EncodeResult:
     """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels / 8).
 
@@ -191,10 +206,14 @@ def encode(
     when given neither ``caption`` nor ``objects``. Hints (caption, objects most salient
     first, segmentation map) are coded first and dropped from the least salient object up
     if they alone would overflow the budget; the reference image takes every remaining
-    byte. ``models``: the models to encode with (default: the process's).
+    byte. ``models``: the models to encode with (default: the process's). ``realism``
+    (profiles with the learned restorer, from 0 for fidelity to 1 for texture) is written
+    into the header for the decoder (default: the shipped restorer's chosen value).
     """
     stages: dict[str, float] = {}
     budget_bytes(1, 1, max_bytes=max_bytes, target_bpp=target_bpp)  # refused before any work
+    if realism is not None:
+        realism = check_realism(realism)
     rgb = as_rgb(image)
     height, width = rgb.shape[:2]
     check_dimensions(width, height)
@@ -204,6 +223,13 @@ def encode(
     if held.profile != spec:
         raise ValueError(f"the models given are {held.profile.name}'s, not {spec.name}'s")
     _check_streams(spec, caption, objects, segmap)
+    hundredths = 0
+    if spec.holds(Role.RESTORER):
+        from semlink.restore.pixel import default_realism
+
+        hundredths = round(100 * (default_realism() if realism is None else realism))
+    elif realism is not None:
+        raise ValueError(f"profile {spec.name} has no restorer: it takes no realism")
     fingerprint = held.fingerprint  # first: it says which decoder models are missing
     semantic_cap = budget
     if spec.holds(Role.EXTRACTOR) and caption is None and not objects:
@@ -231,7 +257,9 @@ def encode(
     seed = int(google_crc32c.value(rgb.tobytes())) % 16383 + 1 if spec.holds(Role.DIFFUSION) else 0
 
     def build(layers: Sequence[Layer]) -> bytes:
-        return serialize(Packet(width, height, spec.id, fingerprint, seed, tuple(layers)))
+        return serialize(
+            Packet(width, height, spec.id, fingerprint, seed, tuple(layers), hundredths)
+        )
 
     header_only = len(build([]))
     if budget < header_only:
@@ -304,6 +332,7 @@ def decode(
     restorer: bool | None = None,
     models: Models | Resolver | None = None,
     max_pixels: int | None = None,
+    realism: float | None = None,
 ) -> DecodeResult:
     """Rebuild the image from a packet (bytes or parsed), using whatever layers it holds.
 
@@ -316,8 +345,11 @@ def decode(
     process's); a packet written for other models is refused. ``max_pixels``: the largest
     picture the header may claim (default: the models' settings,
     ``SEMLINK_MAX_DECODE_PIXELS``); a larger one raises ``PacketLimitError`` before anything
-    is allocated or any model loaded.
+    is allocated or any model loaded. ``realism`` (0 fidelity .. 1 texture) overrides the
+    header's for lite's learned restorer.
     """
+    if realism is not None:
+        realism = check_realism(realism)
     packet = data if isinstance(data, Packet) else parse(data)
     spec, held = _profile_models(packet, models)
     check_picture_size(
@@ -363,11 +395,16 @@ def decode(
     if small is not None:  # upsampled last: the learned restorer reads the segmentation map
         start = time.perf_counter()
         if spec.holds(Role.RESTORER) and restorer is not False:
-            from semlink.restore import latent
+            from semlink.restore import pixel
 
             # Without models given, the default restorer is looked up where scripts switch it.
-            learned = held.restorer if models is not None else latent.shipped_restorer()
-            reference = latent.upscale(small, packet.width, packet.height, result.segmap, learned)
+            learned = held.restorer if models is not None else pixel.shipped_restorer()
+            asked = packet.realism / 100 if realism is None else realism
+            if learned is not None:
+                result.realism = asked
+            reference = pixel.upscale(
+                small, packet.width, packet.height, result.segmap, learned, asked
+            )
         else:
             reference = resize(small, packet.width, packet.height)
         stages["reference"] += time.perf_counter() - start

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from semlink.models.registry import DecoderModels
     from semlink.models.taef2 import TAEF2
     from semlink.restore.generative import GenerativeDecoder
-    from semlink.restore.latent import ShippedRestorer
+    from semlink.restore.pixel import ShippedRestorer
 
 
 def library_parts(profile: Profile) -> list[str]:
@@ -162,15 +162,13 @@ class Models:
 
     @cached_property
     def restorer(self) -> ShippedRestorer | None:
-        """lite's learned restorer, or None: Lanczos (switched off, or the package has no
-        TAEF2). It always runs the package's TAEF2 (never the weights directory's), so every
-        machine decodes with the same weights."""
+        """lite's learned restorer (the package's weights, so every machine decodes with
+        the same network), or None: Lanczos (switched off, or the package has none)."""
         if not self.profile.holds(Role.RESTORER) or not self.settings.lite_restorer:
             return None
-        from semlink.models.taef2 import packaged_taef2
-        from semlink.restore.latent import load_shipped
+        from semlink.restore.pixel import load_shipped
 
-        return load_shipped(packaged_taef2())
+        return load_shipped()
 
     @cached_property
     def diffusion(self) -> DecoderModels | None:

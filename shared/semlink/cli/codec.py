@@ -13,6 +13,13 @@ from rich.table import Table
 from semlink.cli._common import Tiny, _fail, _load_image, _models, console
 
 Packet = Annotated[Path, typer.Argument(help="Packet file (.slk).")]
+Realism = Annotated[
+    float | None,
+    typer.Option(
+        "--realism",
+        help="lite's restorer: 0 (fidelity, MSE/MS-SSIM-optimal) to 1 (most realistic texture).",
+    ),
+]
 
 
 def encode_cmd(
@@ -29,8 +36,10 @@ def encode_cmd(
     ] = None,
     profile: Annotated[str, typer.Option("--profile", help="Profile name.")] = "lite",
     tiny: Tiny = False,
+    realism: Realism = None,
 ) -> None:
-    """Encode IMAGE into a packet of at most --max-bytes (or --bpp)."""
+    """Encode IMAGE into a packet of at most --max-bytes (or --bpp); --realism is written
+    into the header for the decoder (default: the shipped restorer's)."""
     from semlink.codec import BudgetError, encode
     from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
@@ -48,6 +57,7 @@ def encode_cmd(
             target_bpp=bpp,
             caption=caption,
             models=_models(tiny),
+            realism=realism,
         )
     except (BudgetError, PacketError, ValueError, KeyError, WeightsError) as exc:
         raise _fail(str(exc)) from exc
@@ -65,23 +75,27 @@ def decode_cmd(
     ],
     tiny: Tiny = False,
     steps: Annotated[int | None, typer.Option(help="Diffusion steps (default: DynDiff).")] = None,
+    realism: Realism = None,
 ) -> None:
-    """Decode PACKET into an image."""
+    """Decode PACKET into an image; --realism overrides the packet's (default: the packet's)."""
     from semlink.codec import decode
     from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
 
     try:
-        result = decode(packet.read_bytes(), steps=steps, models=_models(tiny))
+        result = decode(packet.read_bytes(), steps=steps, models=_models(tiny), realism=realism)
     except FileNotFoundError as exc:
         raise _fail(f"no such packet file: {packet}") from exc
-    except (PacketError, WeightsError) as exc:
+    except (PacketError, WeightsError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     Image.fromarray(result.image).save(output)
+    restored = "" if result.realism is None else f", restorer at realism {result.realism:.2f}"
     console.print(
         f"{packet} -> {output}: {result.image.shape[1]}x{result.image.shape[0]}, layers used: "
-        f"{', '.join(result.layers_used) or 'none (flat image)'}"
+        f"{', '.join(result.layers_used) or 'none (flat image)'}{restored}"
     )
+    if result.steps:
+        console.print(f"diffusion steps: {result.steps}")
     if result.caption:
         console.print(f"caption: {result.caption}")
     for description, _ in result.objects:
@@ -108,6 +122,7 @@ def info_cmd(packet: Packet) -> None:
     console.print(
         f"{packet}: {len(data)} bytes, {parsed.width}x{parsed.height}, profile {profile_name}, "
         f"model fingerprint {parsed.model_fingerprint:#010x}, seed {parsed.seed}, "
+        f"realism {parsed.realism / 100:.2f}, "
         f"{bits_per_pixel(data):.4f} bpp"
     )
     table = Table("#", "kind", "codec", "payload B", "layer B (framing+CRC)")

@@ -4,8 +4,10 @@ Every method gets the same byte budget per image and rate: ``floor(bpp x W x H /
 Baselines (AVIF, HEVC, WebP, JPEG-XL, JPEG and VVC) send a whole standard file
 (container or parameter sets included, as a real deployment of that codec would) and
 each searches downscale factors, keeping its best PSNR; the "best baseline" per image is
-the best codec for that image. lite is reported twice from the same packet: as it
-ships (``lite``: learned restorer) and upsampled with Lanczos (``lite_lanczos``).
+the best codec for that image. lite is reported four times from the same packet: as it
+ships (``lite``: learned restorer at the packet's default realism), at both ends of the
+realism control (``lite_r0``: fidelity, ``lite_r1``: texture) and upsampled with Lanczos
+(``lite_lanczos``).
 Rates in results are always measured from the bytes actually produced.
 
 Baseline searches are cached per (image hash, budget, codec) in ``<out>/cache``.
@@ -29,6 +31,7 @@ from semlink.codec import decode, encode
 from semlink.imaging import resize
 from semlink.packet import Layer
 from semlink.quality import all_metrics
+from semlink.quality.artifacts import smoothest_block
 from semlink.streams.reference import (
     CODECS,
     SCALES,
@@ -45,6 +48,15 @@ VVC_SCALES = (128, 85, 64)
 """VVC's baseline downscale search: 1/2, 1/3, 1/4 (as in the issue that asked for it), then
 the fill step refines the winner's scale and quality. Each scale costs several vvenc runs
 at its medium preset."""
+
+
+LITE_DECODES: tuple[tuple[str, bool | None, float | None], ...] = (
+    ("lite", None, None),
+    ("lite_r0", None, 0.0),
+    ("lite_r1", None, 1.0),
+    ("lite_lanczos", False, None),
+)
+"""(method, restorer, realism): the decodes of each lite packet the evaluation reports."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,21 @@ class Row:
     detail: str = ""
     encode_s: float = float("nan")
     decode_s: float = float("nan")
+
+
+CROP_METHODS = ("original", "vvc", "lite_r0", "lite")
+"""The gallery's 2x crops of a smooth area, left to right."""
+
+
+def smooth_crops(pictures: Sequence[NDArray[np.uint8]], size: int = 96) -> NDArray[np.uint8]:
+    """The smoothest ``size`` x ``size`` area of the first picture (the original), cut from
+    every picture, enlarged 2x (nearest: no resampling hides a pattern), side by side."""
+    top, left = smoothest_block(pictures[0], size)
+    tiles = [
+        np.repeat(np.repeat(p[top : top + size, left : left + size], 2, 0), 2, 1) for p in pictures
+    ]
+    gap = np.full((2 * size, 4, 3), 255, np.uint8)
+    return np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -136,11 +163,14 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
         encode_s = time.perf_counter() - start
         reference = encoded.packet.layers[0] if encoded.packet.layers else None
         detail = _reference_detail(reference, width, height)
-        # lite as it ships (learned restorer when its weights are present), and the same
-        # packet upsampled with Lanczos: what the reference codec alone delivers.
-        for method, restorer in (("lite", None), ("lite_lanczos", False)):
+        # lite as it ships (learned restorer when its weights are present), both ends of
+        # its realism control, and the same packet upsampled with Lanczos: what the
+        # reference codec alone delivers.
+        pictures: dict[str, NDArray[np.uint8]] = {"original": image}
+        for method, restorer, realism in LITE_DECODES:
             start = time.perf_counter()
-            decoded = decode(encoded.data, restorer=restorer)
+            decoded = decode(encoded.data, restorer=restorer, realism=realism)
+            pictures[method] = decoded.image
             decode_s = time.perf_counter() - start
             rows.append(
                 Row(
@@ -167,6 +197,7 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
             per_codec.append((codec, result, recon))
             if codec is ReferenceCodec.VVC:
                 Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-vvc.png")
+                pictures["vvc"] = recon
             rows.append(
                 Row(
                     path.stem,
@@ -179,6 +210,8 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                     **all_metrics(image, recon, with_niqe=codec is ReferenceCodec.VVC),
                 )
             )
+        crops = smooth_crops([pictures[m] for m in CROP_METHODS if m in pictures])
+        Image.fromarray(crops).save(recon_dir / f"{path.stem}-{rate}-crops.png")
         if per_codec:
             codec, result, recon = max(per_codec, key=lambda item: item[1]["psnr"])
             Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")

@@ -33,7 +33,7 @@ def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
     return summary
 
 
-LITE_METHODS = ("lite", "lite_lanczos")
+LITE_METHODS = ("lite", "lite_r0", "lite_r1", "lite_lanczos")
 
 
 def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
@@ -106,12 +106,19 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     palette = plt.get_cmap("Dark2")
     for index, (method, group) in enumerate(summary.groupby("method")):
-        style = {"lite": "o-", "lite_lanczos": "o-", "best_baseline": "s--", "vvc": "d-"}.get(
-            str(method), ".:"
-        )
-        width = 2.5 if method in ("lite", "lite_lanczos", "best_baseline") else 1.0
+        style = {
+            "lite": "o-",
+            "lite_r0": "o-",
+            "lite_r1": "o:",
+            "lite_lanczos": "o-",
+            "best_baseline": "s--",
+            "vvc": "d-",
+        }.get(str(method), ".:")
+        width = 2.5 if method in ("lite", "lite_r0", "lite_lanczos", "best_baseline") else 1.0
         color = {
             "lite": "tab:red",
+            "lite_r0": "tab:purple",
+            "lite_r1": "tab:pink",
             "lite_lanczos": "tab:orange",
             "best_baseline": "black",
             "vvc": "tab:blue",
@@ -144,8 +151,8 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         "<!doctype html><meta charset=utf-8><title>semlink eval</title>",
         "<style>body{font-family:sans-serif} img{width:19%;margin:2px}</style>",
         "<h1>semlink lite vs the best standard codec (VVC included)</h1>",
-        "<p>Each row: original | best baseline | VVC | lite (Lanczos) | lite, at equal byte "
-        "budgets. "
+        "<p>Each row: original | best baseline | VVC | lite at realism 0 | lite (default "
+        "realism), at equal byte budgets; below, 2x crops of the image's smoothest 96x96 area. "
         "<a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
         "<img src=rd.png style='width:100%'>",
     ]
@@ -163,6 +170,9 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         )
         parts.append(f"<h3>{caption}</h3>")
         parts.append(f"<img src='images/{image}-original.png'>")
-        for name in ("best_baseline", "vvc", "lite_lanczos", "lite"):
+        for name in ("best_baseline", "vvc", "lite_r0", "lite"):
             parts.append(f"<img src='images/{image}-{rate}-{name}.png' alt='{name}'>")
+        crops = out / "images" / f"{image}-{rate}-crops.png"
+        if crops.exists():
+            parts.append(f"<br><img src='images/{crops.name}' style='width:95%'>")
     (out / "index.html").write_text("\n".join(parts))

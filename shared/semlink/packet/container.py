@@ -23,6 +23,8 @@ from semlink.v1 import packet_pb2
 
 FORMAT_VERSION = 0
 """The packet layout this code writes and reads (0 = first layout, omitted on the wire)."""
+MAX_REALISM = 100
+"""The header's realism is in hundredths: 0 (fidelity) .. 100."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Packet:
     model_fingerprint: int = 0
     seed: int = 0
     layers: tuple[Layer, ...] = field(default_factory=tuple)
+    realism: int = 0
+    """Realism asked of the decoder's restorer, in hundredths (0 fidelity .. 100)."""
 
     def layer_bytes(self) -> list[int]:
         """Serialized size of each layer inside the packet, framing and CRC included, in bytes."""
@@ -90,6 +94,7 @@ def _header_message(packet: Packet) -> packet_pb2.Packet:
         size=packet.width | packet.height << 16,
         profile=packet.profile,
         seed=packet.seed,
+        realism=packet.realism,
     )
 
 
@@ -128,6 +133,8 @@ def serialize(packet: Packet, limits: Limits = DEFAULT_LIMITS) -> bytes:
         raise PacketFormatError("model fingerprint must fit in 32 bits")
     if not 0 <= packet.seed < 2**64:
         raise PacketFormatError("seed must fit in 64 bits")
+    if not 0 <= packet.realism <= MAX_REALISM:
+        raise PacketFormatError(f"realism is {packet.realism}; it must be 0..{MAX_REALISM}")
     message = _header_message(packet)
     header = message.SerializeToString(deterministic=True)
     message.layers.extend(_layer_message(layer, header) for layer in packet.layers)
@@ -179,6 +186,10 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
     if message.size >> 32:
         raise PacketFormatError(f"size field {message.size:#x} does not pack a width and height")
     check_dimensions(width, height, limits)
+    if message.realism > MAX_REALISM:
+        raise PacketFormatError(
+            f"realism field is {message.realism}; at most {MAX_REALISM} (hundredths) is defined"
+        )
     if len(message.layers) > limits.max_layers:
         raise PacketLimitError(
             f"packet has {len(message.layers)} layers; at most {limits.max_layers} allowed"
@@ -211,6 +222,7 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
         model_fingerprint=message.model_fingerprint,
         seed=message.seed,
         layers=tuple(layers),
+        realism=message.realism,
     )
 
 

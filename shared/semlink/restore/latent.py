@@ -15,16 +15,13 @@ segmentation layer, zeros otherwise (training shows the network both cases).
 
 Starting from the base latent, training begins at Lanczos quality and learns what to add.
 
-Trained by ``semlink train restorer`` (``semlink.train.restorer``) on BSDS500 references
-coded the way lite codes them; never on Kodak.
+Trained by ``semlink train latent-restorer`` (``semlink.train.restorer``) on BSDS500
+references; never on Kodak. A research recipe, not what lite ships: TAEF2's encoder and
+decoder alone take ~6 s per 768x512 picture on 2 CPU cores. lite ships the quarter-resolution
+restorer of :mod:`semlink.restore.pixel`.
 """
 
 from __future__ import annotations
-
-import hashlib
-import json
-from importlib import resources
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,20 +31,9 @@ from torch import nn
 
 from semlink.imaging import resize
 from semlink.models.taef2 import LATENT_CHANNELS, TAEF2
+from semlink.restore.pixel import segment_edges
 
 EDGE_CHANNELS = 1
-
-
-def segment_edges(labels: NDArray[np.integer], width: int, height: int) -> NDArray[np.float32]:
-    """Region boundaries of a label map (any resolution) on the ``width`` x ``height`` grid:
-    1 where a cell's label differs from its right or lower neighbour's."""
-    rows = np.minimum(np.arange(height) * labels.shape[0] // height, labels.shape[0] - 1)
-    cols = np.minimum(np.arange(width) * labels.shape[1] // width, labels.shape[1] - 1)
-    grid = np.asarray(labels)[rows][:, cols]
-    edges = np.zeros((height, width), np.float32)
-    edges[:, :-1] += grid[:, 1:] != grid[:, :-1]
-    edges[:-1, :] += grid[1:, :] != grid[:-1, :]
-    return np.minimum(edges, 1.0)
 
 
 class LatentRestorer(nn.Module):
@@ -135,71 +121,3 @@ def mix(lanczos: NDArray[np.uint8], restored: NDArray[np.uint8], blend: float) -
     base = lanczos.astype(np.float32)
     mixed = base + blend * (restored.astype(np.float32) - base)
     return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
-
-
-SHIPPED = "latent_restorer"
-"""Package data: ``data/latent_restorer.safetensors`` (fp16) and ``data/latent_restorer.json``
-(manifest: sha256, recipe, data, steps, wall time, hardware, held-out results)."""
-
-
-class ShippedRestorer(NamedTuple):
-    """The project-trained restorer, the TAEF2 it works in, and the blend chosen for it."""
-
-    network: LatentRestorer
-    taef2: TAEF2
-    blend: float
-
-
-def load_shipped(taef2: TAEF2 | None) -> ShippedRestorer | None:
-    """The shipped restorer over ``taef2`` (the package's, :func:`packaged_taef2`), or None
-    (Lanczos) when the package has no restorer or no TAEF2 (said once)."""
-    from safetensors.torch import load
-
-    from semlink.models.weights import WeightsError, load_strict, say_once
-
-    data = resources.files("semlink").joinpath("data")
-    manifest_file = data.joinpath(f"{SHIPPED}.json")
-    if not manifest_file.is_file():
-        return None
-    manifest = json.loads(manifest_file.read_text())
-    raw = data.joinpath(f"{SHIPPED}.safetensors").read_bytes()
-    if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{SHIPPED}.safetensors"]:
-        raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
-    if taef2 is None:
-        say_once(
-            "lite: the package's TAEF2 (semlink/data/taef2.safetensors) is missing, so the "
-            "learned restorer is off and references are upsampled with Lanczos "
-            "(tools/ship_taef2.py writes it)"
-        )
-        return None
-    recipe = manifest["recipe"]
-    model = LatentRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
-    load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
-    return ShippedRestorer(model.eval(), taef2, float(manifest["recipe"].get("blend", 1.0)))
-
-
-def shipped_restorer() -> ShippedRestorer | None:
-    """The restorer lite decodes with by default: the process's default models' (loaded
-    once, on first use), or None (Lanczos). ``decode`` without ``models=`` looks it up
-    here, so replacing this function switches the default path (scripts, tests); callers
-    that pass models in get theirs from :attr:`semlink.resolver.Models.restorer`."""
-    from semlink.profiles import LITE
-    from semlink.resolver import default_resolver
-
-    return default_resolver().models(LITE).restorer
-
-
-def upscale(
-    reference: NDArray[np.uint8],
-    width: int,
-    height: int,
-    segmap: NDArray[np.integer] | None = None,
-    restorer: ShippedRestorer | None = None,
-) -> NDArray[np.uint8]:
-    """The lite decoder's last stage: the learned ``restorer`` when given, else Lanczos."""
-    if restorer is None:
-        return resize(reference, width, height)
-    network, taef2, blend = restorer
-    return restore(
-        reference, width, height, network, taef2, blend, segmap if network.edge_channels else None
-    )

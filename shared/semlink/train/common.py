@@ -18,9 +18,32 @@ from safetensors.torch import save_file
 from torch import nn
 
 from semlink.models.weights import sha256_of
-from semlink.restore.latent import segment_edges
+from semlink.restore.pixel import segment_edges
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def discriminator(width: int = 32) -> nn.Module:
+    """PatchGAN with spectral norm: one real/fake score per ~22-pixel patch."""
+    sn = nn.utils.spectral_norm
+    return nn.Sequential(
+        sn(nn.Conv2d(3, width, 4, 2, 1)),
+        nn.LeakyReLU(0.2),
+        sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
+        nn.LeakyReLU(0.2),
+        sn(nn.Conv2d(2 * width, 4 * width, 4, 2, 1)),
+        nn.LeakyReLU(0.2),
+        sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
+    )
+
+
+@dataclass
+class Adversary:
+    """A discriminator, its optimizer and the generator's adversarial loss weight."""
+
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    weight: float
 
 
 @dataclass

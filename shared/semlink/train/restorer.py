@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +29,20 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 from PIL import Image
-from torch import nn
 
 from semlink.imaging import resize
 from semlink.models.taef2 import TAEF2, frozen_taef2
 from semlink.restore.latent import LatentRestorer
 from semlink.streams.reference import ReferenceCodec, decode_file, search, small_size
 from semlink.train.common import (
+    Adversary,
     RunState,
     bsds_photos,
+    discriminator,
     load_checkpoint,
     run,
     save_checkpoint,
     segment_edge_maps,
-    ship,
 )
 
 SCALES = (40, 48, 54, 64, 72)
@@ -66,20 +66,6 @@ class RestorerRecipe:
     adv_weight: float = 0.05
     disc_lr: float = 2e-4
     seed: int = 0
-
-
-def discriminator(width: int = 32) -> nn.Module:
-    """PatchGAN with spectral norm: one real/fake score per ~22-pixel patch."""
-    sn = nn.utils.spectral_norm
-    return nn.Sequential(
-        sn(nn.Conv2d(3, width, 4, 2, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(2 * width, 4 * width, 4, 2, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
-    )
 
 
 def _coded_reference(image: NDArray[np.uint8], rng: random.Random) -> NDArray[np.uint8] | None:
@@ -164,15 +150,6 @@ def _batch(
             edges[0] = cache["edges"][i][top : top + crop, left : left + crop].float()
         es.append(edges)
     return torch.stack(xs), torch.stack(bs), torch.stack(ys), torch.stack(es)
-
-
-@dataclass
-class Adversary:
-    """The discriminator, its optimizer and the generator loss weight."""
-
-    net: nn.Module
-    optimizer: torch.optim.Optimizer
-    weight: float
 
 
 def training_step(
@@ -312,78 +289,3 @@ def train(
     if adversary is not None:
         save_checkpoint(out / "discriminator", adversary.net, adversary.optimizer, state)
     return state
-
-
-BLENDS = (0.3, 0.5, 0.7, 1.0)
-
-
-def evaluate(
-    model: LatentRestorer, taef2: TAEF2, bsds: Path, limit: int = 20, seed: int = 1
-) -> dict[str, dict[str, float]]:
-    """Mean PSNR / MS-SSIM / HaarPSI / NIQE on held-out BSDS500 val photos: Lanczos, and the
-    restorer at every blend in :data:`BLENDS`."""
-    from semlink.quality.metrics import all_metrics
-    from semlink.restore.latent import mix, restore
-
-    rng = random.Random(seed)
-    totals: dict[str, dict[str, list[float]]] = {}
-    model.eval()
-    for photo in bsds_photos(bsds, ("val",))[:limit]:
-        image = np.asarray(Image.open(photo).convert("RGB"))
-        small = _coded_reference(image, rng)
-        if small is None:
-            continue
-        height, width = image.shape[:2]
-        lanczos = resize(small, width, height)
-        restored = restore(small, width, height, model, taef2)  # run once, mixed per blend
-        outputs = {"lanczos": lanczos}
-        for blend in BLENDS:
-            outputs[f"blend {blend}"] = mix(lanczos, restored, blend)
-        for name, out in outputs.items():
-            for metric, value in all_metrics(image, out).items():
-                if metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
-                    totals.setdefault(name, {}).setdefault(metric, []).append(value)
-    return {
-        name: {k: round(float(np.mean(v)), 4) for k, v in metrics.items()}
-        for name, metrics in totals.items()
-    }
-
-
-def choose_blend(results: dict[str, dict[str, float]], max_psnr_loss: float = 0.15) -> float:
-    """The blend with the best NIQE among those within ``max_psnr_loss`` dB of Lanczos and no
-    worse in MS-SSIM and HaarPSI (issue 5's goal, checked on held-out BSDS500, not Kodak)."""
-    base = results["lanczos"]
-    fit = [
-        b
-        for b in BLENDS
-        if results[f"blend {b}"]["psnr"] >= base["psnr"] - max_psnr_loss
-        and results[f"blend {b}"]["ms_ssim"] >= base["ms_ssim"]
-        and results[f"blend {b}"]["haarpsi"] >= base["haarpsi"]
-    ]
-    if not fit:
-        return min(BLENDS)
-    return min(fit, key=lambda b: results[f"blend {b}"]["niqe"])
-
-
-def ship_restorer(out: Path, dest: Path, bsds: Path, taef2_dir: Path, note: str = "") -> Path:
-    recipe = RestorerRecipe()
-    model = LatentRestorer(recipe.width, recipe.blocks, recipe.edges)
-    optimizer = torch.optim.Adam(model.parameters())
-    state = load_checkpoint(out, model, optimizer)
-    results = evaluate(model, TAEF2.load(taef2_dir), bsds)
-    blend = choose_blend(results)
-    return ship(
-        dest,
-        "latent_restorer",
-        model,
-        state,
-        {
-            **asdict(recipe),
-            "blend": blend,
-            "recipe": "restorer",
-            "data": "BSDS500 train+test (400 photos) with their first human segmentation; "
-            "blend chosen on 20 val photos",
-            "note": note,
-        },
-        {"bsds500_val_20": results},
-    )

@@ -28,14 +28,16 @@ DECODE_STAGE_PREVIEW: DecodeStage
 DECODE_STAGE_FINAL: DecodeStage
 
 class DecodeOptions(_message.Message):
-    __slots__ = ("seed", "steps", "format")
+    __slots__ = ("seed", "steps", "format", "realism")
     SEED_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REALISM_FIELD_NUMBER: _ClassVar[int]
     seed: int
     steps: int
     format: ImageFormat
-    def __init__(self, seed: _Optional[int] = ..., steps: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    realism: float
+    def __init__(self, seed: _Optional[int] = ..., steps: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., realism: _Optional[float] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
     __slots__ = ("packet", "options")

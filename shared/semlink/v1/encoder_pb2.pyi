@@ -7,18 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("image", "profile", "max_bytes", "target_bpp", "hints")
+    __slots__ = ("image", "profile", "max_bytes", "target_bpp", "hints", "realism")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     TARGET_BPP_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
+    REALISM_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     profile: str
     max_bytes: int
     target_bpp: float
     hints: EncodeHints
-    def __init__(self, image: _Optional[bytes] = ..., profile: _Optional[str] = ..., max_bytes: _Optional[int] = ..., target_bpp: _Optional[float] = ..., hints: _Optional[_Union[EncodeHints, _Mapping]] = ...) -> None: ...
+    realism: float
+    def __init__(self, image: _Optional[bytes] = ..., profile: _Optional[str] = ..., max_bytes: _Optional[int] = ..., target_bpp: _Optional[float] = ..., hints: _Optional[_Union[EncodeHints, _Mapping]] = ..., realism: _Optional[float] = ...) -> None: ...
 
 class EncodeHints(_message.Message):
     __slots__ = ("caption", "objects")

@@ -1,0 +1,202 @@
+"""lite's restorer: a small CNN at quarter resolution with a realism control.
+
+A VVC reference at 0.01-0.05 bpp is a small picture (1/4 to 1/2 of each side) with coding
+artifacts. Lanczos brings it to full size; this network adds what Lanczos cannot, working on
+the H/4 x W/4 grid only (space-to-depth of the Lanczos picture, 48 channels), so it costs a
+few tens of GMAC per 768x512 picture:
+
+  reference -> Lanczos to H x W (x0) -> space-to-depth(4) ++ segment edges (H/4)
+  -> conv -> residual blocks (FiLM by the realism r) -> conv -> depth-to-space(4) -> x0 + it
+
+The realism r in [0, 1] is one scalar for the whole picture (Agustsson et al., CVPR 2023,
+"Multi-Realism Image Compression with a Conditional Generator"): r = 0 is trained for
+fidelity alone (L1 + MS-SSIM), larger r with a growing adversarial weight. The encoder
+writes its choice into the packet header; a decoder may override it; the packet is the same.
+
+Trained by ``semlink train restorer`` (:mod:`semlink.train.pixel_restorer`) on BSDS500
+references coded the way lite codes them (VVC rate control); never on Kodak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import nn
+
+from semlink.imaging import resize
+
+EDGE_CHANNELS = 1
+GRID = 4
+"""The network works on the H/GRID x W/GRID grid."""
+
+
+def segment_edges(labels: NDArray[np.integer], width: int, height: int) -> NDArray[np.float32]:
+    """Region boundaries of a label map (any resolution) on the ``width`` x ``height`` grid:
+    1 where a cell's label differs from its right or lower neighbour's."""
+    rows = np.minimum(np.arange(height) * labels.shape[0] // height, labels.shape[0] - 1)
+    cols = np.minimum(np.arange(width) * labels.shape[1] // width, labels.shape[1] - 1)
+    grid = np.asarray(labels)[rows][:, cols]
+    edges = np.zeros((height, width), np.float32)
+    edges[:, :-1] += grid[:, 1:] != grid[:, :-1]
+    edges[:-1, :] += grid[1:, :] != grid[:-1, :]
+    return np.minimum(edges, 1.0)
+
+
+class Block(nn.Module):
+    """conv -> FiLM(r) -> ReLU -> conv, added to its input."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x)
+        y = F.relu(y * (1 + scale[:, :, None, None]) + shift[:, :, None, None])
+        return x + self.conv2(y)
+
+
+class PixelRestorer(nn.Module):
+    def __init__(self, width: int = 48, blocks: int = 8, edges: bool = True) -> None:
+        super().__init__()
+        self.width, self.blocks = width, blocks
+        self.edge_channels = EDGE_CHANNELS if edges else 0
+        cells = 3 * GRID * GRID
+        self.head = nn.Conv2d(cells + self.edge_channels, width, 3, padding=1)
+        self.body = nn.ModuleList(Block(width) for _ in range(blocks))
+        # realism -> (scale, shift) per block and channel; starts at zero (no effect)
+        last = nn.Linear(64, 2 * width * blocks)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.film = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), last)
+        self.tail = nn.Conv2d(width, cells, 3, padding=1, bias=False)
+        nn.init.zeros_(self.tail.weight)  # starts as Lanczos
+
+    def forward(
+        self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``lanczos``: N x 3 x H x W in [0, 1] (H, W multiples of 4); ``realism``: N values
+        in [0, 1]; ``edges``: N x 1 x H/4 x W/4 segment boundaries (None: no segmentation
+        map) -> N x 3 x H x W restored, not clamped."""
+        parts = [F.pixel_unshuffle(lanczos, GRID)]
+        if self.edge_channels:
+            if edges is None:
+                edges = lanczos.new_zeros(lanczos.shape[0], self.edge_channels, *parts[0].shape[2:])
+            parts.append(edges)
+        x = F.relu(self.head(torch.cat(parts, dim=1)))
+        film = self.film(realism.reshape(-1, 1).to(x.dtype)).chunk(2 * self.blocks, dim=1)
+        for i, block in enumerate(self.body):
+            x = block(x, film[2 * i], film[2 * i + 1])
+        return lanczos + F.pixel_shuffle(self.tail(x), GRID)
+
+
+@torch.no_grad()
+def restore(
+    reference: NDArray[np.uint8],
+    width: int,
+    height: int,
+    network: PixelRestorer,
+    realism: float,
+    segmap: NDArray[np.integer] | None = None,
+) -> NDArray[np.uint8]:
+    """Full-size ``width`` x ``height`` image from a decoded small reference (and the
+    packet's segmentation map) at ``realism`` in [0, 1]."""
+    if not 0.0 <= realism <= 1.0 or math.isnan(realism):
+        raise ValueError(f"realism is {realism}; it must be between 0 and 1")
+    work_w, work_h = -(-width // GRID) * GRID, -(-height // GRID) * GRID
+    lanczos = resize(reference, width, height)
+    # Sizes off the grid: the edge rows/columns repeat into the padding, cropped off after.
+    padded = np.pad(lanczos, ((0, work_h - height), (0, work_w - width), (0, 0)), mode="edge")
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
+    edges = None
+    if segmap is not None and network.edge_channels:
+        grid = segment_edges(segmap, work_w // GRID, work_h // GRID)
+        edges = torch.from_numpy(grid)[None, None]
+    out = network(x, torch.tensor([realism]), edges)[0, :, :height, :width]
+    return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+SHIPPED = "pixel_restorer"
+"""Package data: ``data/pixel_restorer.safetensors`` (fp16) and ``data/pixel_restorer.json``
+(manifest: sha256, recipe, default realism, data, steps, wall time, held-out results)."""
+
+
+class ShippedRestorer(NamedTuple):
+    """The project-trained restorer and the realism chosen for it on held-out photos."""
+
+    network: PixelRestorer
+    realism: float
+
+
+def load_shipped() -> ShippedRestorer | None:
+    """The package's restorer, or None (Lanczos) when the package has none."""
+    from safetensors.torch import load
+
+    from semlink.models.weights import WeightsError, load_strict, say_once
+
+    data = resources.files("semlink").joinpath("data")
+    manifest_file = data.joinpath(f"{SHIPPED}.json")
+    if not manifest_file.is_file():
+        say_once(
+            f"lite: the package has no restorer (semlink/data/{SHIPPED}.json), so references "
+            "are upsampled with Lanczos (`semlink train restorer --ship "
+            "shared/semlink/data` writes it)"
+        )
+        return None
+    manifest = json.loads(manifest_file.read_text())
+    raw = data.joinpath(f"{SHIPPED}.safetensors").read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{SHIPPED}.safetensors"]:
+        raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
+    recipe = manifest["recipe"]
+    model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
+    load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
+    return ShippedRestorer(model.eval(), float(recipe.get("realism", 0.0)))
+
+
+@lru_cache(maxsize=1)
+def default_realism() -> float:
+    """The realism encoders write by default: the shipped manifest's, chosen on held-out
+    photos (0, fidelity, when the package has no restorer). Reads the manifest only, so an
+    edge encoder loads no network."""
+    manifest_file = resources.files("semlink").joinpath("data", f"{SHIPPED}.json")
+    if not manifest_file.is_file():
+        return 0.0
+    return float(json.loads(manifest_file.read_text())["recipe"].get("realism", 0.0))
+
+
+def shipped_restorer() -> ShippedRestorer | None:
+    """The restorer lite decodes with by default: the process's default models' (loaded
+    once, on first use), or None (Lanczos). ``decode`` without ``models=`` looks it up
+    here, so replacing this function switches the default path (scripts, tests); callers
+    that pass models in get theirs from :attr:`semlink.resolver.Models.restorer`."""
+    from semlink.profiles import LITE
+    from semlink.resolver import default_resolver
+
+    return default_resolver().models(LITE).restorer
+
+
+def upscale(
+    reference: NDArray[np.uint8],
+    width: int,
+    height: int,
+    segmap: NDArray[np.integer] | None = None,
+    restorer: ShippedRestorer | None = None,
+    realism: float | None = None,
+) -> NDArray[np.uint8]:
+    """The lite decoder's last stage: the learned ``restorer`` at ``realism`` (default: the
+    restorer's own default) when given, else Lanczos."""
+    if restorer is None:
+        return resize(reference, width, height)
+    network, default = restorer
+    return restore(
+        reference, width, height, network, default if realism is None else realism, segmap
+    )

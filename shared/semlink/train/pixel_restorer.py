@@ -1,0 +1,361 @@
+"""Recipe c: lite's restorer (:mod:`semlink.restore.pixel`), trained on VVC references.
+
+Data: BSDS500 train + test (400 photos; val's 100 are held out), each coded the way lite
+codes its reference, by the VVC rate control (:func:`fit_vvc`: the scales and QPs lite
+picks) at two budgets drawn from 0.015-0.055 bpp. Cached once (``cache.pt``): the
+original (cropped to a multiple of 4), the Lanczos upsampling of the decoded reference,
+and the first human segmentation's boundaries on the H/4 grid. Never Kodak.
+
+Loss, per crop with its realism r drawn from [0, 1] (a quarter of the crops at r = 0):
+(1 - r/2) x [L1 + 0.5 (1 - MS-SSIM)] against the original, plus r x ``adv_weight`` x a
+hinge GAN loss from a spectral-norm PatchGAN discriminator (trained in the same step, its
+loss on each fake weighted by that fake's r). At r = 0 the network is a plain fidelity
+(L1/MS-SSIM) restorer; towards r = 1 it trades fidelity for texture.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from PIL import Image
+
+from semlink.imaging import resize
+from semlink.restore.pixel import PixelRestorer, segment_edges
+from semlink.streams.reference.base import small_size
+from semlink.streams.reference.ratecontrol import fit_vvc
+from semlink.streams.reference.vvc import VVC
+from semlink.train.common import (
+    Adversary,
+    RunState,
+    bsds_photos,
+    discriminator,
+    load_checkpoint,
+    run,
+    save_checkpoint,
+    ship,
+)
+
+RECIPE = "recipe.json"
+"""The run directory's record of the recipe it was trained with (the manifest copies it)."""
+BPP_RANGE = (0.015, 0.055)
+OVERHEAD = 40
+"""Bytes of a lite packet besides the reference layer (header, framing, short text)."""
+
+
+@dataclass
+class PixelRestorerRecipe:
+    width: int = 48
+    blocks: int = 8
+    batch: int = 8
+    crop: int = 96
+    """Pixel crop side (a multiple of 4)."""
+    lr: float = 5e-4
+    edges: bool = True
+    edge_share: float = 0.5
+    """Share of crops that see the segmentation boundaries (the rest see zeros)."""
+    adv_weight: float = 0.08
+    disc_lr: float = 2e-4
+    adv_start: int = 0
+    """Steps of fidelity training before the discriminator joins (cheaper steps first)."""
+    fidelity_share: float = 0.25
+    """Share of crops trained at realism 0 exactly."""
+    seed: int = 0
+
+
+def coded_reference(image: NDArray[np.uint8], bpp: float) -> NDArray[np.uint8] | None:
+    """The decoded small reference lite would send at ``bpp`` (VVC rate control)."""
+    height, width = image.shape[:2]
+    budget = int(bpp * width * height / 8) - OVERHEAD
+    found = fit_vvc(image, budget)
+    if found is None:
+        return None
+    return VVC.decode(found.data, small_size(width, height, found.k))
+
+
+def _labels(bsds: Path, photo: Path) -> NDArray[np.integer]:
+    from scipy.io import loadmat
+
+    mat = bsds / "groundTruth" / photo.parent.name / f"{photo.stem}.mat"
+    labels: NDArray[np.integer] = loadmat(mat)["groundTruth"][0, 0]["Segmentation"][0, 0]
+    return labels
+
+
+Cache = dict[str, list[torch.Tensor]]
+
+
+def build_cache(
+    bsds: Path,
+    path: Path,
+    splits: tuple[str, ...] = ("train", "test"),
+    per_photo: int = 2,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Cache:
+    """Originals, Lanczos-upsampled VVC references (both uint8, H x W x 3) and segment
+    boundaries (uint8, H/4 x W/4), ``per_photo`` budgets per photo; cached at ``path``.
+    Resumes a partial cache (``path`` + ``.part``) left by an interrupted run."""
+    if path.exists():
+        cached: Cache = torch.load(path, weights_only=True)
+        return cached
+    part = path.with_suffix(".part")
+    cache: Cache = {"originals": [], "lanczos": [], "edges": [], "bpp": []}
+    done = 0
+    if part.exists():
+        saved = torch.load(part, weights_only=True)
+        cache, done = saved["cache"], int(saved["done"])
+    photos = bsds_photos(bsds, splits)[:limit]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i, photo in enumerate(photos):
+        if i < done:
+            continue
+        rng = random.Random(seed * 1_000_003 + i)
+        image = np.asarray(Image.open(photo).convert("RGB"))
+        height, width = (image.shape[0] // 4) * 4, (image.shape[1] // 4) * 4
+        image = np.ascontiguousarray(image[:height, :width])
+        edges = segment_edges(_labels(bsds, photo), width // 4, height // 4)
+        for _ in range(per_photo):
+            bpp = rng.uniform(*BPP_RANGE)
+            small = coded_reference(image, bpp)
+            if small is None:
+                continue
+            cache["originals"].append(torch.from_numpy(image.copy()))
+            cache["lanczos"].append(torch.from_numpy(resize(small, width, height).copy()))
+            cache["edges"].append(torch.from_numpy(edges.astype(np.uint8)))
+            cache["bpp"].append(torch.tensor(bpp))
+        if (i + 1) % 20 == 0:
+            torch.save({"cache": cache, "done": i + 1}, part)
+        if progress:
+            progress(i + 1, len(photos))
+    torch.save(cache, path)
+    part.unlink(missing_ok=True)
+    return cache
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def make_batch(
+    cache: Cache, size: int, crop: int, rng: random.Random, edge_share: float, fidelity: float
+) -> Batch:
+    """(Lanczos crops, original crops, edges at H/4, realism per crop) of ``size`` random
+    crops, randomly flipped; ``edge_share`` see their edges, the rest zeros."""
+    xs, ys, es, rs = [], [], [], []
+    for _ in range(size):
+        i = rng.randrange(len(cache["originals"]))
+        original, lanczos, edges = cache["originals"][i], cache["lanczos"][i], cache["edges"][i]
+        h, w = original.shape[:2]
+        top, left = 4 * rng.randrange((h - crop) // 4 + 1), 4 * rng.randrange((w - crop) // 4 + 1)
+        x = lanczos[top : top + crop, left : left + crop].permute(2, 0, 1).float() / 255.0
+        y = original[top : top + crop, left : left + crop].permute(2, 0, 1).float() / 255.0
+        e = torch.zeros(1, crop // 4, crop // 4)
+        if rng.random() < edge_share:
+            e[0] = edges[top // 4 : (top + crop) // 4, left // 4 : (left + crop) // 4].float()
+        if rng.random() < 0.5:
+            x, y, e = x.flip(-1), y.flip(-1), e.flip(-1)
+        xs.append(x)
+        ys.append(y)
+        es.append(e)
+        rs.append(0.0 if rng.random() < fidelity else rng.random())
+    return torch.stack(xs), torch.stack(ys), torch.stack(es), torch.tensor(rs)
+
+
+def fidelity_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per crop: L1 + 0.5 (1 - MS-SSIM) (3 scales, 3x3 windows: fits 64-pixel crops)."""
+    from pytorch_msssim import ms_ssim
+
+    ms = ms_ssim(
+        image, target, data_range=1.0, win_size=3, weights=[0.3, 0.4, 0.3], size_average=False
+    )
+    l1: torch.Tensor = (image - target).abs().mean(dim=(1, 2, 3))
+    return l1 + 0.5 * (1 - ms)
+
+
+def training_step(
+    model: PixelRestorer,
+    optimizer: torch.optim.Optimizer,
+    lanczos: torch.Tensor,
+    original: torch.Tensor,
+    edges: torch.Tensor,
+    realism: torch.Tensor,
+    adversary: Adversary | None = None,
+) -> float:
+    """One generator step (then, with ``adversary``, one discriminator step); the mean
+    fidelity loss at this batch."""
+    model.train()
+    optimizer.zero_grad()
+    image = model(lanczos, realism, edges)
+    fid = fidelity_loss(image, original)
+    loss = ((1 - realism / 2) * fid).mean()
+    if adversary is not None:
+        for p in adversary.net.parameters():
+            p.requires_grad_(False)
+        scores = adversary.net(image * 2 - 1).mean(dim=(1, 2, 3))
+        loss = loss - adversary.weight * (realism * scores).mean()
+    loss.backward()
+    optimizer.step()
+    if adversary is not None and float(realism.sum()) > 0:
+        discriminator_step(adversary, original, image.detach(), realism)
+    return float(fid.mean().detach())
+
+
+def discriminator_step(
+    adversary: Adversary, real: torch.Tensor, fake: torch.Tensor, realism: torch.Tensor
+) -> float:
+    """Hinge loss; each fake weighted by its realism (fakes at r = 0 are not its business)."""
+    net = adversary.net
+    for p in net.parameters():
+        p.requires_grad_(True)
+    adversary.optimizer.zero_grad()
+    real_loss = F.relu(1 - net(real * 2 - 1)).mean()
+    fake_scores = F.relu(1 + net(fake * 2 - 1)).mean(dim=(1, 2, 3))
+    loss = real_loss + (realism * fake_scores).sum() / realism.sum()
+    loss.backward()
+    adversary.optimizer.step()
+    return float(loss.detach())
+
+
+def train(
+    bsds: Path,
+    out: Path,
+    *,
+    steps: int,
+    minutes: float | None = None,
+    recipe: PixelRestorerRecipe | None = None,
+    limit: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> RunState:
+    """Train, resuming from ``out/checkpoint.pt`` when present; writes a loss curve."""
+    recipe = recipe or PixelRestorerRecipe()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RECIPE).write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    cache = build_cache(
+        bsds,
+        out / "cache.pt",
+        seed=recipe.seed,
+        limit=limit,
+        progress=None if progress is None else lambda i, n: progress("caching BSDS500", i, n),
+    )
+    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    state = load_checkpoint(out, model, optimizer)
+    adversary = None
+    if recipe.adv_weight > 0:
+        net = discriminator()
+        disc_optimizer = torch.optim.Adam(net.parameters(), lr=recipe.disc_lr, betas=(0.5, 0.999))
+        load_checkpoint(out / "discriminator", net, disc_optimizer)
+        adversary = Adversary(net, disc_optimizer, recipe.adv_weight)
+    rng.seed(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
+
+    def step() -> float | None:
+        batch = make_batch(
+            cache, recipe.batch, recipe.crop, rng, recipe.edge_share, recipe.fidelity_share
+        )
+        active = adversary if state.step >= recipe.adv_start else None
+        loss = training_step(model, optimizer, *batch, active)
+        if active is not None and (state.step + 1) % 50 == 0:
+            save_checkpoint(out / "discriminator", active.net, active.optimizer, state)
+        return loss
+
+    state = run(
+        step,
+        state,
+        steps=steps,
+        minutes=minutes,
+        out=out,
+        model=model,
+        optimizer=optimizer,
+        title="lite restorer: fidelity loss (L1 + 0.5 (1 - MS-SSIM))",
+        progress=progress,
+    )
+    if adversary is not None:
+        save_checkpoint(out / "discriminator", adversary.net, adversary.optimizer, state)
+    return state
+
+
+REALISMS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def evaluate(
+    model: PixelRestorer, bsds: Path, limit: int = 20, bpp: float = 0.03
+) -> dict[str, dict[str, float]]:
+    """Mean PSNR / MS-SSIM / HaarPSI / NIQE on held-out BSDS500 val photos at ``bpp``:
+    Lanczos, and the restorer at every realism in :data:`REALISMS`."""
+    from semlink.quality.metrics import all_metrics
+    from semlink.restore.pixel import restore
+
+    totals: dict[str, dict[str, list[float]]] = {}
+    model.eval()
+    for photo in bsds_photos(bsds, ("val",))[:limit]:
+        image = np.asarray(Image.open(photo).convert("RGB"))
+        small = coded_reference(image, bpp)
+        if small is None:
+            continue
+        height, width = image.shape[:2]
+        outputs = {"lanczos": resize(small, width, height)}
+        for r in REALISMS:
+            outputs[f"realism {r}"] = restore(small, width, height, model, r)
+        for name, decoded in outputs.items():
+            for metric, value in all_metrics(image, decoded).items():
+                if metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
+                    totals.setdefault(name, {}).setdefault(metric, []).append(value)
+    return {
+        name: {k: round(float(np.mean(v)), 4) for k, v in metrics.items()}
+        for name, metrics in totals.items()
+    }
+
+
+def choose_realism(results: dict[str, dict[str, float]], max_psnr_loss: float = 0.2) -> float:
+    """The default realism: the most realistic (lowest NIQE) setting within ``max_psnr_loss``
+    dB of Lanczos and no worse than Lanczos in MS-SSIM and HaarPSI (held-out BSDS500)."""
+    base = results["lanczos"]
+    fit = [
+        r
+        for r in REALISMS
+        if results[f"realism {r}"]["psnr"] >= base["psnr"] - max_psnr_loss
+        and results[f"realism {r}"]["ms_ssim"] >= base["ms_ssim"]
+        and results[f"realism {r}"]["haarpsi"] >= base["haarpsi"]
+    ]
+    if not fit:
+        return 0.0
+    return min(fit, key=lambda r: results[f"realism {r}"]["niqe"])
+
+
+def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
+    """Evaluate the run in ``out`` on held-out photos, choose the default realism, and
+    write fp16 weights + manifest into ``dest``."""
+    recipe = PixelRestorerRecipe()
+    if (out / RECIPE).exists():
+        recipe = PixelRestorerRecipe(**json.loads((out / RECIPE).read_text()))
+    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
+    optimizer = torch.optim.Adam(model.parameters())
+    state = load_checkpoint(out, model, optimizer)
+    results = evaluate(model, bsds)
+    realism = choose_realism(results)
+    samples = len(torch.load(out / "cache.pt", weights_only=True)["bpp"])
+    return ship(
+        dest,
+        "pixel_restorer",
+        model,
+        state,
+        {
+            **asdict(recipe),
+            "realism": realism,
+            "recipe": "restorer",
+            "data": f"BSDS500 train+test ({samples} VVC references of 400 photos at budgets "
+            "drawn from 0.015-0.055 bpp) with their first human segmentation; default "
+            "realism chosen on 20 val photos",
+            "note": note,
+        },
+        {"bsds500_val_20_at_0.03bpp": results},
+    )

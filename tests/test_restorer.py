@@ -1,0 +1,276 @@
+"""lite's restorer (semlink.restore.pixel): the network's properties on tiny random
+configurations, the realism control end to end (header, API, CLI, gRPC) and, with the
+shipped weights, no periodic pattern of its own over smooth areas."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from semlink import decode, encode
+from semlink.imaging import resize
+from semlink.packet import Packet, PacketFormatError, parse, serialize
+from semlink.quality.artifacts import luma, periodic_energy, smoothest_block
+from semlink.restore import pixel
+from semlink.restore.pixel import PixelRestorer, restore
+from semlink.serving.client import channel, png_bytes, wait_until_serving
+from semlink.train.pixel_restorer import Adversary, discriminator, make_batch, training_step
+from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc, packet_pb2
+from services.decoder import server as decoder_server
+from services.encoder import server as encoder_server
+
+from .servers import ServiceThread, config
+
+BSDS_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "bsds500"
+
+
+def tiny(seed: int = 0) -> PixelRestorer:
+    torch.manual_seed(seed)
+    return PixelRestorer(width=8, blocks=2)
+
+
+def small_photo() -> np.ndarray:
+    return np.ascontiguousarray(skimage.data.chelsea()[:240:3, :320:3])  # 80 x 107
+
+
+def test_an_untrained_restorer_is_exactly_lanczos() -> None:
+    """The last layer starts at zero: training begins at the Lanczos picture."""
+    small = small_photo()
+    for realism in (0.0, 0.6, 1.0):
+        out = restore(small, 322, 241, tiny(), realism)  # not a multiple of the grid
+        assert np.array_equal(out, resize(small, 322, 241))
+
+
+def test_realism_acts_only_through_its_film_layers() -> None:
+    net = tiny()
+    with torch.no_grad():
+        for p in net.tail.parameters():
+            p.normal_(0, 0.05)
+    small = small_photo()
+    # FiLM starts at zero: realism changes nothing yet
+    assert np.array_equal(restore(small, 320, 240, net, 0.0), restore(small, 320, 240, net, 1.0))
+    with torch.no_grad():
+        for p in net.film.parameters():
+            p.normal_(0, 0.5)
+    assert not np.array_equal(
+        restore(small, 320, 240, net, 0.0), restore(small, 320, 240, net, 1.0)
+    )
+
+
+def _cache() -> dict[str, list[torch.Tensor]]:
+    """One photo whose "reference" lost a fifth of its contrast: a residual a tiny network
+    learns in a few steps."""
+    photo = np.ascontiguousarray(skimage.data.astronaut()[:256, :256])
+    coarse = np.round(photo * 0.8).astype(np.uint8)
+    return {
+        "originals": [torch.from_numpy(photo.copy())],
+        "lanczos": [torch.from_numpy(coarse.copy())],
+        "edges": [torch.zeros(64, 64, dtype=torch.uint8)],
+    }
+
+
+def test_fidelity_steps_lower_the_fidelity_loss() -> None:
+    net = tiny()
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    batch = make_batch(_cache(), 4, 64, random.Random(0), 0.0, 1.0)
+    losses = [training_step(net, optimizer, *batch) for _ in range(25)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_at_realism_zero_the_adversary_does_not_touch_the_generator() -> None:
+    """The generator's adversarial term is weighted by each crop's realism: at r = 0 its
+    gradients are the fidelity loss's alone, whatever the discriminator says."""
+    batch = make_batch(_cache(), 3, 64, random.Random(1), 0.0, 1.0)
+    assert float(batch[3].abs().sum()) == 0.0
+
+    def grads(adversary: Adversary | None) -> list[torch.Tensor]:
+        net = tiny()
+        with torch.no_grad():
+            for p in net.tail.parameters():
+                p.normal_(0, 0.05)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
+        training_step(net, optimizer, *batch, adversary)
+        return [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    torch.manual_seed(3)
+    d = discriminator(8)
+    adversary = Adversary(d, torch.optim.Adam(d.parameters()), weight=10.0)
+    for with_adv, without in zip(grads(adversary), grads(None), strict=True):
+        assert torch.allclose(with_adv, without, atol=1e-7)
+    realistic = (batch[0], batch[1], batch[2], torch.ones(3))
+    net = tiny()
+    with torch.no_grad():
+        for p in net.tail.parameters():
+            p.normal_(0, 0.05)
+    before = [p.detach().clone() for p in d.parameters()]
+    training_step(net, torch.optim.SGD(net.parameters(), lr=0.0), *realistic, adversary)
+    assert any(not torch.equal(a, b) for a, b in zip(before, d.parameters(), strict=True))
+
+
+def test_a_planted_dot_pattern_is_measured() -> None:
+    """periodic_energy sees a 4-pixel pattern of 2 levels over a smooth gradient."""
+    yy, xx = np.mgrid[:128, :128]
+    smooth = 100 + 0.2 * yy + 0.1 * xx
+    dots = smooth + 2.0 * ((yy % 4 == 0) & (xx % 4 == 0))
+    assert periodic_energy(dots, 4) > 20 * periodic_energy(smooth, 4)
+    assert periodic_energy(dots, 8) >= periodic_energy(dots, 4)
+    with pytest.raises(ValueError):
+        periodic_energy(smooth[:, :126], 4)
+
+
+# -- the realism control, end to end ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def packet() -> bytes:
+    return encode(small_photo(), target_bpp=0.3, realism=0.3).data
+
+
+def test_the_header_carries_the_encoders_realism_and_a_decoder_may_override_it(
+    packet: bytes,
+) -> None:
+    if pixel.shipped_restorer() is None:
+        pytest.skip("the package has no restorer")
+    parsed = parse(packet)
+    assert parsed.realism == 30
+    again = encode(small_photo(), target_bpp=0.3, realism=0.9).packet
+    assert again.realism == 90
+    assert [x.payload for x in again.layers] == [x.payload for x in parsed.layers]
+    as_sent = decode(packet)
+    fidelity = decode(packet, realism=0.0)
+    texture = decode(packet, realism=1.0)
+    assert (as_sent.realism, fidelity.realism, texture.realism) == (0.3, 0.0, 1.0)
+    assert not np.array_equal(fidelity.image, texture.image)
+    assert np.array_equal(decode(packet, realism=0.3).image, as_sent.image)
+    default = encode(small_photo(), target_bpp=0.3).packet
+    assert default.realism == round(100 * pixel.default_realism())
+    assert decode(packet, restorer=False).realism is None  # Lanczos: no restorer ran
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, math.inf])
+def test_a_realism_outside_0_to_1_is_refused(bad: float, packet: bytes) -> None:
+    with pytest.raises(ValueError, match="realism"):
+        encode(small_photo(), target_bpp=0.3, realism=bad)
+    with pytest.raises(ValueError, match="realism"):
+        decode(packet, realism=bad)
+
+
+def test_a_header_realism_past_100_is_refused(packet: bytes) -> None:
+    parsed = parse(packet)
+    with pytest.raises(PacketFormatError, match="realism"):
+        serialize(Packet(parsed.width, parsed.height, realism=101))
+    message = packet_pb2.Packet()
+    message.ParseFromString(packet)
+    message.realism = 250
+    with pytest.raises(PacketFormatError, match="realism"):
+        parse(message.SerializeToString(deterministic=True))
+
+
+def test_the_cli_reads_and_overrides_realism(tmp_path: Path) -> None:
+    from services.cli import app
+
+    image = tmp_path / "in.png"
+    Image.fromarray(small_photo()).save(image)
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["encode", str(image), "-o", str(tmp_path / "p.slk"), "--bpp", "0.3", "--realism", "0.4"],
+    )
+    assert result.exit_code == 0, result.output
+    info = runner.invoke(app, ["info", str(tmp_path / "p.slk")])
+    assert "realism 0.40" in info.output
+    out = runner.invoke(
+        app, ["decode", str(tmp_path / "p.slk"), "-o", str(tmp_path / "o.png"), "--realism", "0"]
+    )
+    assert out.exit_code == 0, out.output
+    if pixel.shipped_restorer() is not None:
+        assert "realism 0.00" in out.output
+    refused = runner.invoke(
+        app, ["decode", str(tmp_path / "p.slk"), "-o", str(tmp_path / "x.png"), "--realism", "2"]
+    )
+    assert refused.exit_code == 2 and "realism" in refused.output
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[tuple[grpc.Channel, grpc.Channel]]:
+    encoder, decoder = encoder_server.EncoderService(), decoder_server.DecoderService()
+    enc = ServiceThread("encoder", config(), encoder.add_servicers, encoder.load).start()
+    dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
+    channels = channel(enc.address), channel(dec.address)
+    for c in channels:
+        wait_until_serving(c)
+    yield channels
+    enc.stop()
+    dec.stop()
+
+
+def test_grpc_encode_and_decode_take_a_realism(services: tuple[grpc.Channel, grpc.Channel]) -> None:
+    encoder = encoder_pb2_grpc.EncoderServiceStub(services[0])
+    decoder = decoder_pb2_grpc.DecoderServiceStub(services[1])
+    image = png_bytes(small_photo())
+    sent = encoder.Encode(encoder_pb2.EncodeRequest(image=image, target_bpp=0.3, realism=0.2))
+    assert parse(sent.packet).realism == 20
+    for bad in (1.5, math.nan):
+        with pytest.raises(grpc.RpcError) as refused:
+            encoder.Encode(encoder_pb2.EncodeRequest(image=image, target_bpp=0.3, realism=bad))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "realism" in (refused.value.details() or "")
+        with pytest.raises(grpc.RpcError) as refused:
+            decoder.Decode(
+                decoder_pb2.DecodeRequest(
+                    packet=sent.packet, options=decoder_pb2.DecodeOptions(realism=bad)
+                )
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fidelity = decoder.Decode(
+        decoder_pb2.DecodeRequest(packet=sent.packet, options=decoder_pb2.DecodeOptions(realism=0))
+    )
+    as_sent = decoder.Decode(decoder_pb2.DecodeRequest(packet=sent.packet))
+    assert fidelity.stats.width == as_sent.stats.width == small_photo().shape[1]
+    if pixel.shipped_restorer() is not None:
+        assert fidelity.image != as_sent.image  # realism 0 (set, though it is proto3's zero)
+
+
+# -- no artifacts of its own ----------------------------------------------------------------
+
+
+def _photos() -> list[tuple[str, np.ndarray]]:
+    """A few BSDS500 val photos (held out from training) when ../shared has them, and
+    skimage's photos always."""
+    photos = [
+        (path.stem, np.asarray(Image.open(path).convert("RGB")))
+        for path in sorted((BSDS_VAL / "images" / "val").glob("*.jpg"))[:3]
+    ]
+    for name in ("chelsea", "coffee"):
+        photos.append((name, getattr(skimage.data, name)()))
+    return photos
+
+
+@pytest.mark.parametrize("realism", ["default", 0.0, 1.0])
+def test_the_restorer_prints_no_periodic_pattern_on_smooth_areas(realism: str | float) -> None:
+    """Energy at the 4- and 8-pixel periods in each photo's smoothest 64x64 luma block,
+    decoded at 0.03 bpp, stays within 1.5x of the original's (summed over the photos; the
+    original's is the floor a natural picture has there)."""
+    if pixel.shipped_restorer() is None:
+        pytest.skip("the package has no restorer")
+    totals = {4: [0.0, 0.0], 8: [0.0, 0.0]}
+    for _, photo in _photos():
+        packet = encode(photo, target_bpp=0.03).data
+        decoded = decode(packet, realism=None if realism == "default" else float(realism)).image
+        top, left = smoothest_block(photo, 64)
+        for period in totals:
+            for i, image in enumerate((photo, decoded)):
+                block = luma(image)[top : top + 64, left : left + 64]
+                totals[period][i] += periodic_energy(block, period)
+    for period, (original, restored) in totals.items():
+        assert restored <= 1.5 * original, (period, original, restored)
