@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         description="lite decodes with the shipped learned restorer (about 4 s per 768x512 "
         "image on 2 CPU cores); false: Lanczos (milliseconds).",
     )
+    sedic_max_steps: int | None = Field(
+        None,
+        gt=1,
+        description="Most diffusion steps DynDiff may choose for a sedic decode (unset: its "
+        "range, 10 to 50). Its range shrinks to [max(2, N/5), N]: a CPU decoder of the real "
+        "models (seconds per step) or a test keeps DynDiff's choice but bounds its cost.",
+    )
     tiny_models: bool = Field(False, description="Use tiny random models (tests and CPU demos).")
     max_decode_pixels: int = Field(
         DEFAULT_MAX_DECODE_PIXELS,

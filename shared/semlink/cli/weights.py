@@ -1,4 +1,4 @@
-"""The ``weights`` group: ``fetch``, ``verify``, ``list`` and ``export-onnx``."""
+"""The ``weights`` group: ``fetch``, ``verify``, ``synth``, ``list`` and ``export-onnx``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,36 @@ def weights_verify_cmd(
     except WeightsError as exc:
         raise _fail(str(exc)) from exc
     console.print(f"{dest}: {len(table)} files match the manifest")
+
+
+@weights_app.command("synth")
+def weights_synth_cmd(
+    dest: Annotated[
+        Path | None,
+        typer.Option(help="Root to fill (default $SEMLINK_SYNTH_DIR or ~/.cache/semlink/synth)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random values.")] = 0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Components to write (sedic, sam, grounding, blip, codecs)."),
+    ] = None,
+) -> None:
+    """Write real-size models with random values in their publishers' layouts, with manifests.
+
+    SD 1.5 + tile ControlNet (diffusers), SAM ViT-B (.pth), Grounding DINO tiny and BLIP base
+    (transformers) and compressai codecs, from the published configs in the package: the
+    sedic profile at its real size without downloads (pictures are noise). ~7.4 GB.
+    """
+    from semlink.models.synth import COMPONENTS, default_cache, synthesize
+
+    root = dest or default_cache()
+    try:
+        paths = synthesize(root, seed, tuple(only or COMPONENTS), log=console.print)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    console.print("use them with:")
+    for name, value in paths.environment().items():
+        console.print(f"  export {name}={value}")
 
 
 @weights_app.command("list")

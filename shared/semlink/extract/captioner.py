@@ -20,6 +20,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -256,13 +257,29 @@ class TransformersCaptioner:
     def from_pretrained(cls, source: str) -> TransformersCaptioner:
         """A local directory (sha256 manifest checked when present) or a hub id."""
 
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-        from semlink.models.weights import verify_if_local
+        from semlink.models.weights import (
+            check_loading_info,
+            load_error,
+            shape_mismatches,
+            verify_if_local,
+        )
 
         verify_if_local(source)
-        model = AutoModelForImageTextToText.from_pretrained(source).eval()
-        return cls(model, AutoProcessor.from_pretrained(source))
+        try:
+            model, info = AutoModelForImageTextToText.from_pretrained(
+                source, output_loading_info=True
+            )
+            processor = AutoProcessor.from_pretrained(source)
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+            wrong = shape_mismatches(
+                lambda: AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(source)),
+                Path(source),
+            )
+            raise load_error(f"captioner {source}", exc, wrong) from exc
+        check_loading_info(f"captioner {source}", info)
+        return cls(model.eval(), processor)
 
     @classmethod
     def tiny(cls, seed: int = 0) -> TransformersCaptioner:

@@ -57,13 +57,35 @@ class GroundingDinoGrounder:
         cls, source: str | Path, box_threshold: float = BOX_THRESHOLD
     ) -> GroundingDinoGrounder:
         """A local directory (sha256 manifest checked when present) or a hub id."""
-        from transformers import AutoProcessor, GroundingDinoForObjectDetection
+        from transformers import (
+            AutoProcessor,
+            GroundingDinoConfig,
+            GroundingDinoForObjectDetection,
+        )
 
-        from semlink.models.weights import verify_if_local
+        from semlink.models.weights import (
+            check_loading_info,
+            load_error,
+            shape_mismatches,
+            verify_if_local,
+        )
 
         verify_if_local(source)
-        model = GroundingDinoForObjectDetection.from_pretrained(str(source))
-        return cls(model, AutoProcessor.from_pretrained(str(source)), box_threshold)
+        try:
+            model, info = GroundingDinoForObjectDetection.from_pretrained(
+                str(source), output_loading_info=True
+            )
+            processor = AutoProcessor.from_pretrained(str(source))
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+            wrong = shape_mismatches(
+                lambda: GroundingDinoForObjectDetection(
+                    GroundingDinoConfig.from_pretrained(str(source))
+                ),
+                Path(source),
+            )
+            raise load_error(f"grounder {source}", exc, wrong) from exc
+        check_loading_info(f"grounder {source}", info)
+        return cls(model, processor, box_threshold)
 
     @classmethod
     def tiny(cls, seed: int = 0, box_threshold: float = BOX_THRESHOLD) -> GroundingDinoGrounder:

@@ -25,7 +25,13 @@ from segment_anything.modeling import (
 )
 
 from semlink.models.catalog import SAM_VARIANT, SamVariant
-from semlink.models.weights import load_state_dict, load_strict
+from semlink.models.weights import (
+    WeightsError,
+    load_error,
+    load_state_dict,
+    load_strict,
+    verify_if_local,
+)
 
 Box = tuple[float, float, float, float]
 """x0, y0, x1, y1 in pixels of the original image."""
@@ -81,11 +87,20 @@ class SamSegmenter:
 
     @classmethod
     def from_checkpoint(cls, path: Path, variant: str = SAM_VARIANT) -> SamSegmenter:
-        """An official SAM checkpoint (state dict), loaded without pickles and with strict keys."""
+        """An official SAM checkpoint (state dict), loaded without pickles and with strict keys
+        and shapes; a ``manifest.json`` beside it (``semlink weights synth`` writes one) is
+        checked first."""
         if variant not in BUILDERS:
             raise ValueError(f"unknown SAM variant {variant!r}; known: {', '.join(BUILDERS)}")
+        if not path.is_file():
+            raise WeightsError(f"SAM checkpoint {path} not found (SEMLINK_SAM_CHECKPOINT)")
+        verify_if_local(path.parent)
         sam = BUILDERS[variant]()
-        load_strict(sam, load_state_dict(path), what=f"SAM {variant}")
+        try:
+            state = load_state_dict(path)
+        except (RuntimeError, OSError, EOFError) as exc:
+            raise load_error(f"SAM {variant} checkpoint {path}", exc) from exc
+        load_strict(sam, state, what=f"SAM {variant} ({path})")
         return cls(sam)
 
     @torch.no_grad()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from semlink.models.weights import verify_manifest
+from semlink.models.weights import WeightsError, check_loading_info, load_error, verify_manifest
 
 TINY_WORDS = [
     "a",
@@ -161,16 +162,69 @@ class DiffusionComponents:
     def from_pretrained(
         cls, directory: Path, dtype: torch.dtype = torch.float32
     ) -> DiffusionComponents:
-        """Real weights from a local diffusers-layout directory, verified against its manifest."""
+        """Real weights from a local diffusers-layout directory, verified against its manifest.
+
+        Every parameter must come from the files with the shape its ``config.json`` says:
+        a missing, unexpected or wrongly shaped tensor raises ``WeightsError`` naming the
+        component (diffusers and transformers would only warn and leave it random)."""
         verify_manifest(directory)
-        common = {"local_files_only": True, "use_safetensors": True, "torch_dtype": dtype}
-        return cls(
-            unet=UNet2DConditionModel.from_pretrained(directory / "unet", **common),
-            controlnet=ControlNetModel.from_pretrained(directory / "controlnet", **common),
-            vae=AutoencoderKL.from_pretrained(directory / "vae", **common),
-            text_encoder=CLIPTextModel.from_pretrained(
-                directory / "text_encoder", local_files_only=True, use_safetensors=True, dtype=dtype
-            ),
-            tokenizer=CLIPTokenizer.from_pretrained(directory / "tokenizer", local_files_only=True),
-            scheduler=DDIMScheduler.from_pretrained(directory / "scheduler", local_files_only=True),
+        common = {"local_files_only": True, "use_safetensors": True}
+
+        def model(kind: Any, name: str, **kwargs: object) -> Any:
+            where = f"{directory / name} ({kind.__name__})"
+            if not (directory / name).is_dir():
+                raise WeightsError(f"{where}: directory missing (diffusers layout expected)")
+            try:
+                loaded, info = kind.from_pretrained(
+                    directory / name, output_loading_info=True, **common, **kwargs
+                )
+            except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+                raise load_error(where, exc) from exc
+            check_loading_info(where, info)
+            return loaded
+
+        def plain(kind: Any, name: str) -> Any:
+            try:
+                return kind.from_pretrained(directory / name, local_files_only=True)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                raise load_error(f"{directory / name} ({kind.__name__})", exc) from exc
+
+        components = cls(
+            unet=model(UNet2DConditionModel, "unet", torch_dtype=dtype),
+            controlnet=model(ControlNetModel, "controlnet", torch_dtype=dtype),
+            vae=model(AutoencoderKL, "vae", torch_dtype=dtype),
+            text_encoder=model(CLIPTextModel, "text_encoder", dtype=dtype),
+            tokenizer=plain(CLIPTokenizer, "tokenizer"),
+            scheduler=plain(DDIMScheduler, "scheduler"),
         )
+        components.check()
+        return components
+
+    def check(self) -> None:
+        """The parts must fit each other (a ControlNet or text encoder for another base model
+        loads without complaint and fails at the first step)."""
+        unet, control, text = self.unet.config, self.controlnet.config, self.text_encoder.config
+        problems = []
+        if control.cross_attention_dim != unet.cross_attention_dim:
+            problems.append(
+                f"controlnet cross_attention_dim {control.cross_attention_dim} != unet's "
+                f"{unet.cross_attention_dim}"
+            )
+        if tuple(control.block_out_channels) != tuple(unet.block_out_channels):
+            problems.append("controlnet block_out_channels differ from the unet's")
+        if text.hidden_size != unet.cross_attention_dim:
+            problems.append(
+                f"text_encoder hidden_size {text.hidden_size} != unet cross_attention_dim "
+                f"{unet.cross_attention_dim}"
+            )
+        if self.vae.config.latent_channels != unet.in_channels:
+            problems.append(
+                f"vae latent_channels {self.vae.config.latent_channels} != unet in_channels "
+                f"{unet.in_channels}"
+            )
+        if len(self.tokenizer) > text.vocab_size:
+            problems.append(
+                f"tokenizer has {len(self.tokenizer)} tokens, the text encoder {text.vocab_size}"
+            )
+        if problems:
+            raise WeightsError("diffusion components do not fit together: " + "; ".join(problems))

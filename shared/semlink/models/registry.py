@@ -36,6 +36,8 @@ class DecoderModels:
     name: str
     components: DiffusionComponents
     digest: str
+    max_steps: int | None = None
+    """Cap on DynDiff's step count (``SEMLINK_SEDIC_MAX_STEPS``); None: its full range."""
 
 
 def tiny_decoder_models(seed: int = 0) -> DecoderModels:
@@ -73,10 +75,13 @@ def real_decoder_models(directory: Path) -> DecoderModels:
 def decoder_models(settings: Settings) -> DecoderModels:
     """The diffusion decoder models ``settings`` select (loads them: decoder side only)."""
     if settings.tiny_models:
-        return tiny_decoder_models(0)
-    if settings.sedic_weights is not None:
-        return real_decoder_models(settings.sedic_weights)
-    raise _no_weights()
+        models = tiny_decoder_models(0)
+    elif settings.sedic_weights is not None:
+        models = real_decoder_models(settings.sedic_weights)
+    else:
+        raise _no_weights()
+    models.max_steps = settings.sedic_max_steps
+    return models
 
 
 def weights_digest(settings: Settings) -> str:

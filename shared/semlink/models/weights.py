@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -64,9 +66,11 @@ def verify_manifest(directory: Path) -> dict[str, str]:
             f"{manifest} not found: weights need a manifest of sha256 sums "
             f"(`semlink weights fetch` writes one)"
         )
-    table: dict[str, str] = json.loads(manifest.read_text())["files"]
+    table = _manifest_table(manifest)
     for name, expected in table.items():
         path = directory / name
+        if not path.resolve().is_relative_to(directory.resolve()):
+            raise WeightsError(f"{manifest}: entry {name!r} points outside {directory}")
         if not path.exists():
             raise WeightsError(
                 f"{path} is listed in the manifest but missing; fetch the weights again"
@@ -78,6 +82,91 @@ def verify_manifest(directory: Path) -> dict[str, str]:
                 f"or is incomplete; fetch it again"
             )
     return table
+
+
+def _manifest_table(manifest: Path) -> dict[str, str]:
+    """The ``files`` table of a manifest; ``WeightsError`` naming what is wrong with it."""
+    shape = '{"files": {"<relative path>": "<sha256 hex>", ...}}'
+    try:
+        parsed = json.loads(manifest.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(
+            f"{manifest} is not valid JSON ({exc}); a manifest is {shape}: write it again "
+            f"(`semlink weights fetch` or `semlink weights synth`)"
+        ) from exc
+    table = parsed.get("files") if isinstance(parsed, dict) else None
+    if not isinstance(table, dict) or not table:
+        raise WeightsError(f"{manifest} lists no files; a manifest is {shape}")
+    for name, digest in table.items():
+        if not (isinstance(digest, str) and len(digest) == 64 and _is_hex(digest)):
+            raise WeightsError(
+                f"{manifest}: the entry for {name!r} is {digest!r}, not a sha256 hex digest"
+            )
+    return table
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+def check_loading_info(what: str, info: dict[str, Any]) -> None:
+    """Refuse a ``from_pretrained(..., output_loading_info=True)`` load (diffusers or
+    transformers) that left parameters at random, ignored some or resized some: the
+    libraries only warn about those, and the model would decode garbage."""
+    missing = sorted(info.get("missing_keys") or [])
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    mismatched = [
+        item
+        if isinstance(item, str)
+        else f"{item[0]}: file {tuple(item[1])}, model {tuple(item[2])}"
+        for item in info.get("mismatched_keys") or []
+    ]
+    errors = [str(e) for e in info.get("error_msgs") or []]
+    if missing or unexpected or mismatched or errors:
+        raise KeyMismatchError(
+            f"{what}: the weights do not fit the architecture its config.json describes; "
+            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, unexpected "
+            f"{unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}, wrong shape "
+            f"{mismatched[:3]}{' ...' if len(mismatched) > 3 else ''}"
+            f"{', ' + errors[0][:300] if errors else ''} (wrong config or renamed keys)"
+        )
+
+
+def load_error(what: str, exc: Exception, wrong_shapes: list[str] | None = None) -> WeightsError:
+    """A library's failure to build or fill a model from a directory, said plainly
+    (``wrong_shapes``: :func:`shape_mismatches`, when the library's message lacks them)."""
+    first = str(exc).strip().splitlines()
+    detail = " ".join(line.strip() for line in first[:4])[:600]
+    shapes = f"; wrong shape: {wrong_shapes[:3]}" if wrong_shapes else ""
+    return WeightsError(
+        f"{what}: cannot load ({type(exc).__name__}: {detail}){shapes}; the files do not fit "
+        f"the architecture its config describes (wrong shape, wrong config or a damaged file)"
+    )
+
+
+def shape_mismatches(build: Callable[[], nn.Module], directory: Path) -> list[str]:
+    """Tensors of ``directory``'s safetensors files whose shapes differ from the model
+    ``build`` makes (built on the meta device: no memory, no time); [] when none do or the
+    model cannot be built."""
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            own = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except Exception:  # the diagnosis must never hide the error it explains
+        return []
+    wrong = []
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                shape = tuple(f.get_slice(key).get_shape())
+                if key in own and own[key] != shape:
+                    wrong.append(f"{key}: file {shape}, model {own[key]}")
+    return wrong
 
 
 def architecture_digest(recipe: str, *modules: nn.Module) -> str:
@@ -141,6 +230,17 @@ def load_strict(
             f"{what}: state dict does not match the architecture; missing {missing[:5]}"
             f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
             f"{' ...' if len(unexpected) > 5 else ''} (wrong config or renamed keys)"
+        )
+    own = module.state_dict()
+    wrong = [
+        f"{key}: file {tuple(tensor.shape)}, model {tuple(own[key].shape)}"
+        for key, tensor in state_dict.items()
+        if tuple(tensor.shape) != tuple(own[key].shape) and own[key].numel() > 0
+    ]
+    if wrong:
+        raise KeyMismatchError(
+            f"{what}: {len(wrong)} tensors have the wrong shape for the architecture, e.g. "
+            f"{wrong[:3]} (a checkpoint of another variant or size?)"
         )
     module.load_state_dict(state_dict, strict=True)
 

@@ -33,8 +33,24 @@ def step_features(reference: NDArray[np.uint8], bpp: float) -> StepFeatures:
     )
 
 
+MIN_STEPS, MAX_STEPS = 10, 50
+
+
+def step_range(max_steps: int | None = None) -> tuple[int, int]:
+    """DynDiff's (min, max) steps: (10, 50), or scaled down to at most ``max_steps``
+    (``SEMLINK_SEDIC_MAX_STEPS``), never under 2 (ORAG guides the first half of the steps:
+    one step would leave none guided)."""
+    if max_steps is None or max_steps >= MAX_STEPS:
+        return MIN_STEPS, MAX_STEPS
+    top = max(2, max_steps)
+    return max(2, round(top * MIN_STEPS / MAX_STEPS)), top
+
+
 def choose_steps(
-    reference: NDArray[np.uint8], bpp: float, min_steps: int = 10, max_steps: int = 50
+    reference: NDArray[np.uint8],
+    bpp: float,
+    min_steps: int = MIN_STEPS,
+    max_steps: int = MAX_STEPS,
 ) -> int:
     """Steps in [min_steps, max_steps]: more for detailed, blurry or low-rate references."""
     f = step_features(reference, bpp)

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from semlink.imaging import resize
 from semlink.models.registry import DecoderModels
-from semlink.restore.dyndiff import choose_steps
+from semlink.restore.dyndiff import choose_steps, step_range
 from semlink.restore.orag import ObjectPrompt, ORAGPipeline
 
 
@@ -39,7 +39,7 @@ class GenerativeDecoder:
         multiple = c.vae_scale * 2 ** (len(c.unet.config.block_out_channels) - 1)
         work_w, work_h = (-(-width // multiple) * multiple, -(-height // multiple) * multiple)
         work = resize(reference, work_w, work_h)
-        n_steps = steps or choose_steps(reference, bpp)
+        n_steps = steps or choose_steps(reference, bpp, *step_range(self.models.max_steps))
         prompts = [ObjectPrompt(description, mask) for description, mask in objects]
         out = self.pipeline(work, caption, prompts, steps=n_steps, seed=seed, check=check)
         image = resize(out.image, width, height)

@@ -1,0 +1,434 @@
+"""Real-size weights with random values, in the layouts their publishers use
+(``semlink weights synth``).
+
+No pretrained weights can be downloaded on the development machines, yet the ``sedic``
+profile must be run at the size a ground station runs it: through semlink's own loaders,
+from the directory layouts users download. This module writes, from the published
+configurations kept in the package (``semlink/data/published/*.json``, sources in
+``SOURCES.json`` there), randomly initialised weights at the published sizes:
+
+* ``sedic/``: Stable Diffusion 1.5 in diffusers layout (``unet/ vae/ text_encoder/
+  tokenizer/ scheduler/``) plus the tile ControlNet (``controlnet/``), safetensors, with
+  ``manifest.json``: what ``semlink weights fetch --profile sedic`` writes;
+* ``sam/sam_vit_b_01ec64.pth``: SAM ViT-B as the official checkpoint (a plain state dict);
+* ``grounding-dino-tiny/`` and ``blip-image-captioning-base/``: transformers'
+  ``from_pretrained`` layout (config, ``model.safetensors``, processor and tokenizer files);
+* ``codecs/``: compressai's scale hyperprior and cheng2020-attn as zoo-style state dicts
+  with ``codecs.json``.
+
+Each directory gets the sha256 ``manifest.json`` semlink's loaders check. The pixels such
+weights draw mean nothing; shapes, memory, load paths and time per step are the real ones.
+
+Tokenizers cannot be downloaded either. They are built here in the publishers' file formats:
+
+* BERT (Grounding DINO, BLIP): a WordPiece ``vocab.txt`` of bert-base-uncased's size (30522,
+  BLIP adds ``[DEC]`` and ``[ENC]``) with its special tokens and ASCII characters at
+  bert-base-uncased's ids (``[CLS]`` 101, ``[SEP]`` 102, ``.`` 1012, ``?`` 1029: Grounding
+  DINO's text masks hard-code those), whole words from the package's English word table
+  (``data/english_words.txt.gz``), then the table's commonest word endings as ``##`` pieces;
+* CLIP (Stable Diffusion): a byte-level BPE (``vocab.json`` + ``merges.txt``, ``</w>``
+  word ends) trained here with ``tokenizers`` on the same word table, weighted by frequency;
+  the text encoder keeps the published 49408-row embedding, the trained vocabulary uses
+  its first rows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semlink.models.weights import write_manifest
+
+SYNTH_VERSION = 1
+"""Bump when what this module writes changes (the cache key of generated directories)."""
+DONE = "SYNTH.json"
+"""Written last into the destination: what was built, from which recipe."""
+
+SEDIC_DIR = "sedic"
+SAM_DIR = "sam"
+SAM_FILE = "sam_vit_b_01ec64.pth"
+GROUNDING_DIR = "grounding-dino-tiny"
+BLIP_DIR = "blip-image-captioning-base"
+CODECS_DIR = "codecs"
+COMPONENTS = ("sedic", "sam", "grounding", "blip", "codecs")
+
+BERT_SIZE = 30522
+CLIP_SIZE = 49408
+
+
+def published(name: str) -> Any:
+    """A published configuration kept in the package (``data/published/NAME``)."""
+    text = resources.files("semlink").joinpath("data/published", name).read_text()
+    return json.loads(text)
+
+
+def recipe_digest(seed: int = 0) -> str:
+    """sha256 over everything that decides the files: configurations, word table, seed,
+    this module's version and the library versions that write the formats."""
+    import diffusers
+    import transformers
+
+    digest = hashlib.sha256(f"synth v{SYNTH_VERSION} seed={seed}".encode())
+    digest.update(f"torch={torch.__version__} diffusers={diffusers.__version__}".encode())
+    digest.update(f"transformers={transformers.__version__}".encode())
+    folder = resources.files("semlink").joinpath("data/published")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        digest.update(entry.name.encode() + entry.read_bytes())
+    digest.update(resources.files("semlink").joinpath("data/english_words.txt.gz").read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SynthPaths:
+    """Where each component lies below a synthesized root, and the settings that use them."""
+
+    root: Path
+
+    @property
+    def sedic(self) -> Path:
+        return self.root / SEDIC_DIR
+
+    @property
+    def sam_checkpoint(self) -> Path:
+        return self.root / SAM_DIR / SAM_FILE
+
+    @property
+    def grounding(self) -> Path:
+        return self.root / GROUNDING_DIR
+
+    @property
+    def blip(self) -> Path:
+        return self.root / BLIP_DIR
+
+    @property
+    def codecs(self) -> Path:
+        return self.root / CODECS_DIR
+
+    def environment(self) -> dict[str, str]:
+        """The ``SEMLINK_*`` variables that point semlink at these weights."""
+        return {
+            "SEMLINK_SEDIC_WEIGHTS": str(self.sedic),
+            "SEMLINK_REFERENCE_MODELS": str(self.codecs),
+            "SEMLINK_CAPTIONER": f"transformers:{self.blip}",
+            "SEMLINK_GROUNDER": str(self.grounding),
+            "SEMLINK_SAM_CHECKPOINT": str(self.sam_checkpoint),
+            "SEMLINK_SAM_VARIANT": "vit_b",
+        }
+
+
+# -- tokenizers ----------------------------------------------------------------------------
+def _word_table() -> list[tuple[str, int]]:
+    """(word, count) of the package's English word table, plain a-z words only."""
+    raw = resources.files("semlink").joinpath("data/english_words.txt.gz").read_bytes()
+    table = []
+    for line in gzip.decompress(raw).decode().splitlines():
+        word, _, count = line.partition("\t")
+        if word.isascii() and word.isalpha() and word.islower():
+            table.append((word, int(count or 1)))
+    return table
+
+
+def bert_vocab() -> list[str]:
+    """A bert-base-uncased-shaped WordPiece vocabulary (30522 tokens, see the module doc)."""
+    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(99)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += [f"[unused{i}]" for i in range(99, 994)]  # bert-base-uncased: ids 104..998
+    vocab += [chr(c) for c in range(33, 127) if not chr(c).isupper()]  # "!" is 999, "." 1012
+    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    seen = set(vocab)
+    words = _word_table()
+    for word, _ in words:
+        if word not in seen and len(vocab) < BERT_SIZE:
+            vocab.append(word)
+            seen.add(word)
+    endings: Counter[str] = Counter()
+    for word, count in words:
+        for n in range(2, min(6, len(word))):
+            endings[word[-n:]] += count
+    for ending, _ in endings.most_common():
+        if len(vocab) >= BERT_SIZE:
+            break
+        if f"##{ending}" not in seen:
+            vocab.append(f"##{ending}")
+            seen.add(f"##{ending}")
+    while len(vocab) < BERT_SIZE:  # only if the table were too small
+        vocab.append(f"[unused{len(vocab)}]")
+    assert vocab.index(".") == 1012 and vocab.index("?") == 1029
+    return vocab
+
+
+def write_bert_tokenizer(directory: Path, extra_special: tuple[str, ...] = ()) -> Any:
+    """A BertTokenizer over :func:`bert_vocab` (plus ``extra_special`` tokens appended,
+    BLIP's ``[DEC]``/``[ENC]``), saved in transformers' layout; returned."""
+    from transformers import BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = bert_vocab() + list(extra_special)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    kwargs: dict[str, Any] = {"do_lower_case": True, "model_max_length": 512}
+    if extra_special:
+        kwargs["bos_token"] = extra_special[0]
+        kwargs["additional_special_tokens"] = list(extra_special[1:])
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, **kwargs)
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+def clip_merges(limit: int = CLIP_SIZE - 514) -> list[tuple[str, str]]:
+    """BPE merges with CLIP's ``</w>`` word ends, trained on the word table (frequency
+    weighted, log scale) with ``tokenizers``; at most ``limit`` (CLIP's vocabulary size less
+    its 512 byte symbols and 2 specials)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    alphabet = list(_bytes_to_unicode().values())
+    trainer = trainers.BpeTrainer(
+        vocab_size=limit + len(alphabet) * 2,
+        min_frequency=1,
+        initial_alphabet=alphabet,
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    words = _word_table()
+    lines = (" ".join([w] * max(1, int(math.log2(max(c, 2))))) for w, c in words)
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+    merges: list[tuple[str, str]] = []
+    for merge in json.loads(tokenizer.to_str())["model"]["merges"]:
+        a, b = merge if isinstance(merge, list) else merge.split(" ")
+        merges.append((a, b))
+    return merges[:limit]
+
+
+def write_clip_tokenizer(directory: Path) -> None:
+    """vocab.json + merges.txt in CLIP's construction (bytes, bytes+``</w>``, one token per
+    merge, then ``<|startoftext|>`` and ``<|endoftext|>``), with SD 1.5's tokenizer config."""
+    directory.mkdir(parents=True, exist_ok=True)
+    symbols = list(_bytes_to_unicode().values())
+    tokens = symbols + [s + "</w>" for s in symbols]
+    merges = clip_merges()
+    seen = set(tokens)
+    kept = []
+    for a, b in merges:
+        if a + b not in seen:
+            kept.append((a, b))
+            tokens.append(a + b)
+            seen.add(a + b)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (directory / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in kept)
+    )
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(_published_path(f"sd15-{name}"), directory / name)
+
+
+def _published_path(name: str) -> Path:
+    return Path(str(resources.files("semlink").joinpath("data/published", name)))
+
+
+# -- components ----------------------------------------------------------------------------
+def _seeded(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def _diffusers_component(cls: Any, config_name: str, directory: Path, seed: int) -> None:
+    """Build ``cls`` from a published config, save its safetensors, keep the config verbatim."""
+    _seeded(seed)
+    config = published(config_name)
+    model = cls.from_config(config)
+    model.save_pretrained(directory, safe_serialization=True)
+    shutil.copyfile(_published_path(config_name), directory / "config.json")
+    del model
+
+
+def write_sedic(directory: Path, seed: int = 0) -> None:
+    """SD 1.5 (UNet, VAE, CLIP text encoder, tokenizer, scheduler) + tile ControlNet."""
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    _diffusers_component(UNet2DConditionModel, "sd15-unet.json", directory / "unet", seed)
+    _diffusers_component(
+        ControlNetModel, "controlnet-tile.json", directory / "controlnet", seed + 1
+    )
+    _diffusers_component(AutoencoderKL, "sd15-vae.json", directory / "vae", seed + 2)
+    _seeded(seed + 3)
+    text = CLIPTextModel(CLIPTextConfig.from_dict(published("sd15-text_encoder.json")))
+    text.save_pretrained(directory / "text_encoder", safe_serialization=True)
+    shutil.copyfile(
+        _published_path("sd15-text_encoder.json"), directory / "text_encoder" / "config.json"
+    )
+    del text
+    write_clip_tokenizer(directory / "tokenizer")
+    (directory / "scheduler").mkdir(exist_ok=True)
+    shutil.copyfile(
+        _published_path("sd15-scheduler_config.json"),
+        directory / "scheduler" / "scheduler_config.json",
+    )
+
+
+def write_sam(directory: Path, seed: int = 0) -> None:
+    """SAM ViT-B as its official checkpoint: a plain state dict in a .pth file."""
+    from segment_anything import sam_model_registry
+
+    spec = published("sam-vit_b.json")
+    directory.mkdir(parents=True, exist_ok=True)
+    _seeded(seed)
+    sam = sam_model_registry[spec["variant"]](checkpoint=None)
+    torch.save(sam.state_dict(), directory / spec["file"])
+    del sam
+
+
+def write_grounding(directory: Path, seed: int = 0) -> None:
+    """Grounding DINO (Swin-T + BERT-base) in transformers' layout."""
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    directory.mkdir(parents=True, exist_ok=True)
+    _seeded(seed)
+    config = GroundingDinoConfig.from_dict(published("grounding-dino-tiny.json"))
+    model = GroundingDinoForObjectDetection(config)
+    model.save_pretrained(directory, safe_serialization=True)
+    del model
+    tokenizer = write_bert_tokenizer(directory)
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(
+            **published("grounding-dino-tiny-preprocessor.json")
+        ),
+        tokenizer=tokenizer,
+    )
+    processor.save_pretrained(directory)
+
+
+def write_blip(directory: Path, seed: int = 0) -> None:
+    """BLIP image captioning (ViT-B/16 at 384 + BERT-base decoder) in transformers' layout."""
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    directory.mkdir(parents=True, exist_ok=True)
+    _seeded(seed)
+    model = BlipForConditionalGeneration(
+        BlipConfig.from_dict(published("blip-captioning-base.json"))
+    )
+    model.save_pretrained(directory, safe_serialization=True)
+    del model
+    tokenizer = write_bert_tokenizer(directory, extra_special=("[DEC]", "[ENC]"))
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(**published("blip-captioning-base-preprocessor.json")),
+        tokenizer=tokenizer,
+    )
+    processor.save_pretrained(directory)
+
+
+def write_codecs(directory: Path, seed: int = 0) -> None:
+    """compressai codecs as zoo-style state dicts, listed in ``codecs.json``."""
+    from semlink.models.codecs import CODECS_FILE, LearnedCodecConfig, build
+
+    directory.mkdir(parents=True, exist_ok=True)
+    listing = published("compressai-codecs.json")
+    for i, entry in enumerate(listing):
+        config = LearnedCodecConfig.model_validate(entry)
+        _seeded(seed + i)
+        model = build(config)
+        model.update(force=True)  # zoo files hold the entropy coders' CDF tables
+        torch.save(model.state_dict(), directory / config.file)
+    (directory / CODECS_FILE).write_text(json.dumps(listing, indent=2) + "\n")
+
+
+WRITERS: dict[str, tuple[str, Callable[[Path, int], None]]] = {
+    "sedic": (SEDIC_DIR, write_sedic),
+    "sam": (SAM_DIR, write_sam),
+    "grounding": (GROUNDING_DIR, write_grounding),
+    "blip": (BLIP_DIR, write_blip),
+    "codecs": (CODECS_DIR, write_codecs),
+}
+
+
+def synthesize(
+    root: Path,
+    seed: int = 0,
+    components: tuple[str, ...] = COMPONENTS,
+    log: Callable[[str], None] = print,
+) -> SynthPaths:
+    """Write every component below ``root`` (each directory replaced whole, its manifest
+    last), then ``root/SYNTH.json``. Returns where they lie."""
+    unknown = [c for c in components if c not in WRITERS]
+    if unknown:
+        raise ValueError(f"unknown components {unknown}; known: {', '.join(WRITERS)}")
+    root.mkdir(parents=True, exist_ok=True)
+    recipe = recipe_digest(seed)
+    built: dict[str, dict[str, Any]] = {}
+    if (root / DONE).exists():  # components written before from the same recipe stay valid
+        record = json.loads((root / DONE).read_text())
+        if record.get("recipe") == recipe:
+            built = {k: v for k, v in record["built"].items() if k not in components}
+        (root / DONE).unlink()
+    for name in components:
+        subdir, write = WRITERS[name]
+        directory = root / subdir
+        if directory.exists():
+            shutil.rmtree(directory)
+        start = time.perf_counter()
+        write(directory, seed)
+        files = write_manifest(directory)
+        size = sum((directory / f).stat().st_size for f in files)
+        seconds = time.perf_counter() - start
+        built[name] = {"directory": subdir, "files": len(files), "bytes": size, "seconds": seconds}
+        log(f"{name}: {directory} ({len(files)} files, {size / 2**20:.0f} MiB, {seconds:.0f} s)")
+    record = {"recipe": recipe, "seed": seed, "version": SYNTH_VERSION, "built": built}
+    (root / DONE).write_text(json.dumps(record, indent=2) + "\n")
+    return SynthPaths(root)
+
+
+def cached(root: Path, seed: int = 0, log: Callable[[str], None] = print) -> SynthPaths:
+    """The synthesized weights below ``root``, written first if missing, incomplete or from
+    another recipe (configurations, seed or library versions changed)."""
+    done = root / DONE
+    if done.exists():
+        record = json.loads(done.read_text())
+        if record.get("recipe") == recipe_digest(seed) and set(record["built"]) >= set(COMPONENTS):
+            return SynthPaths(root)
+    return synthesize(root, seed, log=log)
+
+
+def default_cache() -> Path:
+    """``$SEMLINK_SYNTH_DIR``, else ``~/.cache/semlink/synth``."""
+    import os
+
+    env = os.environ.get("SEMLINK_SYNTH_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "semlink" / "synth"
