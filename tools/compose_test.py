@@ -282,10 +282,18 @@ def pullable(image: str) -> bool:
     return done.returncode == 0
 
 
-def standin_image(tag: str, packages: list[str], changes: list[str]) -> str:
+def image_mb(image: str) -> float:
+    return (
+        int(run([docker(), "image", "inspect", "-f", "{{.Size}}", image], capture=True).stdout)
+        / 1e6
+    )
+
+
+def standin_image(tag: str, packages: list[str], changes: list[str], report: Report) -> str:
     """A Debian bookworm minbase image with ``packages`` (mmdebstrap + docker import)."""
     if image_exists(tag):
         say(f"reusing the stand-in image {tag}")
+        report.images[tag] = {"size_mb": image_mb(tag), "build_s": float("nan")}
         return tag
     if not shutil.which("mmdebstrap"):
         apt_install(["mmdebstrap"])
@@ -310,7 +318,9 @@ def standin_image(tag: str, packages: list[str], changes: list[str]) -> str:
         cmd += ["--change", change]
     run([*cmd, str(tarball), tag], capture=True)
     tarball.unlink()
-    say(f"  {tag} ready in {time.monotonic() - start:.0f} s")
+    seconds = time.monotonic() - start
+    report.images[tag] = {"size_mb": image_mb(tag), "build_s": seconds}
+    say(f"  {tag} ready in {seconds:.0f} s")
     return tag
 
 
@@ -452,9 +462,9 @@ def build(
         log=OUT / f"build-{name}.log",
     )
     seconds = time.monotonic() - start
-    size = int(run([docker(), "image", "inspect", "-f", "{{.Size}}", image], capture=True).stdout)
-    report.images[image] = {"build_s": seconds, "size_mb": size / 1e6}
-    say(f"  {image}: {size / 1e6:.0f} MB, built in {seconds:.0f} s")
+    size = image_mb(image)
+    report.images[image] = {"build_s": seconds, "size_mb": size}
+    say(f"  {image}: {size:.0f} MB, built in {seconds:.0f} s")
 
 
 def in_image(image: str, code: str) -> subprocess.CompletedProcess[str]:
@@ -636,13 +646,14 @@ def check_gpu_config(env: dict[str, str]) -> None:
 
 def print_table(report: Report, total: float) -> None:
     print("\n== compose-test ==")
-    print(f"{'image':<28}{'size (MB)':>10}{'build (s)':>11}")
+    print(f"{'image':<40}{'size (MB)':>10}{'build (s)':>11}")
     for image, row in report.images.items():
-        print(f"{image:<28}{row['size_mb']:>10.0f}{row['build_s']:>11.0f}")
+        built = "reused" if row["build_s"] != row["build_s"] else f"{row['build_s']:.0f}"
+        print(f"{image:<40}{row['size_mb']:>10.0f}{built:>11}")
     print("(the decoder's cpu target repeats the encoder's steps: the two share their layers)")
-    print(f"\n{'service':<28}{'healthy after up (s)':>21}")
+    print(f"\n{'service':<40}{'healthy after up (s)':>21}")
     for service, seconds in report.startup.items():
-        print(f"{service:<28}{seconds:>21.0f}")
+        print(f"{service:<40}{seconds:>21.0f}")
     print(
         f"\n{'photo':<12}{'bytes':>7}{'bpp':>8}{'layers':>8}{'PSNR':>8}{'MS-SSIM':>9}"
         f"{'enc ms':>8}{'dec ms':>8}{'e2e s':>7}"
@@ -683,7 +694,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args: dict[str, str] = {}
         if not pullable(PUBLIC_BASE):
             args["BASE_IMAGE"] = standin_image(
-                STANDIN_BASE, ["python3", "python3-pip", "python3-venv", "ca-certificates"], []
+                STANDIN_BASE,
+                ["python3", "python3-pip", "python3-venv", "ca-certificates"],
+                [],
+                report,
             )
             report.notes.append(f"{PUBLIC_BASE} cannot be pulled: built on {STANDIN_BASE}")
         public_prometheus = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["prometheus"][
@@ -700,6 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     '"--storage.tsdb.path=/prometheus"]',
                     "EXPOSE 9090",
                 ],
+                report,
             )
             report.notes.append(
                 f"{public_prometheus} cannot be pulled: Debian's prometheus "
