@@ -14,7 +14,7 @@ import torch
 
 from semlink.models.codecs import LearnedCodec, load_codecs, tiny_codecs
 from semlink.models.weights import KeyMismatchError, WeightsError, write_manifest
-from semlink.packet import PacketFormatError
+from semlink.packet import EntropyMismatchError, PacketFormatError
 from semlink.streams.reference import (
     LEARNED,
     ReferenceCodec,
@@ -61,8 +61,7 @@ image = np.ascontiguousarray(skimage.data.chelsea()[::3, ::3])
 h, w = image.shape[:2]
 for codec_id, codec in zip((5, 6), tiny_codecs(0)):
     if sys.argv[1] == "encode":
-        z, y = codec.compress(image)
-        print(pack_learned(128, 0, z, y).hex())
+        print(pack_learned(128, 0, *codec.compress(image)).hex())
     else:
         payload = bytes.fromhex(sys.argv[2 + codec_id - 5])
         small = decode_reference(codec_id, payload, w * 2, h * 2, tiny_codecs(0))
@@ -94,21 +93,38 @@ def test_bitstreams_are_bit_exact_across_processes(
 def test_hostile_learned_payloads_are_refused(codecs: list[LearnedCodec]) -> None:
     with pytest.raises(PacketFormatError, match="shorter"):
         decode_reference(int(ReferenceCodec.HYPERPRIOR), b"\x80", 64, 64, codecs)
+    check = bytes(4)  # the entropy-parameter check follows scale and model index
     with pytest.raises(PacketFormatError, match="model #7"):
-        decode_reference(int(ReferenceCodec.HYPERPRIOR), b"\x80\x07\x00", 64, 64, codecs)
+        decode_reference(
+            int(ReferenceCodec.HYPERPRIOR), b"\x80\x07" + check + b"\0", 64, 64, codecs
+        )
     with pytest.raises(PacketFormatError, match="holds 0"):
-        decode_reference(int(ReferenceCodec.CHENG2020_ATTN), b"\x80\x00\x00", 64, 64, ())
+        decode_reference(int(ReferenceCodec.CHENG2020_ATTN), b"\x80\0" + check + b"\0", 64, 64, ())
     with pytest.raises(PacketFormatError, match="cut short"):
-        decode_reference(int(ReferenceCodec.HYPERPRIOR), b"\x80\x00\x7f\x01", 64, 64, codecs)
-    # Random strings decode to some picture of the right size or a clear error, never a crash.
+        decode_reference(
+            int(ReferenceCodec.HYPERPRIOR), b"\x80\0" + check + b"\x7f\x01", 64, 64, codecs
+        )
+    # Random strings decode to some picture of the right size or a clear error, never a crash
+    # (random checks, and checks of the tables and indexes a junk string would decode with).
     rng = np.random.default_rng(0)
-    for _ in range(20):
-        junk = bytes([128, 0, 3]) + rng.bytes(40)
+    refused = 0
+    for i in range(20):
+        junk = bytes([128, 0]) + rng.bytes(4) + bytes([3]) + rng.bytes(40)
         try:
             image = decode_reference(int(ReferenceCodec.HYPERPRIOR), junk, 64, 64, codecs)
+        except EntropyMismatchError as exc:
+            refused += 1
+            if i % 2:
+                continue
+            fixed = junk[:2] + exc.decoder_check.to_bytes(4, "big") + junk[6:]
+            try:
+                image = decode_reference(int(ReferenceCodec.HYPERPRIOR), fixed, 64, 64, codecs)
+            except PacketFormatError:
+                continue
         except PacketFormatError:
             continue
         assert image.shape == (32, 32, 3)
+    assert refused > 0
 
 
 def test_loader_verifies_manifest_and_keys(tmp_path: Path, small: np.ndarray) -> None:

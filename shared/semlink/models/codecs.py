@@ -9,21 +9,32 @@ Which codecs a profile holds is the resolver's choice (:mod:`semlink.resolver`);
 loaders here take directories and cache nothing.
 
 The bitstream is compressai's: its rANS coder over integer CDF tables that ``update()``
-derives from the weights. The analysis transform (``g_a`` then ``h_a``) is the part an
+derives from the weights, indexed per symbol by scales the hyper-synthesis network computes.
+Both are floating-point network outputs, so two machines (another CPU vector capability,
+another thread count) can disagree on a table entry or on the index of a scale that lies on
+a boundary, and the decoder would then rebuild other latents than the encoder coded: a
+broken picture. Each layer therefore carries a CRC32C of everything the rANS decoder
+consumes besides the string (the tables and every symbol's index, :meth:`LearnedCodec.check`);
+the decoder recomputes it and refuses a mismatch (``EntropyMismatchError``, DATA_LOSS)
+instead of returning a different picture. The hyperpriors' scales are computed in float64,
+so that two machines disagree on an index only if their results differ in about the 15th
+digit. The analysis transform (``g_a`` then ``h_a``) is the part an
 edge device runs; it can run in onnxruntime (:mod:`semlink.models.onnx_edge`) while the
 entropy coding stays here, so both paths produce the same bytes.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import google_crc32c
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,6 +52,8 @@ from semlink.models.weights import (
     sha256_of,
     verify_manifest,
 )
+from semlink.packet.errors import EntropyMismatchError
+from semlink.streams.reference.learned import EntropyCoded
 
 if TYPE_CHECKING:
     from semlink.models.taef2 import TAEF2
@@ -49,6 +62,10 @@ Architecture = Literal["bmshj2018-hyperprior", "cheng2020-attn", "taef2-latent-h
 CODECS_FILE = "codecs.json"
 PAD = 64
 """Both architectures downsample by 64 (16 in g_a, 4 more in h_a): inputs are padded to it."""
+LAYER_FORMAT = 2
+"""Version of the learned reference layer. 2: the entropy-parameter check follows the model
+index. It enters every learned codec's digest, hence the profile's model fingerprint, so a
+packet of format 1 is refused as made for another model set (FAILED_PRECONDITION)."""
 
 
 class LearnedCodecConfig(BaseModel):
@@ -156,6 +173,7 @@ class LearnedCodec:
     """Replaces the PyTorch analysis transform (e.g. an onnxruntime session)."""
     taef2: Any = None
     """taef2-latent-hyperprior: the TAEF2 autoencoder whose latent space it codes."""
+    _h_s64: Any = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -169,9 +187,32 @@ class LearnedCodec:
             y, z = Analysis(self.model)(torch.from_numpy(x))
         return y, z
 
+    def tables(self) -> bytes:
+        """The integer tables the rANS coder reads (both entropy models' CDFs, their lengths
+        and offsets): derived from the weights in floating point by ``update()``."""
+        parts = []
+        for entropy_model in (self.model.entropy_bottleneck, self.model.gaussian_conditional):
+            for table in ("quantized_cdf", "cdf_length", "offset"):
+                values = getattr(entropy_model, table).to(torch.int32).contiguous()
+                parts.append(values.numpy().tobytes())
+        return b"".join(parts)
+
+    def check(self, indexes: NDArray[np.int32]) -> int:
+        """CRC32C of the tables and the latent symbols' scale indexes in coding order."""
+        crc = google_crc32c.value(self.tables())
+        return int(google_crc32c.extend(crc, np.ascontiguousarray(indexes, np.int32).tobytes()))
+
+    def _scale_indexes(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """Scale indexes of the latents (non-autoregressive models): hyper-synthesis in
+        float64, compared with the scale table."""
+        if self._h_s64 is None:
+            self._h_s64 = copy.deepcopy(self.model.h_s).double()
+        scales = self._h_s64(z_hat.double())
+        return self.model.gaussian_conditional.build_indexes(scales)
+
     @torch.no_grad()
-    def compress(self, image: NDArray[np.uint8]) -> tuple[bytes, bytes]:
-        """(z string, y string) for an RGB image of any size (padded to 64 inside)."""
+    def compress(self, image: NDArray[np.uint8]) -> EntropyCoded:
+        """(z string, y string, check) for an RGB image of any size (padded to 64 inside)."""
         x = _to_input(image)
         if self.taef2 is not None:
             x = self.taef2.encode(torch.from_numpy(x)).numpy()
@@ -180,32 +221,112 @@ class LearnedCodec:
         z_strings = model.entropy_bottleneck.compress(z)
         z_hat = model.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         if _is_autoregressive(model):
-            kernel, pad = 5, 2
-            y_string = model._compress_ar(
-                F.pad(y, (pad, pad, pad, pad)),
-                model.h_s(z_hat),
-                z_hat.shape[2] * 4,
-                z_hat.shape[3] * 4,
-                kernel,
-                pad,
-            )
+            y_string, indexes = _compress_ar(model, y, z_hat)
         else:
-            indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
-            y_string = model.gaussian_conditional.compress(y, indexes)[0]
-        return bytes(z_strings[0]), bytes(y_string)
+            index_tensor = self._scale_indexes(z_hat)
+            y_string = model.gaussian_conditional.compress(y, index_tensor)[0]
+            indexes = index_tensor.numpy()
+        return EntropyCoded(bytes(z_strings[0]), bytes(y_string), self.check(indexes))
 
     @torch.no_grad()
-    def decompress(self, z: bytes, y: bytes, width: int, height: int) -> NDArray[np.uint8]:
+    def decompress(self, coded: EntropyCoded, width: int, height: int) -> NDArray[np.uint8]:
+        """The picture of :meth:`compress`'s output. ``EntropyMismatchError`` when this
+        machine computes other entropy parameters than the encoder did (its check differs):
+        the latents it would decode are not the ones coded."""
         shape = (-(-height // PAD), -(-width // PAD))
+        model = self.model
+        z_hat = model.entropy_bottleneck.decompress([coded.z], shape)
+        if _is_autoregressive(model):
+            y_hat, indexes = _decompress_ar(model, coded.y, z_hat)
+        else:
+            index_tensor = self._scale_indexes(z_hat)
+            y_hat = model.gaussian_conditional.decompress([coded.y], index_tensor, z_hat.dtype)
+            indexes = index_tensor.numpy()
+        found = self.check(indexes)
+        if found != coded.check:
+            raise EntropyMismatchError(self.name, coded.check, found)
         if self.taef2 is None:
-            out = self.model.decompress([[y], [z]], shape)["x_hat"][0, :, :height, :width]
-        else:  # the same entropy decoding, then latents (not clamped) through TAEF2's decoder
-            model = self.model
-            z_hat = model.entropy_bottleneck.decompress([z], shape)
-            indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
-            y_hat = model.gaussian_conditional.decompress([y], indexes, z_hat.dtype)
+            out = model.g_s(y_hat).clamp_(0, 1)[0, :, :height, :width]
+        else:  # latents (not clamped) through TAEF2's decoder
             out = self.taef2.decode(model.g_s(y_hat))[0, :, :height, :width]
         return (out.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+_KERNEL, _PADDING = 5, 2
+"""cheng2020-attn's context model: a 5x5 masked convolution."""
+
+
+def _compress_ar(model: Any, y: torch.Tensor, z_hat: torch.Tensor) -> tuple[bytes, NDArray[Any]]:
+    """compressai's serial context-model coding, also returning every symbol's scale index
+    in coding order (what :meth:`LearnedCodec.check` covers)."""
+    from compressai.ans import BufferedRansEncoder
+
+    conditional = model.gaussian_conditional
+    params = model.h_s(z_hat)
+    height, width = z_hat.shape[2] * 4, z_hat.shape[3] * 4
+    y_hat = F.pad(y, (_PADDING,) * 4)
+    weight = model.context_prediction.weight * model.context_prediction.mask
+    symbols: list[int] = []
+    indexes: list[int] = []
+    for h in range(height):
+        for w in range(width):
+            crop = y_hat[:, :, h : h + _KERNEL, w : w + _KERNEL]
+            context = F.conv2d(crop, weight, bias=model.context_prediction.bias)
+            p = params[:, :, h : h + 1, w : w + 1]
+            scales, means = model.entropy_parameters(torch.cat((p, context), 1)).chunk(2, 1)
+            index = conditional.build_indexes(scales)
+            centre = crop[:, :, _PADDING : _PADDING + 1, _PADDING : _PADDING + 1]
+            y_q = conditional.quantize(centre, "symbols", means)
+            y_hat[:, :, h + _PADDING : h + _PADDING + 1, w + _PADDING : w + _PADDING + 1] = (
+                y_q + means
+            )
+            symbols.extend(y_q.flatten().tolist())
+            indexes.extend(index.flatten().tolist())
+    encoder = BufferedRansEncoder()
+    encoder.encode_with_indexes(
+        symbols,
+        indexes,
+        conditional.quantized_cdf.tolist(),
+        conditional.cdf_length.tolist(),
+        conditional.offset.tolist(),
+    )
+    return encoder.flush(), np.asarray(indexes, np.int32)
+
+
+def _decompress_ar(
+    model: Any, y_string: bytes, z_hat: torch.Tensor
+) -> tuple[torch.Tensor, NDArray[Any]]:
+    """Inverse of :func:`_compress_ar`: the latents and the scale indexes it decoded with."""
+    from compressai.ans import RansDecoder
+
+    conditional = model.gaussian_conditional
+    params = model.h_s(z_hat)
+    height, width = z_hat.shape[2] * 4, z_hat.shape[3] * 4
+    y_hat = torch.zeros((1, model.M, height + 2 * _PADDING, width + 2 * _PADDING))
+    weight = model.context_prediction.weight * model.context_prediction.mask
+    cdf, lengths, offsets = (
+        conditional.quantized_cdf.tolist(),
+        conditional.cdf_length.tolist(),
+        conditional.offset.tolist(),
+    )
+    decoder = RansDecoder()
+    decoder.set_stream(y_string)
+    indexes: list[int] = []
+    for h in range(height):
+        for w in range(width):
+            crop = y_hat[:, :, h : h + _KERNEL, w : w + _KERNEL]
+            context = F.conv2d(crop, weight, bias=model.context_prediction.bias)
+            p = params[:, :, h : h + 1, w : w + 1]
+            scales, means = model.entropy_parameters(torch.cat((p, context), 1)).chunk(2, 1)
+            index = conditional.build_indexes(scales).flatten().tolist()
+            values = torch.tensor(
+                decoder.decode_stream(index, cdf, lengths, offsets), dtype=torch.float32
+            ).reshape(1, -1, 1, 1)
+            y_hat[:, :, h + _PADDING : h + _PADDING + 1, w + _PADDING : w + _PADDING + 1] = (
+                conditional.dequantize(values, means)
+            )
+            indexes.extend(index)
+    return F.pad(y_hat, (-_PADDING,) * 4), np.asarray(indexes, np.int32)
 
 
 def _to_input(image: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -256,7 +377,7 @@ def load_codecs(
     configs = [
         LearnedCodecConfig.model_validate(entry) for entry in json.loads(listing.read_text())
     ]
-    digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
+    digest = listing_digest(directory)
     codecs = []
     for config in configs:
         model = build(config)
@@ -287,13 +408,16 @@ def listing_digest(directory: Path) -> str:
     manifest = directory / MANIFEST
     if not manifest.exists():
         raise WeightsError(f"{manifest} not found: learned reference codecs need a manifest")
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return hashlib.sha256(manifest.read_bytes() + _FORMAT_TAG).hexdigest()
 
 
 def tiny_digest(codecs: Sequence[LearnedCodec]) -> str:
     """The digest of tiny codecs (no manifest: their recipes and architectures)."""
-    return hashlib.sha256("".join(c.digest for c in codecs).encode()).hexdigest()
+    return hashlib.sha256("".join(c.digest for c in codecs).encode() + _FORMAT_TAG).hexdigest()
 
+
+_FORMAT_TAG = f"|learned-layer={LAYER_FORMAT}".encode()
+"""What every learned-codec digest appends: the layer format the codecs write."""
 
 SHIPPED = ("ref_codec", "latent_codec")
 """Learned-codec directories shipped as package data (``semlink/data/<name>/``), written by
@@ -331,4 +455,5 @@ def shipped_digest(dirs: Sequence[Path]) -> str | None:
     """sha256 over the shipped codecs' manifests; None when none are shipped."""
     if not dirs:
         return None
-    return hashlib.sha256(b"".join((d / MANIFEST).read_bytes() for d in dirs)).hexdigest()
+    manifests = b"".join((d / MANIFEST).read_bytes() for d in dirs)
+    return hashlib.sha256(manifests + _FORMAT_TAG).hexdigest()

@@ -13,6 +13,7 @@ from semlink.packet.container import (
     serialize,
 )
 from semlink.packet.errors import (
+    EntropyMismatchError,
     FingerprintMismatchError,
     PacketError,
     PacketFormatError,
@@ -24,6 +25,7 @@ from semlink.packet.errors import (
 __all__ = [
     "DEFAULT_LIMITS",
     "FORMAT_VERSION",
+    "EntropyMismatchError",
     "FingerprintMismatchError",
     "Layer",
     "Limits",

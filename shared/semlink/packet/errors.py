@@ -2,7 +2,7 @@
 
 The services map them to gRPC status codes (``semlink.serving.errors``; README, "Services"):
 ``PacketFormatError`` -> INVALID_ARGUMENT, ``PacketLimitError`` -> INVALID_ARGUMENT,
-``PacketIntegrityError`` -> DATA_LOSS, ``PacketVersionError`` and
+``PacketIntegrityError`` and ``EntropyMismatchError`` -> DATA_LOSS, ``PacketVersionError`` and
 ``FingerprintMismatchError`` -> FAILED_PRECONDITION.
 """
 
@@ -27,6 +27,26 @@ class PacketIntegrityError(PacketError):
     def __init__(self, message: str, layer_index: int) -> None:
         super().__init__(message)
         self.layer_index = layer_index
+
+
+class EntropyMismatchError(PacketError):
+    """A learned reference layer's entropy parameters (probability tables and per-symbol
+    scale indexes, computed by floating-point networks) differ between encoder and decoder:
+    decoding it would give a different picture, so it is refused instead."""
+
+    def __init__(self, codec: str, packet_check: int, decoder_check: int) -> None:
+        super().__init__(
+            f"reference layer ({codec}) was entropy-coded with parameters {packet_check:#010x} "
+            f"but this decoder computes {decoder_check:#010x}, so decoding would give a "
+            "different picture than the encoder made. Either the layer was altered after "
+            "encoding, or the two machines' floating-point arithmetic differs (CPU vector "
+            "capability, thread count or library build): decode it where the encoder's "
+            "arithmetic is reproduced (same CPU family, ATEN_CPU_CAPABILITY and torch threads "
+            "as the encoder's), or re-encode with a standard reference codec (VVC decodes to "
+            "the same picture everywhere)"
+        )
+        self.packet_check = packet_check
+        self.decoder_check = decoder_check
 
 
 class PacketVersionError(PacketError):

@@ -7,6 +7,7 @@ import grpc
 from semlink.codec import BudgetError
 from semlink.models.weights import WeightsError
 from semlink.packet import (
+    EntropyMismatchError,
     FingerprintMismatchError,
     PacketFormatError,
     PacketIntegrityError,
@@ -17,6 +18,7 @@ from semlink.packet import (
 _TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (WeightsError, grpc.StatusCode.FAILED_PRECONDITION),  # models missing or tampered
     (PacketIntegrityError, grpc.StatusCode.DATA_LOSS),
+    (EntropyMismatchError, grpc.StatusCode.DATA_LOSS),  # learned layer, other arithmetic
     (PacketVersionError, grpc.StatusCode.FAILED_PRECONDITION),
     (FingerprintMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
     (PacketFormatError, grpc.StatusCode.INVALID_ARGUMENT),

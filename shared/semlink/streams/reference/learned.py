@@ -1,19 +1,22 @@
 """Learned reference codecs (compressai hyperpriors, TAEF2 latents) in the reference layer.
 
-Payload: scale byte, model index byte, varint len(z), z, y. The models themselves live in
-``semlink.models.codecs``; the profile's fingerprint guarantees both ends hold the same.
+Payload (layer format 2, ``semlink.models.codecs.LAYER_FORMAT``): scale byte, model index
+byte, 4-byte big-endian entropy-parameter check, varint len(z), z, y. The models themselves
+live in ``semlink.models.codecs``; the profile's fingerprint guarantees both ends hold the
+same, and the check that both computed the same entropy parameters from them (a decoder
+whose floating-point arithmetic differs refuses the layer: DATA_LOSS, never another picture).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from semlink.imaging import psnr, resize
-from semlink.packet.errors import PacketFormatError
+from semlink.packet.errors import EntropyMismatchError, PacketFormatError
 from semlink.streams._varint import read_varint, write_varint
 from semlink.streams.reference.base import SCALES, Candidate, ReferenceCodec, small_size
 
@@ -31,9 +34,26 @@ def models_of(codec: ReferenceCodec, learned: Sequence[LearnedCodec]) -> list[Le
     return [m for m in learned if m.config.architecture == LEARNED[codec]]
 
 
-def pack_learned(k: int, index: int, z: bytes, y: bytes) -> bytes:
-    """Learned reference payload: scale byte, model index byte, varint len(z), z, y."""
-    return bytes([k, index]) + write_varint(len(z)) + z + y
+CHECK_BYTES = 4
+"""The entropy-parameter check: CRC32C, big-endian."""
+
+
+class EntropyCoded(NamedTuple):
+    """A learned codec's output: hyper-latent string, latent string, entropy-parameter check."""
+
+    z: bytes
+    y: bytes
+    check: int
+    """CRC32C over the CDF tables and every latent symbol's scale index (32 bits)."""
+
+
+HEADER = 2 + CHECK_BYTES
+"""Scale byte, model index byte, check."""
+
+
+def pack_learned(k: int, index: int, z: bytes, y: bytes, check: int) -> bytes:
+    """Learned reference payload: scale byte, model index byte, check, varint len(z), z, y."""
+    return bytes([k, index]) + check.to_bytes(CHECK_BYTES, "big") + write_varint(len(z)) + z + y
 
 
 def decode_learned(
@@ -43,8 +63,10 @@ def decode_learned(
     height: int,
     learned: Sequence[LearnedCodec],
 ) -> tuple[int, NDArray[np.uint8]]:
-    if len(payload) < 3:
-        raise PacketFormatError("learned reference layer is shorter than its 3-byte header")
+    if len(payload) < HEADER + 1:
+        raise PacketFormatError(
+            f"learned reference layer is shorter than its {HEADER + 1}-byte header"
+        )
     k, index = payload[0], payload[1]
     if k == 0:
         raise PacketFormatError("reference layer has scale 0; scales are 1..255 (x 1/256)")
@@ -61,14 +83,16 @@ def decode_learned(
             f"reference layer uses {LEARNED[codec]} model #{index}, but this decoder holds "
             f"{len(models)} such model(s): set SEMLINK_REFERENCE_MODELS to the encoder's set"
         )
-    length, offset = read_varint(payload, 2, "learned reference z length")
+    check = int.from_bytes(payload[2:HEADER], "big")
+    length, offset = read_varint(payload, HEADER, "learned reference z length")
     if offset + length > len(payload):
         raise PacketFormatError("learned reference layer is cut short inside its hyper-latents")
     sw, sh = small_size(width, height, k)
+    coded = EntropyCoded(payload[offset : offset + length], payload[offset + length :], check)
     try:
-        image = models[index].decompress(
-            payload[offset : offset + length], payload[offset + length :], sw, sh
-        )
+        image = models[index].decompress(coded, sw, sh)
+    except EntropyMismatchError:
+        raise
     except Exception as exc:  # the rANS decoder rejects some corrupt strings
         raise PacketFormatError(
             f"reference layer is not a valid {codec.name} stream: {exc}"
@@ -92,11 +116,11 @@ def search_learned(
                 k: int, model: LearnedCodec = model, index: int = index
             ) -> tuple[bytes, NDArray[np.uint8]] | None:
                 sw, sh = small_size(width, height, k)
-                z, y = model.compress(resize(image, sw, sh))
-                payload = pack_learned(k, index, z, y)
+                coded = model.compress(resize(image, sw, sh))
+                payload = pack_learned(k, index, *coded)
                 if len(payload) > max_bytes:
                     return None
-                return payload, model.decompress(z, y, sw, sh)
+                return payload, model.decompress(coded, sw, sh)
 
             fits: tuple[int, bytes, NDArray[np.uint8]] | None = None
             too_big = 256
