@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from semlink.resolver import Resolver
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -48,6 +48,9 @@ def _models(tiny: bool) -> Resolver:
 
 
 def _load_image(path: Path) -> np.ndarray:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))

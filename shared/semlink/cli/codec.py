@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from PIL import Image
-from rich.table import Table
 
 from semlink.cli._common import Tiny, _fail, _load_image, _models, console
 
@@ -88,6 +86,8 @@ def decode_cmd(
         raise _fail(f"no such packet file: {packet}") from exc
     except (PacketError, WeightsError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    from PIL import Image
+
     Image.fromarray(result.image).save(output)
     restored = "" if result.realism is None else f", restorer at realism {result.realism:.2f}"
     console.print(
@@ -104,6 +104,8 @@ def decode_cmd(
 
 def info_cmd(packet: Packet) -> None:
     """Show a packet's header, layers, bytes per layer and bits per pixel."""
+    from rich.table import Table
+
     from semlink.packet import PacketError, bits_per_pixel, parse
     from semlink.profiles import get_profile
     from semlink.streams import LayerKind
