@@ -146,14 +146,14 @@ def test_serve_passes_max_pixels_to_the_decoder(monkeypatch: pytest.MonkeyPatch)
 
 # -- through the services ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def services() -> Iterator[tuple[SemlinkClient, str]]:
-    """A client of a real encoder and decoder, and the decoder's address."""
+def services() -> Iterator[tuple[SemlinkClient, str, str]]:
+    """A client of a real encoder and decoder, the decoder's and the encoder's address."""
     encoder, decoder = encoder_server.EncoderService(), decoder_server.DecoderService()
     enc = ServiceThread("encoder", config(), encoder.add_servicers, encoder.load).start()
     dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     for service in (enc, dec):
         wait_until_serving(channel(service.address))
-    yield SemlinkClient(channel(enc.address), channel(dec.address)), dec.address
+    yield SemlinkClient(channel(enc.address), channel(dec.address)), dec.address, enc.address
     for service in (enc, dec):
         service.stop()
 
@@ -165,9 +165,9 @@ def _status(call: object) -> tuple[grpc.StatusCode, str]:
 
 
 def test_encode_rpc_refuses_budgets_that_are_not_positive_and_finite(
-    services: tuple[SemlinkClient, str], small: np.ndarray
+    services: tuple[SemlinkClient, str, str], small: np.ndarray
 ) -> None:
-    client, _ = services
+    client, _, _ = services
     for bpp in BAD_BPP:
         code, details = _status(lambda bpp=bpp: client.encode(small, target_bpp=bpp))
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (bpp, code, details)
@@ -184,9 +184,9 @@ def test_encode_rpc_refuses_budgets_that_are_not_positive_and_finite(
 
 
 def test_decode_rpc_refuses_unknown_image_formats(
-    services: tuple[SemlinkClient, str], small: np.ndarray
+    services: tuple[SemlinkClient, str, str], small: np.ndarray
 ) -> None:
-    client, address = services
+    client, address, _ = services
     packet = encode(small, max_bytes=300).data
     stub = decoder_pb2_grpc.DecoderServiceStub(channel(address))
     unknown: tuple[Any, ...] = (99, -1, 4)  # proto3 enums are open: these reach the server
@@ -207,9 +207,9 @@ def test_decode_rpc_refuses_unknown_image_formats(
 
 
 def test_decode_rpc_refuses_a_header_claiming_a_huge_picture(
-    services: tuple[SemlinkClient, str], small: np.ndarray
+    services: tuple[SemlinkClient, str, str], small: np.ndarray
 ) -> None:
-    client, _ = services
+    client, _, _ = services
     code, details = _status(lambda: client.decode(_bomb()))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "8192x8192" in details and "SEMLINK_MAX_DECODE_PIXELS" in details
@@ -276,3 +276,112 @@ def test_architecture_digest_covers_recipe_and_shapes_not_values() -> None:
     assert architecture_digest("seed=0", model) == before
     assert architecture_digest("seed=1", model) != before
     assert architecture_digest("seed=0", net(5)) != before
+
+
+# -- hostile requests (issue 13.4): the right status, a message to act on, the service stays up --
+def _png(width: int, height: int, body: bytes) -> bytes:
+    """A PNG whose IHDR says ``width`` x ``height`` and whose IDAT is ``body``."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_hostile_requests_get_actionable_statuses_and_the_service_stays_up(
+    services: tuple[SemlinkClient, str, str], small: np.ndarray
+) -> None:
+    import dataclasses
+    import zlib
+
+    from semlink.serving.client import png_bytes
+
+    client, address, encoder_address = services
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    cases: list[tuple[str, Any, grpc.StatusCode, str]] = [
+        ("empty image", lambda: client.encode(b"", max_bytes=500), invalid, "empty"),
+        (
+            "truncated PNG",
+            lambda: client.encode(png_bytes(small)[:200], max_bytes=500),
+            invalid,
+            "not a readable PNG",
+        ),
+        (
+            "20000x20000 PNG header (decompression bomb)",
+            lambda: client.encode(_png(20000, 20000, zlib.compress(bytes(1000))), max_bytes=500),
+            invalid,
+            "at most 16384 pixels a side",
+        ),
+        (
+            "valid PNG header, garbage body",
+            lambda: client.encode(_png(64, 64, b"garbage" * 50), max_bytes=500),
+            invalid,
+            "not a readable PNG",
+        ),
+        ("zero budget", lambda: client.encode(small, max_bytes=0), invalid, "max_bytes is 0"),
+        (
+            "negative budget",
+            lambda: client.encode(small, target_bpp=-1.0),
+            invalid,
+            "positive and finite",
+        ),
+    ]
+    stub = encoder_pb2_grpc.EncoderServiceStub(client.encoder)
+    png = png_bytes(small)
+    for profile, expected in (("nope", "nope"), ("LITE", "lite")):
+        request = encoder_pb2.EncodeRequest(image=png, profile=profile, max_bytes=500)
+        cases.append(
+            (
+                f"profile {profile!r}",
+                lambda r=request: stub.Encode(r, timeout=60),
+                invalid,
+                expected,
+            )
+        )
+    for realism in (-1.0, 2.0, math.nan):
+        request = encoder_pb2.EncodeRequest(image=png, max_bytes=500, realism=realism)
+        cases.append(
+            (f"realism {realism}", lambda r=request: stub.Encode(r, timeout=60), invalid, "realism")
+        )
+    # A valid header whose layers are garbage behind valid CRCs reaches the layer decoders.
+    # (Any bytes are a caption's arithmetic-coded stream: that one decodes to some text.)
+    header = parse(encode(small, max_bytes=300).data)
+    for kind in (LayerKind.REFERENCE, LayerKind.OBJECT, LayerKind.SEGMAP):
+        codec = 8 if kind is LayerKind.REFERENCE else 0
+        layer = Layer(int(kind), codec, b"\xff\x13garbage" * 9)
+        data = serialize(dataclasses.replace(header, layers=(layer,)))
+        cases.append(
+            (
+                f"valid header, garbage {kind.name.lower()} layer",
+                lambda p=data: client.decode(p, timeout=120),
+                invalid,
+                kind.name.lower(),
+            )
+        )
+    for what, call, code, hint in cases:
+        got, details = _status(call)
+        assert got == code, (what, got, details)
+        assert hint.lower() in details.lower(), (what, details)
+        print(f"{what}: {got.name}: {details[:150]}")
+
+    # 50 MB payloads: refused by the servers' 32 MiB message limit (the client's is raised
+    # so the bytes reach them).
+    big = 50 * 10**6
+    with channel(encoder_address, max_message_bytes=64 * 2**20) as enc:
+        got, details = _status(lambda: SemlinkClient(enc).encode(bytes(big), max_bytes=500))
+    assert got == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details, details
+    with channel(address, max_message_bytes=64 * 2**20) as dec:
+        got, details = _status(lambda: SemlinkClient(decoder=dec).decode(bytes(big)))
+    assert got == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details, details
+
+    # Both services still answer.
+    for ch in (client.encoder, client.decoder):
+        assert ch is not None
+        wait_until_serving(ch, timeout=10)
+    packet = client.encode(small, max_bytes=300).packet
+    assert image_of(client.decode(packet)).shape == small.shape

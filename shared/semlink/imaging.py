@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from semlink.packet import DEFAULT_LIMITS, Limits, check_dimensions
+from semlink.packet import DEFAULT_LIMITS, Limits, PacketLimitError, check_dimensions
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 
@@ -51,7 +51,13 @@ def read_image(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
             limits = DEFAULT_LIMITS if max_pixels is None else Limits(max_pixels=max_pixels)
             check_dimensions(width, height, limits)
             return as_rgb(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # the header alone claims too many pixels
+        limits = DEFAULT_LIMITS if max_pixels is None else Limits(max_pixels=max_pixels)
+        raise PacketLimitError(
+            f"image refused before decoding: {exc} Send at most {limits.max_side} pixels a "
+            f"side and {limits.max_pixels} in all"
+        ) from exc
+    except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(
             f"image is not a readable PNG, JPEG or WebP file ({type(exc).__name__}: {exc})"
         ) from exc
