@@ -85,7 +85,13 @@ def child_component(name: str, root: Path) -> dict[str, Any]:
     paths = SynthPaths(root)
     start = time.perf_counter()
     modules: list[Any]
-    if name == "sd15+controlnet (decoder)":
+    if name == BASELINE:
+        import diffusers  # noqa: F401
+        import segment_anything  # noqa: F401
+        import transformers  # noqa: F401
+
+        modules = []
+    elif name == "sd15+controlnet (decoder)":
         from semlink.models.diffusion import DiffusionComponents
 
         c = DiffusionComponents.from_pretrained(paths.sedic)
@@ -134,7 +140,9 @@ SD_PARTS = {
     "SD1.5 VAE": _sd_part("AutoencoderKL", "vae"),
     "CLIP text encoder": _sd_part("CLIPTextModel", "text_encoder"),
 }
+BASELINE = "(libraries imported, no model)"
 COMPONENTS = [
+    BASELINE,
     *SD_PARTS,
     "sd15+controlnet (decoder)",
     "SAM ViT-B",
