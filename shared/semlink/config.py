@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     )
     lite_restorer: bool = Field(
         True,
-        description="lite decodes with the shipped learned restorer (about 4 s per 768x512 "
-        "image on 2 CPU cores); false: Lanczos (milliseconds).",
+        description="lite decodes with the shipped learned restorer (a quarter-resolution CNN, "
+        "a few hundred ms per 768x512 image on 2 CPU cores); false: Lanczos (milliseconds).",
     )
     sedic_max_steps: int | None = Field(
         None,

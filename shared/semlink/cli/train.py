@@ -47,6 +47,7 @@ def train_restorer_cmd(
     adv_start: Annotated[
         int, typer.Option(help="Steps of fidelity training before the discriminator joins.")
     ] = 0,
+    note: Annotated[str, typer.Option(help="A note for the shipped manifest.")] = "",
 ) -> None:
     """Recipe c: lite's restorer (VVC reference -> full size, with a realism control) with
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
@@ -63,7 +64,7 @@ def train_restorer_cmd(
         )
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
     if ship_to is not None:
-        manifest = ship_restorer(out, ship_to, bsds)
+        manifest = ship_restorer(out, ship_to, bsds, note)
         console.print(f"shipped: {manifest}")
         console.print(manifest.read_text())
 

@@ -125,6 +125,20 @@ def _baseline(
     return result
 
 
+def standard_baseline(
+    image: NDArray[np.uint8], budget: int, codec: ReferenceCodec, cache: Path
+) -> NDArray[np.uint8] | None:
+    """The full-size picture a standard ``codec`` sender gets within ``budget`` bytes (its
+    whole file, downscale search, as in the evaluation's baselines); searches cached in
+    ``cache``. None when nothing fits."""
+    cache.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(image.tobytes()).hexdigest()[:16] + f"-v{_CACHE_VERSION}"
+    result = _baseline(image, budget, codec, cache, key)
+    if result is None:
+        return None
+    return _reconstruction(image, codec, cache, key, budget, result["k"])
+
+
 def _reconstruction(
     image: NDArray[np.uint8], codec: ReferenceCodec, cache: Path, key: str, budget: int, k: int
 ) -> NDArray[np.uint8]:

@@ -9,9 +9,11 @@ few tens of GMAC per 768x512 picture:
   -> conv -> residual blocks (FiLM by the realism r) -> conv -> depth-to-space(4) -> x0 + it
 
 The realism r in [0, 1] is one scalar for the whole picture (Agustsson et al., CVPR 2023,
-"Multi-Realism Image Compression with a Conditional Generator"): r = 0 is trained for
-fidelity alone (L1 + MS-SSIM), larger r with a growing adversarial weight. The encoder
-writes its choice into the packet header; a decoder may override it; the packet is the same.
+"Multi-Realism Image Compression with a Conditional Generator"): the network is trained
+with r as input (FiLM), r = 0 for fidelity alone (L1 + MS-SSIM), larger r with a growing
+adversarial weight, and its output is mixed with the Lanczos picture by r (see
+:func:`restore`), so r = 0 is exactly Lanczos. The encoder writes its choice into the
+packet header; a decoder may override it; the packet is the same.
 
 Trained by ``semlink train restorer`` (:mod:`semlink.train.pixel_restorer`) on BSDS500
 references coded the way lite codes them (VVC rate control); never on Kodak.
@@ -99,6 +101,47 @@ class PixelRestorer(nn.Module):
         return lanczos + F.pixel_shuffle(self.tail(x), GRID)
 
 
+DEGRID_CELLS = 15
+"""Side, in grid cells, of the area over which :func:`degrid` takes a pattern as fixed."""
+
+
+def degrid(residual: torch.Tensor) -> torch.Tensor:
+    """``residual`` without its slowly varying GRID-periodic part.
+
+    Depth-to-space makes each of the 16 pixel phases of a 4x4 cell its own output channel:
+    a network trained adversarially learns small per-phase offsets that, over a smooth
+    area, print a dot pattern repeating every 4 pixels (energy at the 4-pixel period many
+    times the original's). Here each phase's deviation from its cell's mean, averaged over
+    DEGRID_CELLS x DEGRID_CELLS cells, is taken out: what stays is texture that changes from
+    cell to cell, not a fixed grid."""
+    n, c, h, w = residual.shape
+    cells = F.pixel_unshuffle(residual, GRID).reshape(n, c, GRID * GRID, h // GRID, w // GRID)
+    deviation = (cells - cells.mean(dim=2, keepdim=True)).reshape(n, -1, h // GRID, w // GRID)
+    fixed = F.avg_pool2d(
+        deviation, DEGRID_CELLS, 1, DEGRID_CELLS // 2, count_include_pad=False
+    ).reshape(cells.shape)
+    return F.pixel_shuffle((cells - fixed).reshape(n, -1, h // GRID, w // GRID), GRID)
+
+
+FLAT = 3.0 / 255
+"""Local contrast (standard deviation over a 12x12-pixel area) below which an area counts
+as flat: the restorer's texture fades out there (:func:`activity`)."""
+
+
+def activity(picture: torch.Tensor) -> torch.Tensor:
+    """Per pixel, 0 (flat) .. 1 (structured): the local standard deviation of ``picture``
+    (N x 3 x H x W, H and W multiples of GRID) over 3 x 3 grid cells, divided by
+    :data:`FLAT` and clipped, upsampled bilinearly (no grid steps). A reference that is flat
+    somewhere gives no evidence of texture there; an invented one is what shows as noise
+    on skies and walls."""
+    gray = picture.mean(dim=1, keepdim=True)
+    mean = F.avg_pool2d(gray, 3 * GRID, GRID, GRID, count_include_pad=False)
+    square = F.avg_pool2d(gray * gray, 3 * GRID, GRID, GRID, count_include_pad=False)
+    std = (square - mean * mean).clamp(min=0).sqrt()
+    gate = (std / FLAT).clamp(max=1.0)
+    return F.interpolate(gate, size=picture.shape[2:], mode="bilinear", align_corners=False)
+
+
 @torch.no_grad()
 def restore(
     reference: NDArray[np.uint8],
@@ -109,11 +152,19 @@ def restore(
     segmap: NDArray[np.integer] | None = None,
 ) -> NDArray[np.uint8]:
     """Full-size ``width`` x ``height`` image from a decoded small reference (and the
-    packet's segmentation map) at ``realism`` in [0, 1]."""
+    packet's segmentation map) at ``realism`` in [0, 1].
+
+    The output is ``lanczos + realism x degrid(network(realism) - lanczos)``: the fidelity
+    end is the Lanczos picture itself (on held-out photos the network's own realism-0
+    output did not beat it, see the manifest), and the network's texture grows from there,
+    without the fixed 4-pixel grid pattern depth-to-space leaves (:func:`degrid`). At 0 the
+    network does not run."""
     if not 0.0 <= realism <= 1.0 or math.isnan(realism):
         raise ValueError(f"realism is {realism}; it must be between 0 and 1")
-    work_w, work_h = -(-width // GRID) * GRID, -(-height // GRID) * GRID
     lanczos = resize(reference, width, height)
+    if realism == 0.0:
+        return lanczos
+    work_w, work_h = -(-width // GRID) * GRID, -(-height // GRID) * GRID
     # Sizes off the grid: the edge rows/columns repeat into the padding, cropped off after.
     padded = np.pad(lanczos, ((0, work_h - height), (0, work_w - width), (0, 0)), mode="edge")
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
@@ -121,7 +172,8 @@ def restore(
     if segmap is not None and network.edge_channels:
         grid = segment_edges(segmap, work_w // GRID, work_h // GRID)
         edges = torch.from_numpy(grid)[None, None]
-    out = network(x, torch.tensor([realism]), edges)[0, :, :height, :width]
+    residual = degrid(network(x, torch.tensor([realism]), edges) - x) * activity(x)
+    out = (x + realism * residual)[0, :, :height, :width]
     return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
