@@ -49,7 +49,7 @@ def eval_cmd(
     summary = write_reports(rows, out)
     table = Table("bpp target", "method", "real bpp", "PSNR", "MS-SSIM", "HaarPSI", "GMSD", "NIQE")
     for row in summary.itertuples():
-        if row.method in ("lite", "lite_lanczos", "vvc", "best_baseline"):
+        if row.method in (*LITE_METHODS, "vvc", "best_baseline"):
             table.add_row(
                 f"{row.target_bpp}",
                 str(row.method),
