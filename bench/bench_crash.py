@@ -42,6 +42,7 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
     outcomes: Counter[str] = Counter()
     done_at: list[float] = []  # when each successful call finished
     overrun = [0.0]  # worst (elapsed - deadline) over all calls
+    details: Counter[str] = Counter()  # errors other than UNAVAILABLE, with their message
     stop = threading.Event()
 
     def client() -> None:
@@ -54,6 +55,9 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
                     outcome = "OK"
                 except grpc.RpcError as exc:
                     outcome = exc.code().name
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        with lock:
+                            details[f"{outcome}: {exc.details()}"[:200]] += 1
                 elapsed = time.monotonic() - t0
                 with lock:
                     outcomes[outcome] += 1
@@ -88,6 +92,8 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
     print(f"calls after the kill: {dict(during)}")
     errors = {k: v for k, v in during.items() if k != "OK"}
     print(f"errors seen by clients: {sum(errors.values())} {errors}")
+    for what, n in details.most_common(5):
+        print(f"  {n} x {what}")
     print(f"longest past its deadline ({args.deadline:.0f} s): {max(0.0, overrun[0]):.2f} s")
 
 
