@@ -112,7 +112,7 @@ def test_crc_covers_the_header_too() -> None:
 def test_non_canonical_packets_are_refused() -> None:
     wire = serialize(Packet(64, 64, layers=(Layer(1, 0, b"abc"),)))
     with pytest.raises(PacketFormatError, match="does not define"):
-        parse(wire + b"\x38\x01")  # an unknown field 7 appended
+        parse(wire + b"\x40\x01")  # an unknown field 8 appended
     with pytest.raises(PacketFormatError, match="canonical"):
         parse(b"\x20\x00" + wire)  # profile 0 written explicitly, then again
 

@@ -179,7 +179,7 @@ def test_a_header_realism_past_100_is_refused(packet: bytes) -> None:
         serialize(Packet(parsed.width, parsed.height, realism=101))
     message = packet_pb2.Packet()
     message.ParseFromString(packet)
-    message.realism = 250
+    message.size |= 250 << 32  # realism 2.5
     with pytest.raises(PacketFormatError, match="realism"):
         parse(message.SerializeToString(deterministic=True))
 

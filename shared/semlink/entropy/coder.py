@@ -16,6 +16,8 @@ import constriction
 import numpy as np
 from numpy.typing import NDArray
 
+from semlink.packet.errors import PacketFormatError
+
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 
 _MAX_TOTAL = 1 << 10
@@ -150,10 +152,22 @@ class ArithmeticDecoder:
         self._coder = constriction.stream.queue.RangeDecoder(_bytes_to_words(data))
 
     def decode_bit(self, p_one: float) -> int:
-        return int(self._coder.decode(_BERNOULLI, np.array([p_one], dtype=np.float64))[0])
+        try:
+            return int(self._coder.decode(_BERNOULLI, np.array([p_one], dtype=np.float64))[0])
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            raise _invalid(exc) from exc
 
     def decode_symbol(self, probabilities: NDArray[np.float64]) -> int:
         if len(probabilities) == 1:
             return 0
         model = constriction.stream.model.Categorical(probabilities, perfect=False)
-        return int(self._coder.decode(model))
+        try:
+            return int(self._coder.decode(model))
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            raise _invalid(exc) from exc
+
+
+def _invalid(exc: Exception) -> PacketFormatError:
+    """constriction refuses a code stream no encoder wrote (with an AssertionError): the
+    layer was made up or altered behind a valid CRC. Said as a packet error, not a crash."""
+    return PacketFormatError(f"arithmetic-coded layer data is not a valid stream ({exc})")

@@ -91,10 +91,9 @@ def _header_message(packet: Packet) -> packet_pb2.Packet:
     return packet_pb2.Packet(
         format_version=FORMAT_VERSION,
         model_fingerprint=packet.model_fingerprint,
-        size=packet.width | packet.height << 16,
+        size=packet.width | packet.height << 16 | packet.realism << 32,
         profile=packet.profile,
         seed=packet.seed,
-        realism=packet.realism,
     )
 
 
@@ -182,13 +181,13 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
             f"packet format version {message.format_version} is unknown; this decoder reads "
             f"version {FORMAT_VERSION}: upgrade the decoder or re-encode with a matching encoder"
         )
-    width, height = message.size & 0xFFFF, message.size >> 16
-    if message.size >> 32:
-        raise PacketFormatError(f"size field {message.size:#x} does not pack a width and height")
+    width, height = message.size & 0xFFFF, (message.size >> 16) & 0xFFFF
+    realism = message.size >> 32
     check_dimensions(width, height, limits)
-    if message.realism > MAX_REALISM:
+    if realism > MAX_REALISM:
         raise PacketFormatError(
-            f"realism field is {message.realism}; at most {MAX_REALISM} (hundredths) is defined"
+            f"size field {message.size:#x} packs a realism of {realism}; at most "
+            f"{MAX_REALISM} (hundredths) is defined"
         )
     if len(message.layers) > limits.max_layers:
         raise PacketLimitError(
@@ -222,7 +221,7 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
         model_fingerprint=message.model_fingerprint,
         seed=message.seed,
         layers=tuple(layers),
-        realism=message.realism,
+        realism=realism,
     )
 
 

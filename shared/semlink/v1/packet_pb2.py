@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17semlink/v1/packet.proto\x12\nsemlink.v1\"\x9c\x01\n\x06Packet\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x19\n\x11model_fingerprint\x18\x02 \x01(\x07\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\x0f\n\x07profile\x18\x04 \x01(\r\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12!\n\x06layers\x18\x06 \x03(\x0b\x32\x11.semlink.v1.Layer\x12\x0f\n\x07realism\x18\x07 \x01(\r\"E\n\x05Layer\x12\x0c\n\x04kind\x18\x01 \x01(\r\x12\r\n\x05\x63odec\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x04 \x01(\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17semlink/v1/packet.proto\x12\nsemlink.v1\"\x8b\x01\n\x06Packet\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x19\n\x11model_fingerprint\x18\x02 \x01(\x07\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0f\n\x07profile\x18\x04 \x01(\r\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12!\n\x06layers\x18\x06 \x03(\x0b\x32\x11.semlink.v1.Layer\"E\n\x05Layer\x12\x0c\n\x04kind\x18\x01 \x01(\r\x12\r\n\x05\x63odec\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x04 \x01(\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'semlink.v1.packet_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PACKET']._serialized_start=40
-  _globals['_PACKET']._serialized_end=196
-  _globals['_LAYER']._serialized_start=198
-  _globals['_LAYER']._serialized_end=267
+  _globals['_PACKET']._serialized_end=179
+  _globals['_LAYER']._serialized_start=181
+  _globals['_LAYER']._serialized_end=250
 # @@protoc_insertion_point(module_scope)

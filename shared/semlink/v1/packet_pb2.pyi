@@ -7,22 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Packet(_message.Message):
-    __slots__ = ("format_version", "model_fingerprint", "size", "profile", "seed", "layers", "realism")
+    __slots__ = ("format_version", "model_fingerprint", "size", "profile", "seed", "layers")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
-    REALISM_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     model_fingerprint: int
     size: int
     profile: int
     seed: int
     layers: _containers.RepeatedCompositeFieldContainer[Layer]
-    realism: int
-    def __init__(self, format_version: _Optional[int] = ..., model_fingerprint: _Optional[int] = ..., size: _Optional[int] = ..., profile: _Optional[int] = ..., seed: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., realism: _Optional[int] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., model_fingerprint: _Optional[int] = ..., size: _Optional[int] = ..., profile: _Optional[int] = ..., seed: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ...) -> None: ...
 
 class Layer(_message.Message):
     __slots__ = ("kind", "codec", "payload", "crc32c")
