@@ -21,10 +21,11 @@ from semlink import decode, encode
 from semlink.imaging import resize
 from semlink.packet import Packet, PacketFormatError, parse, serialize
 from semlink.quality.artifacts import luma, periodic_energy, smoothest_block
-from semlink.restore import pixel
+from semlink.restore import default_realism, pixel
 from semlink.restore.pixel import PixelRestorer, restore
 from semlink.serving.client import channel, png_bytes, wait_until_serving
-from semlink.train.pixel_restorer import Adversary, discriminator, make_batch, training_step
+from semlink.train.common import Adversary, discriminator
+from semlink.train.pixel_restorer import make_batch, training_step
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc, packet_pb2
 from services.decoder import server as decoder_server
 from services.encoder import server as encoder_server
@@ -161,7 +162,7 @@ def test_the_header_carries_the_encoders_realism_and_a_decoder_may_override_it(
     assert not np.array_equal(fidelity.image, texture.image)
     assert np.array_equal(decode(packet, realism=0.3).image, as_sent.image)
     default = encode(small_photo(), target_bpp=0.3).packet
-    assert default.realism == round(100 * pixel.default_realism())
+    assert default.realism == round(100 * default_realism())
     assert decode(packet, restorer=False).realism is None  # Lanczos: no restorer ran
 
 

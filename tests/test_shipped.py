@@ -16,7 +16,7 @@ from semlink.config import Settings, settings
 from semlink.models import taef2, weights
 from semlink.profiles import LITE
 from semlink.resolver import Models, Resolver
-from semlink.restore import pixel
+from semlink.restore import default_realism, pixel
 
 DATA = resources.files("semlink").joinpath("data")
 GOLDEN_PACKET = Path(__file__).parent / "expected" / "lite-chelsea-600.slk"
@@ -35,7 +35,7 @@ def test_shipped_restorer_matches_its_manifest() -> None:
     assert manifest["hardware"]["cpu_count"] and "torch" in manifest["hardware"]
     assert "BSDS500" in manifest["recipe"]["data"] and "Kodak" not in manifest["recipe"]["data"]
     assert 0 <= manifest["recipe"]["realism"] <= 1
-    assert pixel.default_realism() == manifest["recipe"]["realism"]
+    assert default_realism() == manifest["recipe"]["realism"]
     results = manifest["results"]["bsds500_val_20_at_0.03bpp"]
     assert {"lanczos", "realism 0.0", "realism 1.0"} <= set(results)
     shipped = sum(len(DATA.joinpath(n).read_bytes()) for n in manifest["files"])

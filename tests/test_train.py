@@ -173,12 +173,8 @@ def test_edge_input_starts_neutral_and_old_weights_carry_over(tmp_path: Path) ->
 
 
 def test_the_discriminator_learns_and_the_adversarial_step_runs() -> None:
-    from semlink.train.restorer import (
-        Adversary,
-        discriminator,
-        discriminator_step,
-        hinge_loss,
-    )
+    from semlink.train.common import Adversary, discriminator
+    from semlink.train.restorer import discriminator_step, hinge_loss
 
     torch.manual_seed(0)
     net = discriminator(width=8)

@@ -225,7 +225,7 @@ def encode(
     _check_streams(spec, caption, objects, segmap)
     hundredths = 0
     if spec.holds(Role.RESTORER):
-        from semlink.restore.pixel import default_realism
+        from semlink.restore import default_realism
 
         hundredths = round(100 * (default_realism() if realism is None else realism))
     elif realism is not None:

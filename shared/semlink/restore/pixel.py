@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from functools import lru_cache
 from importlib import resources
 from typing import NamedTuple
 
@@ -35,6 +34,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from semlink.imaging import resize
+from semlink.restore import SHIPPED_RESTORER
 
 EDGE_CHANNELS = 1
 GRID = 4
@@ -177,9 +177,8 @@ def restore(
     return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-SHIPPED = "pixel_restorer"
-"""Package data: ``data/pixel_restorer.safetensors`` (fp16) and ``data/pixel_restorer.json``
-(manifest: sha256, recipe, default realism, data, steps, wall time, held-out results)."""
+SHIPPED = SHIPPED_RESTORER
+"""The package data :func:`load_shipped` reads (:data:`semlink.restore.SHIPPED_RESTORER`)."""
 
 
 class ShippedRestorer(NamedTuple):
@@ -212,17 +211,6 @@ def load_shipped() -> ShippedRestorer | None:
     model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
     load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
     return ShippedRestorer(model.eval(), float(recipe.get("realism", 0.0)))
-
-
-@lru_cache(maxsize=1)
-def default_realism() -> float:
-    """The realism encoders write by default: the shipped manifest's, chosen on held-out
-    photos (0, fidelity, when the package has no restorer). Reads the manifest only, so an
-    edge encoder loads no network."""
-    manifest_file = resources.files("semlink").joinpath("data", f"{SHIPPED}.json")
-    if not manifest_file.is_file():
-        return 0.0
-    return float(json.loads(manifest_file.read_text())["recipe"].get("realism", 0.0))
 
 
 def shipped_restorer() -> ShippedRestorer | None:

@@ -46,6 +46,23 @@ class Adversary:
     weight: float
 
 
+DISCRIMINATOR = "discriminator"
+"""Sub-directory of a run that holds its discriminator's checkpoint."""
+
+
+def load_adversary(out: Path, weight: float, lr: float) -> Adversary:
+    """A PatchGAN discriminator with its Adam optimizer, resumed from ``out``'s
+    discriminator checkpoint when there is one."""
+    net = discriminator()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+    load_checkpoint(out / DISCRIMINATOR, net, optimizer)
+    return Adversary(net, optimizer, weight)
+
+
+def save_adversary(out: Path, adversary: Adversary, state: RunState) -> None:
+    save_checkpoint(out / DISCRIMINATOR, adversary.net, adversary.optimizer, state)
+
+
 @dataclass
 class RunState:
     step: int = 0

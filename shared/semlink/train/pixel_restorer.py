@@ -37,10 +37,10 @@ from semlink.train.common import (
     Adversary,
     RunState,
     bsds_photos,
-    discriminator,
+    load_adversary,
     load_checkpoint,
     run,
-    save_checkpoint,
+    save_adversary,
     ship,
 )
 
@@ -252,10 +252,7 @@ def train(
     state = load_checkpoint(out, model, optimizer)
     adversary = None
     if recipe.adv_weight > 0:
-        net = discriminator()
-        disc_optimizer = torch.optim.Adam(net.parameters(), lr=recipe.disc_lr, betas=(0.5, 0.999))
-        load_checkpoint(out / "discriminator", net, disc_optimizer)
-        adversary = Adversary(net, disc_optimizer, recipe.adv_weight)
+        adversary = load_adversary(out, recipe.adv_weight, recipe.disc_lr)
     rng.seed(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
 
     def step() -> float | None:
@@ -265,7 +262,7 @@ def train(
         active = adversary if state.step >= recipe.adv_start else None
         loss = training_step(model, optimizer, *batch, active)
         if active is not None and (state.step + 1) % 50 == 0:
-            save_checkpoint(out / "discriminator", active.net, active.optimizer, state)
+            save_adversary(out, active, state)
         return loss
 
     state = run(
@@ -280,7 +277,7 @@ def train(
         progress=progress,
     )
     if adversary is not None:
-        save_checkpoint(out / "discriminator", adversary.net, adversary.optimizer, state)
+        save_adversary(out, adversary, state)
     return state
 
 

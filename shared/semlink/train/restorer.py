@@ -38,10 +38,10 @@ from semlink.train.common import (
     Adversary,
     RunState,
     bsds_photos,
-    discriminator,
+    load_adversary,
     load_checkpoint,
     run,
-    save_checkpoint,
+    save_adversary,
     segment_edge_maps,
 )
 
@@ -258,10 +258,7 @@ def train(
     state = load_checkpoint(out, model, optimizer)
     adversary = None
     if recipe.adv_weight > 0:
-        net = discriminator()
-        disc_optimizer = torch.optim.Adam(net.parameters(), lr=recipe.disc_lr, betas=(0.5, 0.999))
-        load_checkpoint(out / "discriminator", net, disc_optimizer)
-        adversary = Adversary(net, disc_optimizer, recipe.adv_weight)
+        adversary = load_adversary(out, recipe.adv_weight, recipe.disc_lr)
     rng.seed(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
 
     def step() -> float | None:
@@ -270,7 +267,7 @@ def train(
             batch = _batch(cache, recipe.pixel_batch, recipe.pixel_crop, rng, share)
             training_step(model, optimizer, *batch, taef2, adversary)
             if adversary is not None and (state.step + 1) % 200 == 0:
-                save_checkpoint(out / "discriminator", adversary.net, adversary.optimizer, state)
+                save_adversary(out, adversary, state)
             return None  # the curve logs the latent loss only
         batch = _batch(cache, recipe.batch, recipe.crop, rng, share)
         return training_step(model, optimizer, *batch)
@@ -287,5 +284,5 @@ def train(
         progress=progress,
     )
     if adversary is not None:
-        save_checkpoint(out / "discriminator", adversary.net, adversary.optimizer, state)
+        save_adversary(out, adversary, state)
     return state
