@@ -1,9 +1,11 @@
-"""The ``serve`` command and the ``semlink`` console script.
+"""The ``serve`` command and the ``semlink`` command line.
 
 ``semlink serve encoder|decoder|link [options]`` runs one gRPC service until SIGTERM;
 ``python -m services.<name> [options]`` is the same command (``serve_main``). ``app`` is the
 library's command line (``semlink.cli.build_app``) with ``serve`` added: the library never
 imports services/, so the wiring lives here. The servers are imported inside the command.
+The console script (``services.script``) answers a plain ``semlink info PACKET`` without
+typer and hands every other command line to ``app``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,20 @@ def serve_cmd(
     replica_gpus: Annotated[
         float, typer.Option(help="Ray: GPUs per replica (fractions share one).")
     ] = 0.0,
+    max_batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Ray, decoder: Decode calls a replica computes together (lite's restorer "
+            "runs once per batch; 1 = no batching).",
+        ),
+    ] = 1,
+    batch_wait_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Ray, decoder: seconds a batch that is not full waits for more calls."
+        ),
+    ] = 0.01,
     max_pixels: Annotated[
         int | None,
         typer.Option(
@@ -127,6 +143,8 @@ def serve_cmd(
             num_cpus=replica_cpus,
             num_gpus=replica_gpus,
             max_decode_pixels=max_pixels,
+            max_batch_size=max_batch_size,
+            batch_wait_timeout_s=batch_wait_timeout,
         )
         return
     if service is ServiceKind.encoder:
@@ -157,7 +175,7 @@ def register(app: typer.Typer) -> None:
 
 
 app = build_app()
-"""The ``semlink`` console script: the library's commands and ``serve``."""
+"""The ``semlink`` command line: the library's commands and ``serve``."""
 register(app)
 
 

@@ -15,10 +15,10 @@ commands, so ``semlink --help`` starts cold without them.
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING, Any
 
-from semlink.cli import codec, demo, train, weights
-from semlink.cli import eval as evaluation
+if TYPE_CHECKING:
+    import typer
 
 HELP = (
     "semlink: semantic image coding for bandwidth-starved links.\n\n"
@@ -30,6 +30,11 @@ HELP = (
 
 def build_app() -> typer.Typer:
     """A fresh root app with the library's command groups registered."""
+    import typer
+
+    from semlink.cli import codec, demo, train, weights
+    from semlink.cli import eval as evaluation
+
     app = typer.Typer(help=HELP, no_args_is_help=True)
     codec.register(app)
     evaluation.register(app)
@@ -39,7 +44,13 @@ def build_app() -> typer.Typer:
     return app
 
 
-app = build_app()
-"""The library's commands (everything but ``serve``)."""
+def __getattr__(name: str) -> Any:
+    """``app``, the library's commands (everything but ``serve``), built on first use: a
+    plain ``semlink info`` (``semlink.cli.info``) imports this package without typer."""
+    if name == "app":
+        app = globals()["app"] = build_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["app", "build_app"]

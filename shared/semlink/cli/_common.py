@@ -8,19 +8,17 @@ the option types ``Tiny``, ``Steps``, ``Minutes``, ``Limit`` and ``ShipTo``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from semlink.cli._console import console
 
 if TYPE_CHECKING:
     import numpy as np
 
     from semlink.resolver import Resolver
-
-console = Console(width=None if sys.stdout.isatty() else 160)
 
 Tiny = Annotated[bool, typer.Option("--tiny", help="Tiny random models (demo/test).")]
 Steps = Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")]

@@ -104,38 +104,12 @@ def decode_cmd(
 
 def info_cmd(packet: Packet) -> None:
     """Show a packet's header, layers, bytes per layer and bits per pixel."""
-    from rich.table import Table
-
-    from semlink.packet import PacketError, bits_per_pixel, parse
-    from semlink.profiles import get_profile
-    from semlink.streams import LayerKind
+    from semlink.cli.info import InfoError, show_info
 
     try:
-        data = packet.read_bytes()
-        parsed = parse(data)
-    except FileNotFoundError as exc:
-        raise _fail(f"no such packet file: {packet}") from exc
-    except PacketError as exc:
+        show_info(packet)
+    except InfoError as exc:
         raise _fail(str(exc)) from exc
-    try:
-        profile_name = get_profile(parsed.profile).name
-    except KeyError:
-        profile_name = f"unknown ({parsed.profile})"
-    console.print(
-        f"{packet}: {len(data)} bytes, {parsed.width}x{parsed.height}, profile {profile_name}, "
-        f"model fingerprint {parsed.model_fingerprint:#010x}, seed {parsed.seed}, "
-        f"realism {parsed.realism / 100:.2f}, "
-        f"{bits_per_pixel(data):.4f} bpp"
-    )
-    table = Table("#", "kind", "codec", "payload B", "layer B (framing+CRC)")
-    for i, (layer, size) in enumerate(zip(parsed.layers, parsed.layer_bytes(), strict=True)):
-        kind = (
-            LayerKind(layer.kind).name.lower()
-            if layer.kind in LayerKind._value2member_map_
-            else str(layer.kind)
-        )
-        table.add_row(str(i), kind, str(layer.codec), str(len(layer.payload)), str(size))
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
