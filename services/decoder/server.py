@@ -16,14 +16,23 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from semlink.codec import DecodeResult, check_realism, decode, decode_preview
+from semlink.codec import (
+    DecodeCall,
+    DecodeResult,
+    check_realism,
+    decode,
+    decode_batch,
+    decode_preview,
+)
 from semlink.profiles import LITE
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
+from semlink.serving.server import BatchHandler, RpcFailure
 from semlink.streams.text import english_model
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc
 
 NAME = "decoder"
+DECODE = "/semlink.v1.DecoderService/Decode"
 
 
 def check_format(fmt: int) -> None:
@@ -108,6 +117,62 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
             self.runtime.metrics.decode_seconds.labels(stage).observe(seconds)
         return result, waited
 
+    async def decode_batch(
+        self, calls: Sequence[tuple[decoder_pb2.DecodeRequest, float | None]]
+    ) -> list[decoder_pb2.DecodeResponse | RpcFailure]:
+        """Several Decode calls (request, seconds left to its deadline) as one piece of work:
+        lite's restorer runs once on the batch (:func:`semlink.codec.decode_batch`). Each
+        call gets its own response or failure, the status Decode alone would give it."""
+        outcomes: list[decoder_pb2.DecodeResponse | RpcFailure | None] = [None] * len(calls)
+        accepted: list[tuple[int, decoder_pb2.DecodeRequest, float | None]] = []
+        for index, (request, timeout) in enumerate(calls):
+            options = request.options
+            try:
+                check_format(options.format)
+                if options.HasField("realism"):
+                    check_realism(options.realism)
+            except ValueError as exc:
+                outcomes[index] = RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                continue
+            accepted.append((index, request, timeout))
+        self.runtime.metrics.decode_batch_size.labels(self.runtime.name).observe(len(calls))
+
+        def work(
+            checks: Sequence[Callable[[], None]],
+        ) -> list[decoder_pb2.DecodeResponse | Exception]:
+            decoded = decode_batch(
+                [
+                    DecodeCall(
+                        request.packet,
+                        realism=request.options.realism
+                        if request.options.HasField("realism")
+                        else None,
+                        steps=request.options.steps or None,
+                        seed=request.options.seed or None,
+                        check=check,
+                    )
+                    for (_, request, _), check in zip(accepted, checks, strict=True)
+                ],
+                models=self.models,
+            )
+            responses: list[decoder_pb2.DecodeResponse | Exception] = []
+            for (_, request, _), result in zip(accepted, decoded, strict=True):
+                if isinstance(result, Exception):
+                    responses.append(result)
+                    continue
+                for stage, seconds in result.stage_seconds.items():
+                    self.runtime.metrics.decode_seconds.labels(stage).observe(seconds)
+                responses.append(self._response(result, request.options.format, 0.0))
+            return responses
+
+        if accepted:
+            done, waited = await self.runtime.run_batch([t for _, _, t in accepted], work)
+            for (index, _, _), outcome in zip(accepted, done, strict=True):
+                if isinstance(outcome, decoder_pb2.DecodeResponse):
+                    outcome.stats.queue_seconds = waited
+                outcomes[index] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
+
     async def Decode(
         self, request: decoder_pb2.DecodeRequest, context: grpc.aio.ServicerContext
     ) -> decoder_pb2.DecodeResponse:
@@ -136,11 +201,18 @@ class DecoderService:
     models: Resolver = field(default_factory=Resolver.from_settings)
     """Every profile's models for this process (default: built from the settings)."""
 
+    servicer: DecoderServicer | None = field(default=None, init=False)
+
     def add_servicers(self, server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
-        decoder_pb2_grpc.add_DecoderServiceServicer_to_server(
-            DecoderServicer(runtime, self.models), server
-        )
+        self.servicer = DecoderServicer(runtime, self.models)
+        decoder_pb2_grpc.add_DecoderServiceServicer_to_server(self.servicer, server)
         return [decoder_pb2.DESCRIPTOR.services_by_name["DecoderService"].full_name]
+
+    def batch_handlers(self) -> dict[str, BatchHandler]:
+        """Methods that take several calls at once (method path -> handler), for engines
+        that batch (Ray Serve's ``@serve.batch``); after :meth:`add_servicers`."""
+        assert self.servicer is not None, "add_servicers builds the servicer first"
+        return {DECODE: self.servicer.decode_batch}
 
     async def load(self) -> None:
         """Load what lite decodes with: the text model, and the fingerprint it checks."""

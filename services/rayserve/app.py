@@ -6,10 +6,14 @@ Two deployments per service application:
   loading (``load``) from services/<name>/server.py, unchanged: the same parsing, decoding,
   error mapping and metrics as a plain server. Replicas take CPUs or GPUs
   (``ray_actor_options``) and autoscale on ongoing requests (``autoscaling_config``).
-* ``Gateway`` (one replica) serves semlink's gRPC API (health, reflection, token, TLS,
-  /metrics: :func:`semlink.serving.server.start_service`) and forwards every call's bytes
-  to a host replica through a deployment handle. A replica that dies mid-call turns into
-  UNAVAILABLE, which fleet clients retry (``semlink.serving.client.RetryPolicy``).
+  With ``max_batch_size`` > 1, the methods the service can batch (the decoder's Decode:
+  lite's restorer runs once per batch) gather concurrent calls with ``@serve.batch``.
+  Each replica pushes its metrics to the gateway every second (services/rayserve/metrics.py).
+* ``Gateway`` (one replica) serves semlink's gRPC API (health, reflection, token, TLS:
+  :func:`semlink.serving.server.start_service`) and forwards every call's bytes to a host
+  replica through a deployment handle; its /metrics holds its own and every replica's
+  series. A replica that dies mid-call turns into UNAVAILABLE, which fleet clients retry
+  (``semlink.serving.client.RetryPolicy``).
 
 ``build_app`` is the import path of a Serve config file (deploy/ray/serve-config.yaml).
 """
@@ -24,13 +28,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import grpc
+from prometheus_client.metrics_core import Metric
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from semlink.obs import ServiceMetrics
 from semlink.serving import ServerConfig, ServiceRuntime, WorkQueue
-from semlink.serving.server import RunningService, start_service
-from services.rayserve.parts import SERVICES, service_parts
+from semlink.serving.server import BatchHandler, RpcFailure, RunningService, start_service
+from services.rayserve.metrics import FleetMetrics
+from services.rayserve.parts import SERVICES, hosted_service
 
 
 class _Capture:
@@ -80,13 +86,25 @@ class _Context:
 Reply = tuple[str, bytes | str]
 
 
+METRICS_PERIOD = 1.0
+"""Seconds between two pushes of a replica's metrics to its gateway."""
+
+Batched = Callable[[bytes, float | None], Awaitable[Reply]]
+
+
 class ServiceHost:
     """One replica: the service's servicer and models, called with serialized requests."""
 
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits async constructors
-        self, service: str, workers: int = 1, max_waiting: int = 64
+        self,
+        service: str,
+        workers: int = 1,
+        max_waiting: int = 64,
+        max_batch_size: int = 1,
+        batch_wait_timeout_s: float = 0.01,
+        gateway: str | None = None,
     ) -> None:
-        add_servicers, load = service_parts(service)
+        hosted = hosted_service(service)
         self.service = service
         metrics = ServiceMetrics(service)
         self.runtime = ServiceRuntime(
@@ -95,10 +113,67 @@ class ServiceHost:
             WorkQueue(workers, max_waiting, metrics.queue_depth.labels(service).set),
         )
         capture = _Capture()
-        add_servicers(cast(grpc.aio.Server, capture), self.runtime)
+        hosted.add_servicers(cast(grpc.aio.Server, capture), self.runtime)
         self.handlers = capture.handlers
-        await load()
+        self.batched: dict[str, Batched] = {}
+        if max_batch_size > 1:
+            for path, handler in hosted.batch_handlers().items():
+                self.batched[path] = self._batcher(
+                    path, handler, max_batch_size, batch_wait_timeout_s, workers
+                )
+        await hosted.load()
         self.runtime.ready.set()
+        self._pushing = (
+            None if gateway is None else asyncio.create_task(self._push_metrics(gateway))
+        )
+
+    def _batcher(
+        self, path: str, handler: BatchHandler, size: int, wait_s: float, batches: int
+    ) -> Batched:
+        """``handler`` behind ``@serve.batch``: concurrent calls of ``path`` on this replica
+        are gathered (up to ``size``, waiting at most ``wait_s`` for more), ``batches``
+        batches at once (the replica's workers). Each call gets its own reply."""
+        method = self.handlers[path]
+
+        async def run_batch(requests: list[bytes], timeouts: list[float | None]) -> list[Reply]:
+            replies: list[Reply | None] = [None] * len(requests)
+            calls: list[tuple[Any, float | None]] = []
+            parsed: list[int] = []
+            for index, (request, timeout) in enumerate(zip(requests, timeouts, strict=True)):
+                try:
+                    calls.append((method.request_deserializer(request), timeout))
+                    parsed.append(index)
+                except Exception as exc:  # bytes that are no request of this method
+                    replies[index] = ("INVALID_ARGUMENT", f"unreadable request: {exc}")
+            outcomes = await handler(calls) if calls else []
+            for index, outcome in zip(parsed, outcomes, strict=True):
+                replies[index] = (
+                    (outcome.code.name, outcome.details)
+                    if isinstance(outcome, RpcFailure)
+                    else ("OK", method.response_serializer(outcome))
+                )
+            return [reply for reply in replies if reply is not None]
+
+        batched = serve.batch(
+            max_batch_size=size, batch_wait_timeout_s=wait_s, max_concurrent_batches=batches
+        )(run_batch)
+        return cast(Batched, batched)
+
+    async def _push_metrics(self, gateway: str) -> None:
+        """Send this replica's metric families to the gateway's /metrics, every
+        :data:`METRICS_PERIOD` seconds (the gateway may not be up yet: try again later)."""
+        context = serve.get_replica_context()
+        replica = context.replica_id.unique_id
+        handle = serve.get_deployment_handle(gateway, app_name=context.app_name)
+        while True:
+            try:
+                families = list(self.runtime.metrics.registry.collect())
+                await asyncio.wait_for(
+                    handle.replica_metrics.remote(replica, families), 10 * METRICS_PERIOD
+                )
+            except Exception:  # the next push carries the same (cumulative) data
+                pass
+            await asyncio.sleep(METRICS_PERIOD)
 
     def pid(self) -> int:
         """This replica's process id (tests and benches tell replicas apart with it)."""
@@ -119,6 +194,9 @@ class ServiceHost:
         }
 
     async def call(self, method: str, request: bytes, timeout: float | None = None) -> Reply:
+        batched = self.batched.get(method)
+        if batched is not None:
+            return await batched(request, timeout)
         handler = self.handlers[method]
         assert handler.unary_unary is not None
         try:
@@ -265,6 +343,10 @@ class Gateway:
         methods: dict[str, str] = await host.methods.remote()
         forwarder = _Forwarder(host)
         self.running: RunningService | None = None
+        self.fleet: FleetMetrics | None = None
+        self._metrics_http: tuple[Any, threading.Thread] | None = None
+        # /metrics is served below, with the replicas' series merged in.
+        own = self.config.model_copy(update={"metrics_port": None})
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
         errors: list[BaseException] = []
@@ -277,7 +359,7 @@ class Gateway:
             asyncio.set_event_loop(self._loop)
             try:
                 self.running = self._loop.run_until_complete(
-                    start_service(service, self.config, forwarder.add_servicers(methods), ready)
+                    start_service(service, own, forwarder.add_servicers(methods), ready)
                 )
             except BaseException as exc:
                 errors.append(exc)
@@ -291,17 +373,33 @@ class Gateway:
         started.wait(60)
         if errors:
             raise errors[0]
+        assert self.running is not None
+        if self.config.metrics_port is not None:
+            self.fleet = FleetMetrics(
+                self.running.runtime.metrics.registry, stale_after=5 * METRICS_PERIOD + 5
+            )
+            self._metrics_http = self.fleet.serve(self.config.metrics_port, self.config.host)
 
     def address(self) -> tuple[int, int | None]:
         """(gRPC port, metrics port) the gateway listens on (ports 0 pick free ones)."""
         assert self.running is not None
-        return self.running.port, self.running.metrics_port
+        metrics_port = None if self._metrics_http is None else self._metrics_http[0].server_port
+        return self.running.port, metrics_port
+
+    def replica_metrics(self, replica: str, families: list[Metric]) -> None:
+        """A host replica's metric families, served on /metrics with ``replica="<id>"``."""
+        if self.fleet is not None:
+            self.fleet.update(replica, families)
 
     def check_health(self) -> None:
         if not self._thread.is_alive():
             raise RuntimeError("the gRPC server thread stopped")
 
     def __del__(self) -> None:
+        if self._metrics_http is not None:
+            http, thread = self._metrics_http
+            http.shutdown()
+            thread.join(timeout=5)
         running = self.running
         if running is None or not self._loop.is_running():
             return
@@ -323,13 +421,23 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     per replica, ``workers`` per replica, ``max_ongoing_requests`` per replica,
     ``token_env`` (environment variable of the gateway holding the bearer token),
     ``gateway_resources`` (Ray resources pinning the gateway, e.g. to the head node),
-    ``replica_env`` (environment variables set in each replica, e.g. ``SEMLINK_*`` settings).
+    ``replica_env`` (environment variables set in each replica, e.g. ``SEMLINK_*`` settings),
+    ``max_batch_size`` (Decode calls a replica computes together; 1, the default, is no
+    batching; ``max_ongoing_requests`` is raised to ``max_batch_size`` x ``workers`` if
+    lower, or a batch could never fill) and ``batch_wait_timeout_s`` (how long a batch that
+    is not full waits for more calls, default 0.01).
     """
     service = str(args.get("service", "decoder"))
     if service not in SERVICES:  # fail here, not in every replica
         raise ValueError(f"unknown service {service!r}: Ray serves {', '.join(SERVICES)}")
     workers = int(args.get("workers", 1))
-    max_ongoing = int(args.get("max_ongoing_requests", 2 * workers + 2))
+    max_batch_size = int(args.get("max_batch_size", 1))
+    batch_wait_timeout_s = float(args.get("batch_wait_timeout_s", 0.01))
+    if max_batch_size < 1 or batch_wait_timeout_s < 0:
+        raise ValueError("max_batch_size must be at least 1, batch_wait_timeout_s at least 0")
+    max_ongoing = max(
+        int(args.get("max_ongoing_requests", 2 * workers + 2)), max_batch_size * workers
+    )
     host_options: dict[str, Any] = {
         "name": f"{service}-host",
         "max_ongoing_requests": max_ongoing,
@@ -367,4 +475,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     )(Gateway)
     server = dict(args.get("server", {}))
     token_env = args.get("token_env")
-    return gateway.bind(service, host.bind(service, workers, max_ongoing), server, token_env)
+    hosts = host.bind(
+        service, workers, max_ongoing, max_batch_size, batch_wait_timeout_s, f"{service}-gateway"
+    )
+    return gateway.bind(service, hosts, server, token_env)

@@ -24,6 +24,8 @@ def app_args(
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
     max_decode_pixels: int | None = None,
+    max_batch_size: int = 1,
+    batch_wait_timeout_s: float = 0.01,
 ) -> dict[str, Any]:
     """``build_app``'s arguments from the serve command's options (``max_decode_pixels``
     reaches the replicas' settings through their environment)."""
@@ -35,6 +37,8 @@ def app_args(
         "num_cpus": num_cpus,
         "num_gpus": num_gpus,
         "grace_seconds": config.grace_seconds,
+        "max_batch_size": max_batch_size,
+        "batch_wait_timeout_s": batch_wait_timeout_s,
     }
     if max_decode_pixels is not None:
         args["replica_env"] = {"SEMLINK_MAX_DECODE_PIXELS": str(max_decode_pixels)}

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import google_crc32c
 import numpy as np
@@ -43,6 +46,9 @@ from semlink.streams.objects import decode_object, encode_object
 from semlink.streams.reference import decode_reference, encode_reference
 from semlink.streams.segmap import decode_segmap, encode_segmap
 from semlink.streams.text import decode_text, encode_text
+
+if TYPE_CHECKING:
+    from semlink.restore.pixel import ShippedRestorer
 
 _REFERENCE_LAYER_OVERHEAD = 14
 """Most bytes a reference layer adds besides its payload: field tag and length (<= 3),
@@ -322,6 +328,129 @@ def _profile_models(packet: Packet, models: Models | Resolver | None) -> tuple[P
     return spec, models_for(spec, models)
 
 
+@dataclass
+class _Decoding:
+    """A packet read up to its reference's upsampling (the first half of a decode)."""
+
+    packet: Packet
+    held: Models
+    result: DecodeResult
+    small: NDArray[np.uint8] | None
+    """The decoded reference at its coded size (None: no reference layer arrived)."""
+    learned: ShippedRestorer | None
+    """lite's learned restorer to upsample with at ``result.realism`` (None: Lanczos)."""
+    wire_bytes: int
+
+
+def _read_layers(
+    data: bytes | Packet,
+    expected_profile: str | Profile | None,
+    check: Callable[[], None] | None,
+    restorer: bool | None,
+    models: Models | Resolver | None,
+    max_pixels: int | None,
+    realism: float | None,
+) -> _Decoding:
+    """Parse and check the packet, decode every layer; the reference stays small."""
+    if realism is not None:
+        realism = check_realism(realism)
+    packet = data if isinstance(data, Packet) else parse(data)
+    spec, held = _profile_models(packet, models)
+    check_picture_size(
+        packet, held.settings.max_decode_pixels if max_pixels is None else max_pixels
+    )
+    if expected_profile is not None:
+        expected = (
+            get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
+        )
+        expected_fingerprint = models_for(expected, models).fingerprint
+        if expected_fingerprint != packet.model_fingerprint:
+            raise FingerprintMismatchError(packet.model_fingerprint, expected_fingerprint)
+    if packet.model_fingerprint != held.fingerprint:  # other models, or another profile's
+        raise FingerprintMismatchError(packet.model_fingerprint, held.fingerprint)
+    result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
+    stages = result.stage_seconds
+    small: NDArray[np.uint8] | None = None
+    for layer in packet.layers:
+        if check is not None:
+            check()
+        start = time.perf_counter()
+        kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
+        if kind is LayerKind.REFERENCE and small is None:
+            small = decode_reference(
+                layer.codec, layer.payload, packet.width, packet.height, held.reference_codecs
+            )
+        elif kind is LayerKind.CAPTION:
+            result.caption = decode_text(layer.payload)
+        elif kind is LayerKind.OBJECT:
+            result.objects.append(
+                decode_object(layer.payload, max_pixels=packet.width * packet.height)
+            )
+        elif kind is LayerKind.SEGMAP:
+            result.segmap = decode_segmap(
+                layer.codec, layer.payload, max_pixels=packet.width * packet.height
+            )
+        else:
+            continue  # a layer kind from a newer encoder: skip it, say so by omission
+        name = kind.name.lower()
+        result.layers_used.append(name)
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+    learned = None
+    if small is not None and spec.holds(Role.RESTORER) and restorer is not False:
+        from semlink.restore import pixel
+
+        # Without models given, the default restorer is looked up where scripts switch it.
+        learned = held.restorer if models is not None else pixel.shipped_restorer()
+        if learned is not None:
+            result.realism = packet.realism / 100 if realism is None else realism
+    wire_bytes = len(data) if isinstance(data, bytes) else len(serialize(packet))
+    return _Decoding(packet, held, result, small, learned, wire_bytes)
+
+
+def _upsample(decoding: _Decoding) -> NDArray[np.uint8]:
+    """The full-size reference of one picture: the learned restorer's, or Lanczos."""
+    packet, small, learned = decoding.packet, decoding.small, decoding.learned
+    assert small is not None
+    if learned is None:
+        return resize(small, packet.width, packet.height)
+    from semlink.restore import pixel
+
+    realism = decoding.result.realism
+    assert realism is not None
+    return pixel.restore(
+        small, packet.width, packet.height, learned.network, realism, decoding.result.segmap
+    )
+
+
+def _finish(
+    decoding: _Decoding,
+    reference: NDArray[np.uint8] | None,
+    steps: int | None,
+    seed: int | None,
+    check: Callable[[], None] | None,
+) -> DecodeResult:
+    """The picture from the full-size reference: as it is, or through the diffusion stage."""
+    packet, result = decoding.packet, decoding.result
+    if reference is None:
+        # No reference arrived: a flat mid-grey picture of the right size, not a crash.
+        reference = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
+    result.image = reference
+    generative = decoding.held.generative  # None without the diffusion role
+    if generative is not None:
+        start = time.perf_counter()
+        result.image, result.steps = generative(
+            reference,
+            result.caption or "",
+            result.objects,
+            bpp=8 * decoding.wire_bytes / (packet.width * packet.height),
+            seed=packet.seed if seed is None else seed,
+            steps=steps,
+            check=check,
+        )
+        result.stage_seconds["diffusion"] = time.perf_counter() - start
+    return result
+
+
 def decode(
     data: bytes | Packet,
     *,
@@ -348,85 +477,140 @@ def decode(
     is allocated or any model loaded. ``realism`` (0 fidelity .. 1 texture) overrides the
     header's for lite's learned restorer.
     """
-    if realism is not None:
-        realism = check_realism(realism)
-    packet = data if isinstance(data, Packet) else parse(data)
-    spec, held = _profile_models(packet, models)
-    check_picture_size(
-        packet, held.settings.max_decode_pixels if max_pixels is None else max_pixels
-    )
-    if expected_profile is not None:
-        expected = (
-            get_profile(expected_profile) if isinstance(expected_profile, str) else expected_profile
-        )
-        expected_fingerprint = models_for(expected, models).fingerprint
-        if expected_fingerprint != packet.model_fingerprint:
-            raise FingerprintMismatchError(packet.model_fingerprint, expected_fingerprint)
-    if packet.model_fingerprint != held.fingerprint:  # other models, or another profile's
-        raise FingerprintMismatchError(packet.model_fingerprint, held.fingerprint)
-    result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
-    stages = result.stage_seconds
-    reference: NDArray[np.uint8] | None = None
-    small: NDArray[np.uint8] | None = None
-    for layer in packet.layers:
-        if check is not None:
-            check()
+    decoding = _read_layers(data, expected_profile, check, restorer, models, max_pixels, realism)
+    reference = None
+    if decoding.small is not None:  # upsampled last: the learned restorer reads the segmap
         start = time.perf_counter()
-        kind = LayerKind(layer.kind) if layer.kind in LayerKind._value2member_map_ else None
-        if kind is LayerKind.REFERENCE and small is None:
-            small = decode_reference(
-                layer.codec, layer.payload, packet.width, packet.height, held.reference_codecs
-            )
-        elif kind is LayerKind.CAPTION:
-            result.caption = decode_text(layer.payload)
-        elif kind is LayerKind.OBJECT:
-            result.objects.append(
-                decode_object(layer.payload, max_pixels=packet.width * packet.height)
-            )
-        elif kind is LayerKind.SEGMAP:
-            result.segmap = decode_segmap(
-                layer.codec, layer.payload, max_pixels=packet.width * packet.height
-            )
-        else:
-            continue  # a layer kind from a newer encoder: skip it, say so by omission
-        name = kind.name.lower()
-        result.layers_used.append(name)
-        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
-    if small is not None:  # upsampled last: the learned restorer reads the segmentation map
-        start = time.perf_counter()
-        if spec.holds(Role.RESTORER) and restorer is not False:
-            from semlink.restore import pixel
+        reference = _upsample(decoding)
+        decoding.result.stage_seconds["reference"] += time.perf_counter() - start
+    return _finish(decoding, reference, steps, seed, check)
 
-            # Without models given, the default restorer is looked up where scripts switch it.
-            learned = held.restorer if models is not None else pixel.shipped_restorer()
-            asked = packet.realism / 100 if realism is None else realism
-            if learned is not None:
-                result.realism = asked
-            reference = pixel.upscale(
-                small, packet.width, packet.height, result.segmap, learned, asked
+
+@dataclass(frozen=True)
+class DecodeCall:
+    """One packet of :func:`decode_batch` with its own options (as :func:`decode` takes them)."""
+
+    data: bytes | Packet
+    realism: float | None = None
+    steps: int | None = None
+    seed: int | None = None
+    check: Callable[[], None] | None = None
+
+
+BATCH_PIXELS = 8 * 768 * 512
+"""Most pixels the restorer takes in one run of :func:`decode_batch` (its activations grow
+with them); a larger group of equal-size pictures runs in several."""
+
+
+def decode_batch(
+    calls: Sequence[bytes | Packet | DecodeCall],
+    *,
+    expected_profile: str | Profile | None = None,
+    restorer: bool | None = None,
+    models: Models | Resolver | None = None,
+    max_pixels: int | None = None,
+    threads: int | None = None,
+) -> list[DecodeResult | Exception]:
+    """:func:`decode` for several packets at once, each result what ``decode`` gives for
+    that packet alone, or the exception it raises: one packet's error never fails another.
+
+    Layers are read on up to ``threads`` threads at once (default: one per packet, at most
+    the CPU count; VVC references decode in a subprocess each), then lite's learned
+    restorer runs once per group of pictures of the same size (and restorer), at most
+    :data:`BATCH_PIXELS` pixels a run. Each result's ``reference`` stage time counts its
+    share of its run. Other profiles' stages run one packet at a time.
+    """
+    items = [call if isinstance(call, DecodeCall) else DecodeCall(call) for call in calls]
+    if not items:
+        return []
+
+    def read(call: DecodeCall) -> _Decoding | Exception:
+        try:
+            return _read_layers(
+                call.data, expected_profile, call.check, restorer, models, max_pixels, call.realism
             )
+        except Exception as exc:
+            return exc
+
+    workers = max(1, min(len(items), threads or os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="semlink-decode") as pool:
+        read_out = list(pool.map(read, items))
+
+    references: dict[int, NDArray[np.uint8] | Exception] = {}
+    groups: dict[tuple[int, int, int], list[tuple[int, _Decoding]]] = {}
+    for i, (call, decoding) in enumerate(zip(items, read_out, strict=True)):
+        if isinstance(decoding, Exception) or decoding.small is None:
+            continue
+        try:
+            if call.check is not None:
+                call.check()  # the deadline, before the restorer's run
+        except Exception as exc:
+            read_out[i] = exc
+            continue
+        if decoding.learned is None:
+            start = time.perf_counter()
+            references[i] = _upsample(decoding)
+            decoding.result.stage_seconds["reference"] += time.perf_counter() - start
         else:
-            reference = resize(small, packet.width, packet.height)
-        stages["reference"] += time.perf_counter() - start
-    if reference is None:
-        # No reference arrived: a flat mid-grey picture of the right size, not a crash.
-        reference = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
-    result.image = reference
-    generative = held.generative  # None without the diffusion role
-    if generative is not None:
-        start = time.perf_counter()
-        wire_bytes = len(data) if isinstance(data, bytes) else len(serialize(packet))
-        result.image, result.steps = generative(
-            reference,
-            result.caption or "",
-            result.objects,
-            bpp=8 * wire_bytes / (packet.width * packet.height),
-            seed=packet.seed if seed is None else seed,
-            steps=steps,
-            check=check,
+            size = (id(decoding.learned.network), decoding.packet.width, decoding.packet.height)
+            groups.setdefault(size, []).append((i, decoding))
+    for (_, width, height), members in groups.items():
+        per_run = max(1, BATCH_PIXELS // (width * height))
+        for first in range(0, len(members), per_run):
+            references.update(_restore_group(members[first : first + per_run]))
+
+    results: list[DecodeResult | Exception] = []
+    for i, (call, decoding) in enumerate(zip(items, read_out, strict=True)):
+        reference = references.get(i)
+        if isinstance(decoding, Exception):
+            results.append(decoding)
+        elif isinstance(reference, Exception):
+            results.append(reference)
+        else:
+            try:
+                results.append(_finish(decoding, reference, call.steps, call.seed, call.check))
+            except Exception as exc:
+                results.append(exc)
+    return results
+
+
+def _restore_group(
+    members: Sequence[tuple[int, _Decoding]],
+) -> dict[int, NDArray[np.uint8] | Exception]:
+    """One run of the learned restorer over pictures of one size; should the run fail
+    (memory), each picture is restored alone, so only its own failure reaches its caller."""
+    from semlink.restore import pixel
+
+    smalls, realisms, segmaps = [], [], []
+    for _, decoding in members:
+        assert decoding.small is not None and decoding.result.realism is not None
+        smalls.append(decoding.small)
+        realisms.append(decoding.result.realism)
+        segmaps.append(decoding.result.segmap)
+    first = members[0][1]
+    assert first.learned is not None
+    start = time.perf_counter()
+    out: dict[int, NDArray[np.uint8] | Exception] = {}
+    try:
+        pictures = pixel.restore_batch(
+            smalls,
+            first.packet.width,
+            first.packet.height,
+            first.learned.network,
+            realisms,
+            segmaps,
         )
-        stages["diffusion"] = time.perf_counter() - start
-    return result
+        out.update(zip((i for i, _ in members), pictures, strict=True))
+    except Exception:
+        for i, decoding in members:
+            try:
+                out[i] = _upsample(decoding)
+            except Exception as exc:
+                out[i] = exc
+    share = (time.perf_counter() - start) / len(members)
+    for _, decoding in members:
+        decoding.result.stage_seconds["reference"] += share
+    return out
 
 
 def decode_preview(
@@ -464,6 +648,7 @@ def decode_preview(
 
 __all__ = [
     "BudgetError",
+    "DecodeCall",
     "DecodeResult",
     "EncodeResult",
     "ObjectHint",
@@ -472,6 +657,7 @@ __all__ = [
     "budget_bytes",
     "check_picture_size",
     "decode",
+    "decode_batch",
     "decode_preview",
     "encode",
     "read_image",

@@ -31,6 +31,7 @@ SECONDS_BUCKETS = (
     60,
 )
 BYTES_BUCKETS = (64, 128, 256, 512, 1024, 1536, 2048, 3072, 4096, 8192, 16384, 65536)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 BPP_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
 
 
@@ -87,6 +88,13 @@ class ServiceMetrics:
             "Decoder compute time per stage.",
             ("stage",),
             buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.decode_batch_size = Histogram(
+            "semlink_decode_batch_size",
+            "Decode calls computed together in one batch (Ray Serve's @serve.batch).",
+            ("service",),
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.queue_seconds = Histogram(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from importlib import resources
 from typing import NamedTuple
 
@@ -142,7 +143,6 @@ def activity(picture: torch.Tensor) -> torch.Tensor:
     return F.interpolate(gate, size=picture.shape[2:], mode="bilinear", align_corners=False)
 
 
-@torch.no_grad()
 def restore(
     reference: NDArray[np.uint8],
     width: int,
@@ -159,22 +159,53 @@ def restore(
     output did not beat it, see the manifest), and the network's texture grows from there,
     without the fixed 4-pixel grid pattern depth-to-space leaves (:func:`degrid`). At 0 the
     network does not run."""
-    if not 0.0 <= realism <= 1.0 or math.isnan(realism):
-        raise ValueError(f"realism is {realism}; it must be between 0 and 1")
-    lanczos = resize(reference, width, height)
-    if realism == 0.0:
-        return lanczos
+    return restore_batch([reference], width, height, network, [realism], [segmap])[0]
+
+
+@torch.no_grad()
+def restore_batch(
+    references: Sequence[NDArray[np.uint8]],
+    width: int,
+    height: int,
+    network: PixelRestorer,
+    realisms: Sequence[float],
+    segmaps: Sequence[NDArray[np.integer] | None],
+) -> list[NDArray[np.uint8]]:
+    """:func:`restore` for several pictures of one size: the network runs once on the
+    stacked batch (each picture its own realism and segmentation map; those at realism 0
+    are Lanczos and stay out of it). Every layer works on each picture apart, so a
+    picture's result does not depend on its neighbours (tests/test_decode_batch.py checks
+    it is the same as restoring it alone)."""
+    if not len(references) == len(realisms) == len(segmaps):
+        raise ValueError("one realism and one segmentation map (or None) per reference")
+    for realism in realisms:
+        if not 0.0 <= realism <= 1.0 or math.isnan(realism):
+            raise ValueError(f"realism is {realism}; it must be between 0 and 1")
+    pictures = [resize(reference, width, height) for reference in references]
+    live = [i for i, realism in enumerate(realisms) if realism != 0.0]
+    if not live:
+        return pictures
     work_w, work_h = -(-width // GRID) * GRID, -(-height // GRID) * GRID
     # Sizes off the grid: the edge rows/columns repeat into the padding, cropped off after.
-    padded = np.pad(lanczos, ((0, work_h - height), (0, work_w - width), (0, 0)), mode="edge")
-    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
+    pad = ((0, work_h - height), (0, work_w - width), (0, 0))
+    padded = np.stack([np.pad(pictures[i], pad, mode="edge") for i in live])
+    x = torch.from_numpy(padded).permute(0, 3, 1, 2).float() / 255.0
     edges = None
-    if segmap is not None and network.edge_channels:
-        grid = segment_edges(segmap, work_w // GRID, work_h // GRID)
-        edges = torch.from_numpy(grid)[None, None]
-    residual = degrid(network(x, torch.tensor([realism]), edges) - x) * activity(x)
-    out = (x + realism * residual)[0, :, :height, :width]
-    return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if network.edge_channels and any(segmaps[i] is not None for i in live):
+        # A picture without a segmentation map gets zeros, as the network gives it alone.
+        grids = np.zeros((len(live), 1, work_h // GRID, work_w // GRID), np.float32)
+        for row, i in enumerate(live):
+            segmap = segmaps[i]
+            if segmap is not None:
+                grids[row, 0] = segment_edges(segmap, work_w // GRID, work_h // GRID)
+        edges = torch.from_numpy(grids)
+    scales = torch.tensor([realisms[i] for i in live])
+    residual = degrid(network(x, scales, edges) - x) * activity(x)
+    out = (x + scales[:, None, None, None] * residual)[:, :, :height, :width]
+    restored = (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for row, i in enumerate(live):
+        pictures[i] = restored[row]
+    return pictures
 
 
 SHIPPED = SHIPPED_RESTORER

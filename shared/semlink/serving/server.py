@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,6 +31,7 @@ from semlink.serving.interceptors import MetricsInterceptor, TokenAuthIntercepto
 from semlink.serving.queue import Overloaded, WorkQueue
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
 class ServerConfig(BaseModel):
@@ -61,6 +62,43 @@ class DeadlineExceeded(RuntimeError):
     """The caller's deadline passed between two stages; the rest of the work is skipped."""
 
 
+@dataclass(frozen=True)
+class RpcFailure:
+    """How one call of a batch ends when it does not succeed: a status and its message."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+BatchHandler = Callable[[Sequence[tuple[Any, float | None]]], Awaitable[Sequence[Any]]]
+"""Several calls of one method at once: (request message, seconds left to its deadline)
+each -> its response message or :class:`RpcFailure`, in order."""
+
+
+def failure_of(exc: BaseException) -> RpcFailure:
+    """The status and message a failure of a call's work maps to (INTERNAL if unexpected)."""
+    if isinstance(exc, Overloaded):
+        return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, DeadlineExceeded):
+        return RpcFailure(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+    code = status_for(exc)
+    if code is None:
+        return RpcFailure(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    return RpcFailure(code, message_of(exc))
+
+
+def deadline_check(remaining: float | None) -> Callable[[], None]:
+    """A ``check()`` that raises :class:`DeadlineExceeded` once ``remaining`` seconds from
+    now have passed (None: never)."""
+    deadline = None if remaining is None else time.monotonic() + remaining
+
+    def check() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded("the call's deadline passed; partial work was dropped")
+
+    return check
+
+
 @dataclass
 class ServiceRuntime:
     """What a servicer needs from its server: metrics, the work queue, readiness."""
@@ -79,32 +117,40 @@ class ServiceRuntime:
         work calls it between stages.
         """
         if not self.ready.is_set():
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"{self.name} is still loading its models; retry when health reports SERVING",
-            )
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
-
-        def check() -> None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeadlineExceeded("the call's deadline passed; partial work was dropped")
-
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self._loading())
+        check = deadline_check(context.time_remaining())
         try:
             result, waited = await self.queue.run(lambda: work(check))
-        except Overloaded as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except DeadlineExceeded as exc:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         except Exception as exc:
-            code = status_for(exc)
-            if code is None:
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
-                )
-            await context.abort(code, message_of(exc))
+            failure = failure_of(exc)
+            await context.abort(failure.code, failure.details)
         self.metrics.queue_seconds.labels(self.name).observe(waited)
         return result, waited
+
+    async def run_batch(
+        self,
+        timeouts: Sequence[float | None],
+        work: Callable[[Sequence[Callable[[], None]]], Sequence[T | Exception]],
+    ) -> tuple[list[T | RpcFailure], float]:
+        """Run ``work(checks)`` for several calls as one piece of work on the queue: one
+        ``check`` per call (its own deadline, ``timeouts`` seconds from now), one result or
+        exception per call back. Each exception becomes that call's :class:`RpcFailure`;
+        a failure of the whole (not ready, overloaded) becomes every call's."""
+        if not self.ready.is_set():
+            loading = RpcFailure(grpc.StatusCode.UNAVAILABLE, self._loading())
+            return [loading for _ in timeouts], 0.0
+        checks = [deadline_check(timeout) for timeout in timeouts]
+        try:
+            results, waited = await self.queue.run(lambda: work(checks))
+        except Exception as exc:
+            failure = failure_of(exc)
+            return [failure for _ in timeouts], 0.0
+        for _ in timeouts:
+            self.metrics.queue_seconds.labels(self.name).observe(waited)
+        return [failure_of(r) if isinstance(r, Exception) else r for r in results], waited
+
+    def _loading(self) -> str:
+        return f"{self.name} is still loading its models; retry when health reports SERVING"
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""decode_batch: several packets in one call, each result the one decode gives it alone.
+
+lite's learned restorer runs once per group of equal-size pictures; a packet that cannot
+be decoded comes back as its own exception and fails none of its neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semlink.codec import DecodeCall, DecodeResult, decode, decode_batch, encode
+from semlink.packet import PacketFormatError, PacketIntegrityError
+from semlink.serving import status_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def packets(chelsea: np.ndarray, astronaut: np.ndarray) -> list[bytes]:
+    """Two 160x120 pictures (one size: one restorer run) and one 128x96."""
+    return [
+        encode(chelsea[60:180, 120:280], max_bytes=250).data,
+        encode(astronaut[20:140, 140:300], max_bytes=250).data,
+        encode(astronaut[300:396, 200:328], max_bytes=200).data,
+    ]
+
+
+def test_batched_decode_equals_decoding_each_packet_alone(packets: list[bytes]) -> None:
+    from semlink.restore import pixel
+
+    assert pixel.shipped_restorer() is not None, "the learned restorer is what batches"
+    calls = [*packets, DecodeCall(packets[1], realism=0.4), DecodeCall(packets[0], realism=0.0)]
+    alone = [decode(p) for p in packets] + [
+        decode(packets[1], realism=0.4),
+        decode(packets[0], realism=0.0),
+    ]
+    batched = decode_batch(calls)
+    assert len(batched) == len(calls)
+    for single, result in zip(alone, batched, strict=True):
+        assert isinstance(result, DecodeResult)
+        assert result.realism == single.realism
+        assert result.layers_used == single.layers_used
+        # Measured pixel-identical (batch 1 and batch N run the same per-picture float ops).
+        assert np.array_equal(result.image, single.image)
+    assert batched[0].realism and batched[0].realism > 0  # the network ran
+    assert decode_batch([]) == []
+
+
+def test_a_bad_packet_fails_only_itself(packets: list[bytes]) -> None:
+    damaged = bytearray(packets[1])
+    damaged[-12] ^= 0x10  # inside the reference payload: CRC32C catches it
+
+    def deadline_passed() -> None:
+        raise TimeoutError("deadline")
+
+    calls: list[bytes | DecodeCall] = [
+        packets[0],
+        b"\xff\x00garbage",
+        bytes(damaged),
+        DecodeCall(packets[0], realism=1.5),
+        DecodeCall(packets[1], check=deadline_passed),
+        packets[2],
+    ]
+    out = decode_batch(calls)
+    assert isinstance(out[1], PacketFormatError)
+    assert isinstance(out[2], PacketIntegrityError)
+    assert isinstance(out[3], ValueError) and "realism" in str(out[3])
+    assert isinstance(out[4], TimeoutError)
+    assert [status_for(e).name for e in out[1:4]] == [
+        "INVALID_ARGUMENT",
+        "DATA_LOSS",
+        "INVALID_ARGUMENT",
+    ]
+    for index, packet in ((0, packets[0]), (5, packets[2])):
+        result = out[index]
+        assert isinstance(result, DecodeResult)
+        assert np.array_equal(result.image, decode(packet).image)
