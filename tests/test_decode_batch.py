@@ -29,7 +29,11 @@ def test_batched_decode_equals_decoding_each_packet_alone(packets: list[bytes]) 
     from semlink.restore import pixel
 
     assert pixel.shipped_restorer() is not None, "the learned restorer is what batches"
-    calls = [*packets, DecodeCall(packets[1], realism=0.4), DecodeCall(packets[0], realism=0.0)]
+    calls: list[bytes | DecodeCall] = [
+        *packets,
+        DecodeCall(packets[1], realism=0.4),
+        DecodeCall(packets[0], realism=0.0),
+    ]
     alone = [decode(p) for p in packets] + [
         decode(packets[1], realism=0.4),
         decode(packets[0], realism=0.0),
@@ -42,7 +46,8 @@ def test_batched_decode_equals_decoding_each_packet_alone(packets: list[bytes]) 
         assert result.layers_used == single.layers_used
         # Measured pixel-identical (batch 1 and batch N run the same per-picture float ops).
         assert np.array_equal(result.image, single.image)
-    assert batched[0].realism and batched[0].realism > 0  # the network ran
+    first = batched[0]
+    assert isinstance(first, DecodeResult) and first.realism  # the network ran
     assert decode_batch([]) == []
 
 
@@ -66,7 +71,8 @@ def test_a_bad_packet_fails_only_itself(packets: list[bytes]) -> None:
     assert isinstance(out[2], PacketIntegrityError)
     assert isinstance(out[3], ValueError) and "realism" in str(out[3])
     assert isinstance(out[4], TimeoutError)
-    assert [status_for(e).name for e in out[1:4]] == [
+    codes = [status_for(e) for e in out[1:4] if isinstance(e, Exception)]
+    assert [code and code.name for code in codes] == [
         "INVALID_ARGUMENT",
         "DATA_LOSS",
         "INVALID_ARGUMENT",
