@@ -26,6 +26,8 @@ exception that maps to no status (a bug).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import select
 import struct
@@ -35,8 +37,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from semlink.packet import Layer, Packet
+    from semlink.resolver import Resolver
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTATIONS = ("flip", "truncate", "splice", "length", "payload")
@@ -98,7 +105,7 @@ def cached_seeds(path: Path) -> list[bytes]:
     return seeds
 
 
-def _replace(packet, layers):  # type: ignore[no-untyped-def]
+def _replace(packet: Packet, layers: tuple[Layer, ...]) -> Packet:
     from dataclasses import replace
 
     return replace(packet, layers=layers)
@@ -137,7 +144,7 @@ def _sedic_seeds(image: np.ndarray) -> list[bytes]:
     return out
 
 
-def _resolver():  # type: ignore[no-untyped-def]
+def _resolver() -> Resolver:
     from semlink.config import settings
     from semlink.resolver import Resolver
 
@@ -220,25 +227,42 @@ def _mutate_bytes(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def mutate(seeds: list[bytes], rng: np.random.Generator) -> tuple[str, bytes]:
+    kind, _, data = mutate_from(seeds, rng)
+    return kind, data
+
+
+def packet_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of fuzzed packet ``index``: any packet, and so any chunk of a run, can be
+    drawn again without drawing the ones before it."""
+    return np.random.default_rng([seed, index])
+
+
+def mutate_from(seeds: list[bytes], rng: np.random.Generator) -> tuple[str, int, bytes]:
+    """(mutation, index of the seed it started from, mutated packet)."""
     kind = MUTATIONS[rng.integers(len(MUTATIONS))]
-    data = seeds[rng.integers(len(seeds))]
+    source = int(rng.integers(len(seeds)))
+    data = seeds[source]
     if kind == "flip":
         out = bytearray(data)
         for _ in range(rng.integers(1, 9)):
             out[rng.integers(len(out))] ^= 1 << rng.integers(8)
-        return kind, bytes(out)
+        return kind, source, bytes(out)
     if kind == "truncate":
-        return kind, data[: rng.integers(len(data))]
+        return kind, source, data[: rng.integers(len(data))]
     if kind == "splice":
         other = seeds[rng.integers(len(seeds))]
-        return kind, data[: rng.integers(len(data) + 1)] + other[rng.integers(len(other) + 1) :]
+        return (
+            kind,
+            source,
+            data[: rng.integers(len(data) + 1)] + other[rng.integers(len(other) + 1) :],
+        )
     if kind == "length":
         fields = _length_fields(data)
         at, end = fields[rng.integers(len(fields))]
         length, _ = _read_varint(data, at)
         assert length is not None
         lie = int(rng.choice([0, max(0, length - 1), length + 1, length + 1000, (1 << 32) - 1]))
-        return kind, data[:at] + _varint(lie) + data[end:]
+        return kind, source, data[:at] + _varint(lie) + data[end:]
     from semlink.packet import Layer, parse, serialize
 
     packet = parse(data)
@@ -246,7 +270,7 @@ def mutate(seeds: list[bytes], rng: np.random.Generator) -> tuple[str, bytes]:
     layers = list(packet.layers)
     old = layers[index]
     layers[index] = Layer(old.kind, old.codec, _mutate_bytes(old.payload, rng))
-    return kind, serialize(_replace(packet, tuple(layers)))
+    return kind, source, serialize(_replace(packet, tuple(layers)))
 
 
 # -- the worker (one process, restarted after a crash or hang) ----------------------------------
@@ -321,10 +345,31 @@ class Worker:
         outcome, seconds, message = body.decode(errors="replace").split("\t", 2)
         return outcome, float(seconds), message
 
+    def warm(self, seeds: list[bytes], hang: float) -> list[float]:
+        """Decode each seed once (models load, first calls): seconds each."""
+        return [self.decode(s, hang)[1] for s in seeds]
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+
+class Timed(NamedTuple):
+    """One fuzzed packet's outcome."""
+
+    number: int
+    mutation: str
+    source: int
+    """Index of the seed packet it was made from."""
+    outcome: str
+    seconds: float
+    message: str
+    """The error, kept for slow packets (over SLOW seconds) and failures only."""
+
+
+SLOW = 0.1
+"""Seconds per packet that the issue sets as the goal (p99 and max)."""
 
 
 @dataclass
@@ -334,10 +379,63 @@ class Report:
     seconds: list[float] = field(default_factory=list)
     failures: list[tuple[str, str, bytes]] = field(default_factory=list)
     """(outcome, message, packet) of every crash, hang and INTERNAL."""
+    packets: list[Timed] = field(default_factory=list)
+    warmup: list[float] = field(default_factory=list)
+    """Seconds to decode each seed packet once in a fresh worker, before timing (model loading,
+    first calls); not counted in ``seconds``."""
 
     @property
     def bad(self) -> int:
         return sum(self.outcomes[k] for k in ("CRASH", "HANG", "INTERNAL"))
+
+    def add(self, timed: Timed, data: bytes) -> None:
+        self.outcomes[timed.outcome] += 1
+        self.by_mutation.setdefault(timed.mutation, Counter())[timed.outcome] += 1
+        self.seconds.append(timed.seconds)
+        keep = timed.outcome in BAD or timed.seconds > SLOW
+        self.packets.append(timed if keep else timed._replace(message=""))
+        if timed.outcome in BAD:
+            self.failures.append((timed.outcome, timed.message, data))
+
+    def to_json(self, seed: int, seeds: list[bytes]) -> dict[str, Any]:
+        return {
+            "seed": seed,
+            "seeds_sha256": seeds_digest(seeds),
+            "warmup": self.warmup,
+            "packets": [list(t) for t in self.packets],
+            "failures": [[o, m, d.hex()] for o, m, d in self.failures],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        report = cls(warmup=list(data["warmup"]))
+        for row in data["packets"]:
+            timed = Timed(*row)
+            report.outcomes[timed.outcome] += 1
+            report.by_mutation.setdefault(timed.mutation, Counter())[timed.outcome] += 1
+            report.seconds.append(timed.seconds)
+            report.packets.append(timed)
+        report.failures = [(o, m, bytes.fromhex(d)) for o, m, d in data["failures"]]
+        return report
+
+    def extend(self, other: Report) -> None:
+        self.outcomes.update(other.outcomes)
+        for kind, counts in other.by_mutation.items():
+            self.by_mutation.setdefault(kind, Counter()).update(counts)
+        self.seconds.extend(other.seconds)
+        self.packets.extend(other.packets)
+        self.failures.extend(other.failures)
+        self.warmup.extend(other.warmup)
+
+
+BAD = ("CRASH", "HANG", "INTERNAL")
+
+
+def seeds_digest(seeds: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for s in seeds:
+        digest.update(struct.pack("<I", len(s)) + s)
+    return digest.hexdigest()
 
 
 def fuzz(
@@ -346,30 +444,102 @@ def fuzz(
     hang: float = 30.0,
     progress: bool = False,
     seeds: list[bytes] | None = None,
+    start: int = 0,
+    minutes: float | None = None,
 ) -> Report:
-    rng = np.random.default_rng(seed)
+    """Decode fuzzed packets ``start`` .. ``start + packets - 1`` (packet i is drawn from
+    ``packet_rng(seed, i)``), stopping early after ``minutes`` if given."""
     seeds = seeds if seeds is not None else seed_packets()
     report = Report()
     worker = Worker()
-    started = time.monotonic()
+    report.warmup = worker.warm(seeds, hang)
+    began = time.monotonic()
+    stop = began + 60 * minutes if minutes is not None else None
     try:
-        for i in range(packets):
-            kind, data = mutate(seeds, rng)
+        for i in range(start, start + packets):
+            if stop is not None and time.monotonic() >= stop:
+                break
+            kind, source, data = mutate_from(seeds, packet_rng(seed, i))
             outcome, seconds, message = worker.decode(data, hang)
-            report.outcomes[outcome] += 1
-            report.by_mutation.setdefault(kind, Counter())[outcome] += 1
-            report.seconds.append(seconds)
-            if outcome in ("CRASH", "HANG", "INTERNAL"):
-                report.failures.append((outcome, message, data))
-                if outcome != "INTERNAL":
-                    worker.close()
-                    worker = Worker()
-            if progress and (i + 1) % 1000 == 0:
-                rate = (i + 1) / (time.monotonic() - started)
-                print(f"  {i + 1} packets, {rate:.1f}/s, {dict(report.outcomes)}", flush=True)
+            report.add(Timed(i, kind, source, outcome, seconds, message), data)
+            if outcome in ("CRASH", "HANG"):
+                worker.close()
+                worker = Worker()
+                worker.warm(seeds, hang)
+            done = i + 1 - start
+            if progress and done % 1000 == 0:
+                rate = done / (time.monotonic() - began)
+                print(f"  {done} packets, {rate:.1f}/s, {dict(report.outcomes)}", flush=True)
     finally:
         worker.close()
     return report
+
+
+# -- the summary --------------------------------------------------------------------------------
+def seed_labels(seeds: list[bytes]) -> list[str]:
+    """'lite ref 8' and the like: each seed's profile and reference codec id."""
+    from semlink.packet import parse
+    from semlink.profiles import get_profile
+    from semlink.streams import LayerKind
+
+    labels = []
+    for s in seeds:
+        packet = parse(s)
+        ref = [layer.codec for layer in packet.layers if layer.kind == LayerKind.REFERENCE]
+        labels.append(f"{get_profile(packet.profile).name} ref {ref[0] if ref else '-'}")
+    return labels
+
+
+def _spread(seconds: list[float]) -> str:
+    if not seconds:
+        return "none"
+    ms = np.asarray(seconds) * 1000
+    return (
+        f"n {len(ms)}, p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+        f"max {ms.max():.1f} ms, over {SLOW * 1000:.0f} ms: {int((ms > SLOW * 1000).sum())}"
+    )
+
+
+def summarize(report: Report, seeds: list[bytes]) -> None:
+    labels = seed_labels(seeds)
+    indexes = sorted(t.number for t in report.packets)
+    runs, first = [], None
+    for a, b in zip([None, *indexes], [*indexes, None], strict=True):
+        if a is None or b is None or b != a + 1:
+            if a is not None and first is not None:
+                runs.append(f"{first}..{a}")
+            first = b
+    print(f"{len(report.packets)} mutated packets (indexes {', '.join(runs) or 'none'})")
+    for kind, counts in sorted(report.by_mutation.items()):
+        print(f"  {kind:9s} {dict(sorted(counts.items()))}")
+    print(f"outcomes: {dict(sorted(report.outcomes.items()))}")
+    print(
+        f"crashes {report.outcomes['CRASH']}, hangs {report.outcomes['HANG']}, "
+        f"INTERNAL {report.outcomes['INTERNAL']}"
+    )
+    print(f"decode time per packet: {_spread(report.seconds)}")
+    rejected = [t.seconds for t in report.packets if t.outcome != "OK"]
+    decoded = [t.seconds for t in report.packets if t.outcome == "OK"]
+    print(f"  refused (any error status): {_spread(rejected)}")
+    print(f"  decoded (OK, the whole decode ran): {_spread(decoded)}")
+    for source, label in enumerate(labels):
+        mine = [t for t in report.packets if t.source == source]
+        print(f"  seed {source} ({label}):")
+        print(f"    refused {_spread([t.seconds for t in mine if t.outcome != 'OK'])}")
+        print(f"    decoded {_spread([t.seconds for t in mine if t.outcome == 'OK'])}")
+    if report.warmup:
+        print(
+            "first decode of each seed in a fresh worker (not counted above): "
+            + ", ".join(f"{s * 1000:.0f} ms" for s in report.warmup)
+        )
+    print("slowest packets:")
+    for t in sorted(report.packets, key=lambda t: -t.seconds)[:10]:
+        print(
+            f"  #{t.number} {t.mutation} of seed {t.source} ({labels[t.source]}): {t.outcome} "
+            f"in {t.seconds * 1000:.1f} ms {t.message[:120]}"
+        )
+    for outcome, message, _ in report.failures[:10]:
+        print(f"  {outcome}: {message}")
 
 
 def main() -> None:
@@ -378,37 +548,67 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=100_000)
+    parser.add_argument("--start", type=int, default=0, help="Index of the first packet.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang", type=float, default=30.0, help="Seconds that count as a hang.")
+    parser.add_argument(
+        "--minutes", type=float, help="Stop after this long (the packets done are reported)."
+    )
     parser.add_argument("--save", type=Path, help="Write crashing/hanging packets here.")
     parser.add_argument(
         "--seeds", type=Path, help="Seed packets file: read if it exists, else written."
+    )
+    parser.add_argument("--out", type=Path, help="Write this chunk's results here (JSON).")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="Decode nothing: print the summary of chunks written with --out.",
     )
     args = parser.parse_args()
     start = time.monotonic()
     seeds = cached_seeds(args.seeds) if args.seeds else seed_packets()
     print(f"{len(seeds)} seed packets ({', '.join(str(len(s)) + ' B' for s in seeds)})")
-    report = fuzz(args.packets, args.seed, args.hang, progress=True, seeds=seeds)
-    times = np.asarray(report.seconds) * 1000
-    print(f"{args.packets} mutated packets in {time.monotonic() - start:.0f} s")
-    for kind, counts in sorted(report.by_mutation.items()):
-        print(f"  {kind:9s} {dict(sorted(counts.items()))}")
-    print(f"outcomes: {dict(sorted(report.outcomes.items()))}")
-    print(
-        f"crashes {report.outcomes['CRASH']}, hangs {report.outcomes['HANG']}, "
-        f"INTERNAL {report.outcomes['INTERNAL']}"
-    )
-    print(
-        f"decode time per packet: p50 {np.percentile(times, 50):.1f} ms, "
-        f"p99 {np.percentile(times, 99):.1f} ms, max {times.max():.1f} ms"
-    )
-    for outcome, message, _ in report.failures[:10]:
-        print(f"  {outcome}: {message}")
+    if args.merge:
+        report = merge(args.merge, seeds)
+    else:
+        report = fuzz(
+            args.packets,
+            args.seed,
+            args.hang,
+            progress=True,
+            seeds=seeds,
+            start=args.start,
+            minutes=args.minutes,
+        )
+        print(f"decoded in {time.monotonic() - start:.0f} s (seed {args.seed})")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report.to_json(args.seed, seeds)))
+    summarize(report, seeds)
     if args.save and report.failures:
         args.save.mkdir(parents=True, exist_ok=True)
         for i, (outcome, _, data) in enumerate(report.failures):
             (args.save / f"{i:05d}-{outcome}.slk").write_bytes(data)
     sys.exit(1 if report.bad else 0)
+
+
+def merge(paths: list[Path], seeds: list[bytes]) -> Report:
+    """One report from chunks of the same run (same seed and seed packets, disjoint packets)."""
+    chunks = [json.loads(p.read_text()) for p in paths]
+    if {(c["seed"], c["seeds_sha256"]) for c in chunks} != {
+        (chunks[0]["seed"], seeds_digest(seeds))
+    }:
+        raise SystemExit("chunks come from different --seed values or seed packets")
+    total = Report()
+    for path, chunk in zip(paths, chunks, strict=True):
+        part = Report.from_json(chunk)
+        print(f"  {path.name}: {len(part.packets)} packets")
+        total.extend(part)
+    seen = [t.number for t in total.packets]
+    if len(seen) != len(set(seen)):
+        raise SystemExit("chunks overlap: a packet index appears twice")
+    return total
 
 
 if __name__ == "__main__":
