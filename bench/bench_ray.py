@@ -6,6 +6,9 @@
    against the same replica without; the mean batch size, read from the gateway's /metrics.
 3. Added latency of the Ray path: median single-call Decode through the Ray gateway minus
    the median through a plain decoder server (same process settings, one call at a time).
+   Ray sets OMP_NUM_THREADS to a replica's whole CPUs (at least 1), so the plain server
+   computes with that many torch threads too (``--threads``): on a loaded 2-core machine
+   two threads can be much slower than one, which would credit Ray with the difference.
 
 Run: ``.venv/bin/python bench/bench_ray.py [--calls N] [--clients C] [--replica-cpus X]
 [--batch-size B] [--batch-wait S]``.
@@ -17,6 +20,7 @@ placement buys there, not what two machines would.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -78,6 +82,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--reps", type=int, default=15, help="Single calls for the latency.")
     parser.add_argument("--replica-cpus", type=float, default=1.0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="Plain server's torch threads (default: as Ray)."
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="max_batch_size when on.")
     parser.add_argument("--batch-wait", type=float, default=0.05, help="batch_wait_timeout_s.")
     args = parser.parse_args()
@@ -90,6 +97,10 @@ def main() -> None:
 
     packet = encode(skimage.data.chelsea(), max_bytes=400).data
 
+    import torch
+
+    threads = args.threads or max(1, math.floor(args.replica_cpus))
+    torch.set_num_threads(threads)
     add_servicers, load = service_parts("decoder")
     plain = ServiceThread("decoder", config(metrics_port=None), add_servicers, load).start()
     wait_until_serving(channel(plain.address), timeout=300)
@@ -140,7 +151,8 @@ def main() -> None:
     )
     added = 1000 * (ray_latency - plain_latency)
     print(
-        f"single-call Decode latency: plain server {1000 * plain_latency:.1f} ms, "
+        f"single-call Decode latency: plain server ({threads} torch thread(s)) "
+        f"{1000 * plain_latency:.1f} ms, "
         f"Ray path {1000 * ray_latency:.1f} ms, added {added:+.1f} ms"
     )
 
