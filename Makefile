@@ -29,11 +29,13 @@ lint: $(STAMP)
 
 # The same picture on every machine (issue 13.1): after the suite (the machine's native CPU
 # capability, one torch thread per core), the tests whose results come from torch's float
-# kernels (golden restorer output, lite and sedic packets, learned codecs) run again under
-# ATEN_CPU_CAPABILITY=default and with 1 and 2 torch threads. VVC-only Kodak runs are left out
+# kernels (golden restorer output, lite and sedic packets, learned codecs, batched decodes
+# equal to single ones) run again under ATEN_CPU_CAPABILITY=default and with 1 and 2 torch
+# threads. VVC-only Kodak runs are left out
 # (ffmpeg does not read these settings). tests/test_cross_machine.py encodes under one
 # capability and decodes under the other.
-CPU_TESTS := tests/test_golden.py tests/test_codec.py tests/test_learned_codecs.py
+CPU_TESTS := tests/test_golden.py tests/test_codec.py tests/test_learned_codecs.py \
+	tests/test_decode_batch.py
 
 test: $(STAMP) lint
 	$(BIN)/pytest
