@@ -200,7 +200,7 @@ def _proposals(tried: dict[Key, tuple[bytes, int]], q: int, target: float) -> li
         return k, k1, s1, points is own and bool(below and above), far
 
     k, k1, s1, _, _ = scale_for(q)
-    reach = (q + 1, q - 1)
+    reach: tuple[int, ...] = (q + 1, q - 1)
     if not MIN_K <= k <= MAX_K:
         end = MAX_K if k > MAX_K else MIN_K
         q = q_for(s1 * (end / k1) ** GAMMA, q, target)
