@@ -41,6 +41,8 @@ STEPS = 4
 """Quarter-QP steps: the rate control's QP unit."""
 PROBE_PRESET = "faster"
 PROBE_DENSITY = 0.12
+PROBE_SPREAD = 1.4
+"""The second probe's scale over the first's."""
 """Bits per small pixel the probe's scale is chosen for (lite's picks: 0.03-0.3)."""
 GAMMA = 1.45
 BETA = 0.139
@@ -83,15 +85,16 @@ def q_for(size: float, q: int, target: float) -> int:
     return r
 
 
-def predict(probe_bytes: int, k0: int, budget: int) -> tuple[float, int]:
+def predict(probe_bytes: int, k0: int, budget: int, gamma: float = GAMMA) -> tuple[float, int]:
     """(k, quarter-QP) whose predicted payload is ``budget``, given the probe's size at
-    ``k0`` and :data:`TARGET_QP`; k may pass :data:`MAX_K` (then the QP is the knob)."""
-    k = k0 * (budget / (probe_bytes * RATIO)) ** (1 / GAMMA)
+    ``k0`` and :data:`TARGET_QP` and the picture's size exponent ``gamma``; k may pass
+    :data:`MAX_K` (then the QP is the knob)."""
+    k = k0 * (budget / (probe_bytes * RATIO)) ** (1 / gamma)
     q = TARGET_QP * STEPS
     if k <= MAX_K:
         return k, q
     # Even the full-size picture fits at the target QP: spend the rest on quality.
-    at_max = probe_bytes * RATIO * (MAX_K / k0) ** GAMMA
+    at_max = probe_bytes * RATIO * (MAX_K / k0) ** gamma
     return k, q_for(at_max, q, budget)
 
 
@@ -110,8 +113,23 @@ def fit_vvc(
         return None
     k0 = round(256 * math.sqrt(8 * max_bytes / (PROBE_DENSITY * width * height)))
     k0 = min(MAX_K, max(MIN_K, k0))
-    probe = codec.encode_qp(resize(image, *small_size(width, height, k0)), TARGET_QP, PROBE_PRESET)
-    k, q = predict(payload_size(probe), k0, max_bytes)
+    # Two probes side by side, at k0 and a 1.4x larger scale: this picture's own size
+    # exponent (1.2 on smooth photos, 2.4 on kodim06-like fine texture) for the prediction.
+    scales = sorted({k0, min(MAX_K, round(k0 * PROBE_SPREAD))})
+
+    def probe(k: int) -> int:
+        small = resize(image, *small_size(width, height, k))
+        return payload_size(codec.encode_qp(small, TARGET_QP, PROBE_PRESET))
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_ENCODES) as pool:
+        probes = list(pool.map(probe, scales))
+    gamma = GAMMA
+    if len(scales) == 2:
+        gamma = min(
+            3.0, max(0.8, math.log(probes[1] / probes[0]) / math.log(scales[1] / scales[0]))
+        )
+    near = 0 if len(scales) == 1 or max_bytes < math.sqrt(probes[0] * probes[1]) else 1
+    k, q = predict(probes[near], scales[near], max_bytes, gamma)
 
     tried: dict[Key, tuple[bytes, int]] = {}
 
@@ -136,7 +154,7 @@ def fit_vvc(
     if k >= MAX_K:  # the full-size picture: the QP is the knob
         first = [(MAX_K, q), (MAX_K, min(63 * STEPS, q + 1))]
     else:
-        first = [(_clamp(k * aim ** (1 / GAMMA)), q) for aim in AIMS]
+        first = [(_clamp(k * aim ** (1 / gamma)), q) for aim in AIMS]
         if first[0] == first[1]:
             first[1] = (max(MIN_K, first[0][0] - 1), q)
     target = (1 + fill) / 2 * max_bytes
@@ -231,20 +249,24 @@ def _proposals(tried: dict[Key, tuple[bytes, int]], q: int, target: float) -> li
 
 def _q_at_end(tried: dict[Key, tuple[bytes, int]], end: int, target: float) -> int | None:
     """The quarter-QP where the sizes measured at the scale range's ``end`` (within 2
-    steps) reach ``target``, from a least-squares line of log size over QP; None without
-    two QPs there. At full size a quarter step can move the size 1% where :data:`BETA`
-    says 3.5%: the measured slope gets there in one round instead of one QP a round."""
+    steps) reach ``target``, from a least-squares line of log size over QP, at most 2 QPs
+    past them; None unless they span a whole QP. At full size a quarter step can move the
+    size 1% where :data:`BETA` says 3.5%: the measured slope gets there in one round
+    instead of one QP a round."""
     points = [
         (key[1], math.log(size)) for key, (_, size) in tried.items() if abs(key[0] - end) <= 2
     ]
-    if len({r for r, _ in points}) < 2:
-        return None
+    measured = [r for r, _ in points]
+    if max(measured, default=0) - min(measured, default=0) < STEPS:
+        return None  # lambda steps within one QP move sizes little at fine QPs: not a slope
     qs = np.array([r for r, _ in points], dtype=np.float64)
     logs = np.array([y for _, y in points])
     slope, offset = np.polyfit(qs, logs, 1)
     if slope > -0.002:  # flat or noise: no estimate
         return None
-    return min(63 * STEPS, max(MIN_QP * STEPS, round((math.log(target) - offset) / slope)))
+    r = round((math.log(target) - offset) / slope)
+    lo, hi = min(measured) - 2 * STEPS, max(measured) + 2 * STEPS  # at most 2 QPs further
+    return min(63 * STEPS, max(MIN_QP * STEPS, lo, min(hi, r)))
 
 
 def fit_vvc_smallest(
