@@ -2,9 +2,9 @@
 
 A full scale x QP search costs dozens of vvenc runs per image. Instead:
 
-1. *Probe.* One encode with vvenc's ``faster`` preset at :data:`TARGET_QP`, at the scale
-   where the budget would give :data:`PROBE_DENSITY` bits per small pixel (near where
-   lite's scales land; ~0.1 s).
+1. *Probe.* Two encodes with vvenc's ``faster`` preset at :data:`TARGET_QP`, side by
+   side, at the scale where the budget would give :data:`PROBE_DENSITY` bits per small
+   pixel (near where lite's scales land) and :data:`PROBE_SPREAD` times larger (~0.2 s).
 2. *Predict.* Stream size follows ``bytes(k, qp) = probe x RATIO x (k/k0)^GAMMA x
    exp(-BETA (qp - TARGET_QP))`` (GAMMA, RATIO measured on BSDS500 train for
    configuration 2 over the ``faster`` probe; BETA 0.139 per QP). lite codes at
@@ -13,10 +13,11 @@ A full scale x QP search costs dozens of vvenc runs per image. Instead:
    steps shrink below QP 38).
 3. *Fit.* Two encodes with the sent configuration, side by side (vvenc runs as a
    process, one per core), aimed inside the window from both sides of the prediction's
-   uncertainty (~5%); while no payload fills ``fill`` of the budget without passing it,
-   interpolate between the measured sizes and encode two more (at most
-   :data:`MAX_ROUNDS` rounds). Two fine knobs: the scale (1/256 steps) and the QP in
-   quarter steps (:data:`STEPS`; fractional QPs scale the RD lambda, see
+   uncertainty (~8%); while no payload fills ``fill`` of the budget without passing it,
+   interpolate between the measured sizes and start the next guess as soon as an encode
+   ends (both cores stay busy; the first to fill the budget stops the other; at most
+   :data:`MAX_ENCODES`). Two fine knobs: the scale (1/256 steps) and the QP in quarter
+   steps (:data:`STEPS`; fractional QPs scale the RD lambda, see
    :meth:`VvcCodec.encode_qp`): sizes jitter ~2% between neighbouring scales, more on
    fine textures, and QP alone moves 13% per step, so at full size the quarter steps are
    the only knob that fills the budget.
@@ -27,7 +28,7 @@ Internally a QP is counted in quarters (``q = 4 x QP``).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from itertools import zip_longest
 
 import numpy as np
@@ -35,7 +36,7 @@ from numpy.typing import NDArray
 
 from semlink.imaging import psnr, resize
 from semlink.streams.reference.base import Candidate, small_size
-from semlink.streams.reference.vvc import VVC, VvcCodec, payload_size
+from semlink.streams.reference.vvc import VVC, Cancel, VvcCodec, payload_size
 
 STEPS = 4
 """Quarter-QP steps: the rate control's QP unit."""
@@ -55,7 +56,7 @@ AIMS = (1.0, 0.955)
 TARGET_QP = 47
 MIN_QP = 0
 MIN_K, MAX_K = 8, 256
-MAX_ROUNDS = 8
+MAX_ENCODES = 16
 PARALLEL_ENCODES = 2
 _EMPTY = np.zeros((0, 0, 3), dtype=np.uint8)
 
@@ -132,25 +133,22 @@ def fit_vvc(
     k, q = predict(probes[near], scales[near], max_bytes, gamma)
 
     tried: dict[Key, tuple[bytes, int]] = {}
+    cancel = Cancel()
 
     def attempt(key: Key) -> None:
         k, q = key
-        data = codec.encode_qp(resize(image, *small_size(width, height, k)), q / STEPS)
+        small = resize(image, *small_size(width, height, k))
+        data = codec.encode_qp(small, q / STEPS, cancel=cancel)
         size = payload_size(data)
         tried[key] = (data, size)
         if fill * max_bytes <= size <= max_bytes:  # a winner: its parameter-set template
             codec.parameter_sets(*small_size(width, height, k))  # (for pack) while the other runs
 
-    def run(keys: list[Key]) -> None:
-        todo = list(dict.fromkeys(key for key in keys if key not in tried))
-        with ThreadPoolExecutor(max_workers=PARALLEL_ENCODES) as pool:
-            list(pool.map(attempt, todo))  # vvenc runs as a process: the GIL is free
-
     def done() -> bool:
         return any(fill * max_bytes <= size <= max_bytes for _, size in tried.values())
 
     # Round 1: two pictures aimed inside the window from both sides of the prediction's
-    # uncertainty (the probe predicts within ~5%).
+    # uncertainty (the probes predict within ~8%).
     if k >= MAX_K:  # the full-size picture: the QP is the knob
         first = [(MAX_K, q), (MAX_K, min(63 * STEPS, q + 1))]
     else:
@@ -158,14 +156,35 @@ def fit_vvc(
         if first[0] == first[1]:
             first[1] = (max(MIN_K, first[0][0] - 1), q)
     target = (1 + fill) / 2 * max_bytes
-    run(first)
-    for _ in range(MAX_ROUNDS - 1):
-        if done():
-            break
-        keys = _proposals(tried, q, target)
-        if not keys:
-            break
-        run(keys[:PARALLEL_ENCODES])
+    # Both cores stay busy: whenever an encode ends without filling the budget, the next
+    # guess (from every size measured so far) starts at once; the first that fills the
+    # budget ends the fit and stops the other.
+    inflight: dict[Future[None], Key] = {}
+    started = 0
+    with ThreadPoolExecutor(max_workers=PARALLEL_ENCODES) as pool:
+
+        def launch(keys: list[Key]) -> None:
+            nonlocal started
+            for key in keys:
+                busy = set(inflight.values())
+                if len(inflight) >= PARALLEL_ENCODES or started >= MAX_ENCODES:
+                    return
+                if key not in tried and key not in busy:
+                    inflight[pool.submit(attempt, key)] = key
+                    started += 1
+
+        launch(first)
+        try:
+            while inflight:
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    del inflight[future]
+                    future.result()  # vvenc's errors reach the caller
+                if done():
+                    break
+                launch(_proposals(tried, q, target))
+        finally:
+            cancel.set()  # stops what still runs (it ends in Cancelled, which nobody reads)
     fitting = [(s, key) for key, (_, s) in tried.items() if s <= max_bytes]
     if not fitting:
         return fit_vvc_smallest(image, max_bytes, codec)

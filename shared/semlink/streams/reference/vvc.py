@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -116,16 +117,64 @@ def ffmpeg_version() -> str:
         return "missing"
 
 
-def _run(args: list[str], data: bytes, timeout: float, what: str) -> bytes:
+class Cancelled(Exception):
+    """An encode was stopped because its caller no longer needs it."""
+
+
+class Cancel:
+    """Stops the ffmpeg processes started with it: :meth:`set` kills those running and
+    any started later, and their :func:`_run` raises :class:`Cancelled`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self.cancelled = False
+
+    def set(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            for process in self._running:
+                process.kill()
+
+    def track(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.add(process)
+            if self.cancelled:
+                process.kill()
+
+    def untrack(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+
+def _run(
+    args: list[str], data: bytes, timeout: float, what: str, cancel: Cancel | None = None
+) -> bytes:
+    """Run ffmpeg on ``data``; ``cancel`` can stop it (then :class:`Cancelled`)."""
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args]
-    try:
-        done = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:  # run() has killed and reaped the child
-        raise PacketFormatError(f"{what} took longer than {timeout:.0f} s and was stopped") from exc
-    if done.returncode != 0:
-        reason = done.stderr.decode(errors="replace").strip().splitlines()
-        raise PacketFormatError(f"{what} failed: {reason[-1] if reason else done.returncode}")
-    return done.stdout
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        if cancel is not None:
+            cancel.track(process)
+        try:
+            stdout, stderr = process.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            raise PacketFormatError(
+                f"{what} took longer than {timeout:.0f} s and was stopped"
+            ) from exc
+        finally:
+            if cancel is not None:
+                cancel.untrack(process)
+        returncode = process.returncode
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled(what)
+    if returncode != 0:
+        reason = stderr.decode(errors="replace").strip().splitlines()
+        raise PacketFormatError(f"{what} failed: {reason[-1] if reason else returncode}")
+    return stdout
 
 
 # --- colour: integer full-range BT.601, 10-bit 4:2:0 ------------------------------------
@@ -247,7 +296,13 @@ class VvcCodec:
     def id(self) -> ReferenceCodec:
         return ReferenceCodec(self.config.codec_id)
 
-    def encode_qp(self, image: NDArray[np.uint8], qp: float, preset: str | None = None) -> bytes:
+    def encode_qp(
+        self,
+        image: NDArray[np.uint8],
+        qp: float,
+        preset: str | None = None,
+        cancel: Cancel | None = None,
+    ) -> bytes:
         """The raw VVC stream (AUD, SPS, PPS, APS, slice) of ``image`` at ``qp``.
 
         A fractional ``qp`` codes at the next integer QP with the intra RD lambda scaled
@@ -271,6 +326,7 @@ class VvcCodec:
             rgb_to_yuv420(even),
             ENCODE_TIMEOUT_S,
             "VVC encoding",
+            cancel,
         )
 
     def encode(self, image: NDArray[np.uint8], quality: int) -> bytes:
