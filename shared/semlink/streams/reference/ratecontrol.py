@@ -28,7 +28,8 @@ Internally a QP is counted in quarters (``q = 4 x QP``).
 from __future__ import annotations
 
 import math
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import zip_longest
 
 import numpy as np
@@ -132,7 +133,10 @@ def fit_vvc(
     near = 0 if len(scales) == 1 or max_bytes < math.sqrt(probes[0] * probes[1]) else 1
     k, q = predict(probes[near], scales[near], max_bytes, gamma)
 
+    measured: dict[Key, tuple[bytes, int]] = {}
+    """Every encode that ended (filled in by the workers, in whatever order they end)."""
     tried: dict[Key, tuple[bytes, int]] = {}
+    """The encodes the fit has looked at, in the order they were started."""
     cancel = Cancel()
 
     def attempt(key: Key) -> None:
@@ -140,12 +144,12 @@ def fit_vvc(
         small = resize(image, *small_size(width, height, k))
         data = codec.encode_qp(small, q / STEPS, cancel=cancel)
         size = payload_size(data)
-        tried[key] = (data, size)
+        measured[key] = (data, size)
         if fill * max_bytes <= size <= max_bytes:  # a winner: its parameter-set template
             codec.parameter_sets(*small_size(width, height, k))  # (for pack) while the other runs
 
-    def done() -> bool:
-        return any(fill * max_bytes <= size <= max_bytes for _, size in tried.values())
+    def fills(size: int) -> bool:
+        return fill * max_bytes <= size <= max_bytes
 
     # Round 1: two pictures aimed inside the window from both sides of the prediction's
     # uncertainty (the probes predict within ~8%).
@@ -156,31 +160,30 @@ def fit_vvc(
         if first[0] == first[1]:
             first[1] = (max(MIN_K, first[0][0] - 1), q)
     target = (1 + fill) / 2 * max_bytes
-    # Both cores stay busy: whenever an encode ends without filling the budget, the next
-    # guess (from every size measured so far) starts at once; the first that fills the
-    # budget ends the fit and stops the other.
-    inflight: dict[Future[None], Key] = {}
+    # Both cores stay busy: when an encode ends without filling the budget, the next guess
+    # (from every size looked at so far) starts at once, and the first that fills the
+    # budget ends the fit and stops the other. Encodes are looked at in the order they
+    # started, never in the order they end, so the packet does not depend on timing.
+    queue: deque[tuple[Future[None], Key]] = deque()
     started = 0
     with ThreadPoolExecutor(max_workers=PARALLEL_ENCODES) as pool:
 
         def launch(keys: list[Key]) -> None:
             nonlocal started
             for key in keys:
-                busy = set(inflight.values())
-                if len(inflight) >= PARALLEL_ENCODES or started >= MAX_ENCODES:
+                if len(queue) >= PARALLEL_ENCODES or started >= MAX_ENCODES:
                     return
-                if key not in tried and key not in busy:
-                    inflight[pool.submit(attempt, key)] = key
+                if key not in tried and all(key != other for _, other in queue):
+                    queue.append((pool.submit(attempt, key), key))
                     started += 1
 
         launch(first)
         try:
-            while inflight:
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    del inflight[future]
-                    future.result()  # vvenc's errors reach the caller
-                if done():
+            while queue:
+                future, key = queue.popleft()
+                future.result()  # vvenc's errors reach the caller
+                tried[key] = measured[key]
+                if fills(tried[key][1]):
                     break
                 launch(_proposals(tried, q, target))
         finally:
