@@ -15,7 +15,15 @@ from semlink.packet import PacketError, PacketFormatError, PacketVersionError, p
 from semlink.streams._varint import write_varint
 from semlink.streams.reference import ReferenceCodec, decode_reference, small_size, vvc
 from semlink.streams.reference.ratecontrol import fit_vvc
-from semlink.streams.reference.vvc import VVC, nal_type, nal_units, rgb_to_yuv420, yuv420_to_rgb
+from semlink.streams.reference.vvc import (
+    VVC,
+    VVC_MEDIUM,
+    nal_type,
+    nal_units,
+    payload_size,
+    rgb_to_yuv420,
+    yuv420_to_rgb,
+)
 
 
 def _photo(astronaut: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -45,7 +53,7 @@ def test_rebuilt_stream_decodes_to_the_full_streams_pixels(
     assert saved >= 150  # AUD + SPS + PPS (~175 B) cost nothing on the link
     assert not any(nal_type(u) in (14, 15, 16, 20) for u in nal_units(payload[2:]))
     full = VVC.decode(stream, (sw, sh))
-    rebuilt = decode_reference(int(ReferenceCodec.VVC), payload, width, height)
+    rebuilt = decode_reference(int(VVC.id), payload, width, height)
     assert rebuilt.shape == (sh, sw, 3)
     assert np.array_equal(rebuilt, full)
     # The decoded picture is the picture that was coded (the frame-threading accident
@@ -62,6 +70,37 @@ def test_vvc_decodes_identically_run_after_run(astronaut: np.ndarray) -> None:
     assert psnr(image, VVC.decode(stream, (128, 192))) > 28
 
 
+def test_configuration_1_layers_still_decode(astronaut: np.ndarray) -> None:
+    """Packets lite made before configuration 2 (vvenc medium, codec id 8) keep decoding:
+    their parameter sets are rebuilt with configuration 1."""
+    image = _photo(astronaut, 240, 160)
+    small = resize(image, 120, 80)
+    stream = VVC_MEDIUM.encode_qp(small, 40)
+    payload = VVC_MEDIUM.pack(128, stream, 240, 160)
+    rebuilt = decode_reference(int(ReferenceCodec.VVC), payload, 240, 160)
+    assert np.array_equal(rebuilt, VVC_MEDIUM.decode(stream, (120, 80)))
+    with pytest.raises(PacketFormatError):  # the other configuration's parameter sets
+        decode_reference(int(ReferenceCodec.VVC_FAST), payload, 240, 160)
+
+
+def test_fractional_qp_is_a_finer_rate_knob_with_the_same_parameter_sets(
+    astronaut: np.ndarray,
+) -> None:
+    """Quarter QPs scale the RD lambda: sizes fall between the integer QPs', the stream
+    keeps the parameter sets the decoder rebuilds, and it decodes to its own picture."""
+    small = resize(_photo(astronaut, 512, 512), 160, 160)
+    sizes = {}
+    for qp in (44, 44.25, 44.5, 44.75, 45):
+        stream = VVC.encode_qp(small, qp)
+        sizes[qp] = payload_size(stream)
+        payload = VVC.pack(80, stream, 512, 512)  # checks the parameter sets
+        decoded = decode_reference(int(VVC.id), payload, 512, 512)
+        assert np.array_equal(decoded, VVC.decode(stream, (160, 160)))
+    print(f"payload bytes per QP: {sizes}")
+    assert sizes[44] > sizes[44.5] > sizes[45]
+    assert sizes[44] > sizes[44.25] and sizes[44.75] > sizes[45]
+
+
 def test_colour_conversion_is_integer_and_pinned() -> None:
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -76,8 +115,8 @@ def test_colour_conversion_is_integer_and_pinned() -> None:
 def test_other_configuration_version_is_refused(chelsea: np.ndarray) -> None:
     packet = parse(encode(chelsea, max_bytes=500).data)
     reference = packet.layers[0]
-    assert reference.codec == ReferenceCodec.VVC
-    for codec_id in (9, 15):
+    assert reference.codec == ReferenceCodec.VVC_FAST == VVC.id
+    for codec_id in (10, 15):
         layer = type(reference)(reference.kind, codec_id, reference.payload)
         with pytest.raises(PacketVersionError, match="VVC encoder configuration version"):
             decode(serialize(type(packet)(**{**packet.__dict__, "layers": (layer,)})))
@@ -102,7 +141,7 @@ def test_truncated_layers_get_typed_errors(vvc_layer: tuple[bytes, int, int]) ->
     payload, width, height = vvc_layer
     for cut in (0, 1, 2, 3, 5, len(payload) // 2, len(payload) - 1):
         try:
-            small = decode_reference(int(ReferenceCodec.VVC), payload[:cut], width, height)
+            small = decode_reference(int(VVC.id), payload[:cut], width, height)
         except PacketFormatError:
             continue
         # A slice cut near its end may still decode (FFmpeg conceals): right size or nothing.
@@ -119,7 +158,7 @@ def test_bit_flips_never_crash_or_hang(vvc_layer: tuple[bytes, int, int]) -> Non
         position = int(rng.integers(0, len(damaged)))
         damaged[position] ^= 1 << int(rng.integers(0, 8))
         try:
-            small = decode_reference(int(ReferenceCodec.VVC), bytes(damaged), width, height)
+            small = decode_reference(int(VVC.id), bytes(damaged), width, height)
         except PacketError:
             outcomes["error"] += 1
             continue
@@ -138,7 +177,7 @@ def test_a_sent_parameter_set_claiming_another_size_is_refused(
     assert payload[1] == 0  # no APS in this one: the slice follows the count
     forged = bytes([payload[0], 1]) + write_varint(len(sps)) + sps + payload[2:]
     with pytest.raises(PacketFormatError, match="parameter set"):
-        decode_reference(int(ReferenceCodec.VVC), forged, width, height)
+        decode_reference(int(VVC.id), forged, width, height)
 
 
 def test_a_hanging_decoder_is_stopped(
@@ -147,7 +186,7 @@ def test_a_hanging_decoder_is_stopped(
     payload, width, height = vvc_layer
     monkeypatch.setattr(vvc, "DECODE_TIMEOUT_S", 1e-4)
     with pytest.raises(PacketFormatError, match="longer than"):
-        decode_reference(int(ReferenceCodec.VVC), payload, width, height)
+        decode_reference(int(VVC.id), payload, width, height)
     assert _no_children_left()
 
 

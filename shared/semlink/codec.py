@@ -289,7 +289,7 @@ def encode(
         reference_budget += 1
     layers = list(semantic)
     while reference_budget > 0:
-        found = encode_reference(rgb, reference_budget, held.reference_codecs)
+        found = encode_reference(rgb, reference_budget, held.reference_codecs, reconstruct=False)
         if found is None:
             break
         codec, payload, _ = found

@@ -33,7 +33,7 @@ import PIL
 import pillow_heif
 
 from semlink.profiles import Profile, Role, get_profile
-from semlink.streams.reference.vvc import CURRENT, ffmpeg_version
+from semlink.streams.reference.vvc import ffmpeg_version
 
 if TYPE_CHECKING:
     from semlink.config import Settings
@@ -58,9 +58,12 @@ def library_parts(profile: Profile) -> list[str]:
     parts.append(f"pillow={PIL.__version__.split('.')[0]}")
     parts.append(f"pillow_heif={pillow_heif.__version__.split('.')[0]}")
     parts.append(f"imagecodecs={imagecodecs.__version__.split('.')[0]}")
-    # VVC's parameter sets are rebuilt by the decoder's own vvenc: same configuration
-    # and the same build (imageio-ffmpeg pins ffmpeg, vvenc and the VVC decoder).
-    parts.append(f"vvc={CURRENT.version}:{ffmpeg_version()}")
+    # VVC's parameter sets are rebuilt by the decoder's own vvenc: the same build
+    # (imageio-ffmpeg pins ffmpeg, vvenc and the VVC decoder). The encoder configuration's
+    # version travels in the layer's codec id (a decoder refuses versions it lacks), so a
+    # new configuration leaves the fingerprint alone and older packets keep decoding; the
+    # "1" is the first configuration's, kept so their fingerprint is unchanged.
+    parts.append(f"vvc=1:{ffmpeg_version()}")
     return parts
 
 

@@ -33,14 +33,15 @@ from semlink.packet import Layer
 from semlink.quality import all_metrics
 from semlink.quality.artifacts import smoothest_block
 from semlink.streams.reference import (
-    CODECS,
     SCALES,
     STANDARD,
+    VVC_IDS,
     ReferenceCodec,
     decode_file,
     search,
     small_size,
 )
+from semlink.streams.reference import codec as codec_of
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _CACHE_VERSION = "4"
@@ -153,9 +154,9 @@ def _reference_detail(reference: Layer | None, width: int, height: int) -> str:
     if reference is None:
         return "none"
     name = ReferenceCodec(reference.codec).name.lower()
-    if reference.codec != ReferenceCodec.VVC:
+    if reference.codec not in VVC_IDS:
         return name
-    k, stream = CODECS[ReferenceCodec.VVC].unpack(reference.payload, width, height)
+    k, stream = codec_of(reference.codec).unpack(reference.payload, width, height)
     return f"{name} scale {k}/256, {len(stream) - len(reference.payload)} B rebuilt"
 
 

@@ -85,18 +85,21 @@ def encode_reference(
     max_bytes: int,
     learned: Sequence[LearnedCodec] = (),
     codecs: Sequence[ReferenceCodec] = (ReferenceCodec.VVC,),
-) -> tuple[int, bytes, NDArray[np.uint8]] | None:
+    reconstruct: bool = True,
+) -> tuple[int, bytes, NDArray[np.uint8] | None] | None:
     """(codec id, payload, full-size reconstruction) of the best reference within ``max_bytes``.
 
     VVC (predicted scale and QP, no search) is lite's codec; other standard ``codecs``
     join through the search, and ``learned`` codecs when the profile holds them. The
-    candidate with the best full-size PSNR wins.
+    candidate with the best full-size PSNR wins. With ``reconstruct=False`` and VVC alone
+    (lite's encoder), nothing is decoded and the reconstruction is None.
     """
     height, width = image.shape[:2]
+    others = [c for c in codecs if c != ReferenceCodec.VVC]
+    measure = reconstruct or bool(others or learned)
     found: list[Candidate | None] = []
     if ReferenceCodec.VVC in codecs:
-        found.append(fit_vvc(image, max_bytes))
-    others = [c for c in codecs if c != ReferenceCodec.VVC]
+        found.append(fit_vvc(image, max_bytes, measure=measure))
     if others:
         found.append(search(image, max_bytes, codecs=others))
     if learned:
@@ -104,10 +107,10 @@ def encode_reference(
     best = max((c for c in found if c is not None), key=lambda c: c.psnr, default=None)
     if best is None:
         return None
+    recon = best.reconstruction if measure else None
     if best.codec in LEARNED:
-        return int(best.codec), best.data, best.reconstruction
-    payload = pack_file(best.codec, best.k, best.data, width, height)
-    return int(best.codec), payload, best.reconstruction
+        return int(best.codec), best.data, recon
+    return int(best.codec), pack_file(best.codec, best.k, best.data, width, height), recon
 
 
 __all__ = [

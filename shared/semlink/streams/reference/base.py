@@ -31,8 +31,12 @@ class ReferenceCodec(IntEnum):
     CHENG2020_ATTN = 6
     TAEF2_LATENT = 7  # scale hyperprior over TAEF2 latents, drawn by TAEF2's decoder
     VVC = 8
-    """H.266 intra, encoder configuration version 1. Ids 8..15 are VVC configuration
-    versions 1..8: a decoder refuses a version it does not know (FAILED_PRECONDITION)."""
+    """H.266 intra, encoder configuration version 1 (vvenc preset medium): what a standard
+    user sends, and lite's codec until configuration version 2. Ids 8..15 are VVC
+    configuration versions 1..8: a decoder refuses a version it does not know
+    (FAILED_PRECONDITION)."""
+    VVC_FAST = 9
+    """H.266 intra, configuration version 2 (vvenc preset fast, 128x128 CTUs): lite's codec."""
 
 
 VVC_IDS = range(8, 16)

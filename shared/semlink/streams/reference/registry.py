@@ -13,9 +13,11 @@ CODECS: dict[ReferenceCodec, Codec] = {
     ReferenceCodec.WEBP: classical.WEBP,
     ReferenceCodec.JPEGXL: classical.JPEGXL,
     ReferenceCodec.JPEG: classical.JPEG,
-    ReferenceCodec.VVC: vvc.VVC,
+    ReferenceCodec.VVC: vvc.VVC_MEDIUM,
+    ReferenceCodec.VVC_FAST: vvc.VVC,
 }
-"""Codecs that code a standard file (learned codecs are in ``learned.LEARNED``)."""
+"""Codecs that code a standard file (learned codecs are in ``learned.LEARNED``). VVC is vvenc's
+default configuration (the baselines'); lite codes with its own (:data:`vvc.VVC`)."""
 
 CLASSICAL = (
     ReferenceCodec.AVIF,
