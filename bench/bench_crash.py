@@ -40,9 +40,10 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
     print(f"decoder SERVING after {decoder.wait_serving():.1f} s (cold start)")
     lock = threading.Lock()
     outcomes: Counter[str] = Counter()
-    done_at: list[float] = []  # when each successful call finished
+    done: list[tuple[float, float]] = []  # (sent, finished) of each successful call
     overrun = [0.0]  # worst (elapsed - deadline) over all calls
     details: Counter[str] = Counter()  # errors other than UNAVAILABLE, with their message
+    odd: list[tuple[float, str]] = []  # (finished, status: message) of those errors
     stop = threading.Event()
 
     def client() -> None:
@@ -58,12 +59,13 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
                     if exc.code() != grpc.StatusCode.UNAVAILABLE:
                         with lock:
                             details[f"{outcome}: {exc.details()}"[:200]] += 1
+                            odd.append((time.monotonic(), f"{outcome}: {exc.details()}"[:200]))
                 elapsed = time.monotonic() - t0
                 with lock:
                     outcomes[outcome] += 1
                     overrun[0] = max(overrun[0], elapsed - args.deadline)
                     if outcome == "OK":
-                        done_at.append(time.monotonic())
+                        done.append((t0, time.monotonic()))
                 if outcome != "OK":
                     time.sleep(0.1)  # the retry policy already backed off inside the call
 
@@ -73,14 +75,22 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
     time.sleep(args.warmup)
     before = Counter(outcomes)
     killed = time.monotonic()
-    decoder.kill()
+    decoder.kill()  # returns once the process is gone: later calls reach the new one
+    dead = time.monotonic()
     print(f"SIGKILL decoder after {args.warmup:.0f} s of load ({before['OK']} Decode OK so far)")
     decoder.start()
     decoder.wait_serving()
     serving = time.monotonic() - killed
-    while not any(t > killed for t in done_at) and time.monotonic() - killed < 600:
+
+    def new_ok() -> list[float]:  # successful calls sent after the old decoder was gone
+        with lock:
+            return [end for start, end in done if start > dead]
+
+    while not new_ok() and time.monotonic() - killed < 600:
         time.sleep(0.05)
-    recovered = min((t for t in done_at if t > killed), default=float("nan")) - killed
+    recovered = min(new_ok(), default=float("nan")) - killed
+    with lock:
+        late = sum(1 for start, end in done if start <= dead < end)
     time.sleep(args.after)
     stop.set()
     for t in threads:
@@ -88,12 +98,18 @@ def decoder_crash(args: argparse.Namespace, packet: bytes, logs: Path) -> None:
     decoder.stop()
     during = outcomes - before
     print(f"restarted decoder SERVING {serving:.1f} s after the kill")
-    print(f"first Decode OK after the kill: {recovered:.1f} s (time to recovery)")
+    print(
+        f"first Decode OK sent after the kill: {recovered:.1f} s after it (time to recovery); "
+        f"{late} call(s) sent before the kill ended OK after it (answered before it, or "
+        "retried onto the restarted decoder)"
+    )
     print(f"calls after the kill: {dict(during)}")
     errors = {k: v for k, v in during.items() if k != "OK"}
     print(f"errors seen by clients: {sum(errors.values())} {errors}")
     for what, n in details.most_common(5):
         print(f"  {n} x {what}")
+    for at, what in odd[:10]:
+        print(f"  {at - killed:+.1f} s from the kill: {what}")
     print(f"longest past its deadline ({args.deadline:.0f} s): {max(0.0, overrun[0]):.2f} s")
 
 

@@ -14,13 +14,23 @@ JPEG-XL, JPEG), and sedic packets on tiny models whose reference is a learned co
   the packet re-serialized with a valid CRC, so the bytes reach the layer's own decoder.
 
 Each packet goes through ``semlink.decode`` (lite without the restorer, sedic with one
-diffusion step) in a worker process; the parent kills a worker that takes longer than
-``--hang`` seconds (a hang) and restarts one that dies (a crash). Outcomes are counted by the
-gRPC status the decoder service would answer (``semlink.serving.errors``); INTERNAL is an
-exception that maps to no status (a bug).
+diffusion step) in a worker process; the parent kills a worker that has spent ``--hang`` CPU
+seconds (or ``--hang-wall`` wall seconds) on one packet (a hang) and restarts one that dies (a
+crash). Outcomes are counted by the gRPC status the decoder service would answer
+(``semlink.serving.errors``); INTERNAL is an exception that maps to no status (a bug). Time
+per packet is printed as wall and CPU time (on a busy machine the CPU time is the figure),
+for refused and for fully decoded packets apart.
+
+Packet i is drawn from its own generator (``--seed``, i), so a run can be done in parts:
+``--start``/``--packets`` pick the packets, ``--minutes`` (or SIGTERM/SIGINT) stops a part
+early with what it has done, ``--out`` writes a part's results and ``--merge`` prints the
+report of several parts.
 
     .venv/bin/python bench/bench_fuzz.py --packets 100000      # the issue's run
     .venv/bin/python bench/bench_fuzz.py --packets 1000        # what CI runs (tests/test_fuzz.py)
+    .venv/bin/python bench/bench_fuzz.py --start 0 --minutes 40 --out out/fuzz/chunks/a.json
+    .venv/bin/python bench/bench_fuzz.py --start N --minutes 40 --out out/fuzz/chunks/b.json
+    .venv/bin/python bench/bench_fuzz.py --merge out/fuzz/chunks/*.json
 """
 
 from __future__ import annotations
@@ -28,8 +38,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
+import resource
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -274,6 +287,13 @@ def mutate_from(seeds: list[bytes], rng: np.random.Generator) -> tuple[str, int,
 
 
 # -- the worker (one process, restarted after a crash or hang) ----------------------------------
+def _cpu_seconds() -> float:
+    """CPU seconds of this process's threads and of the children it has waited for (the codec
+    programs a decode runs)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def worker() -> None:
     """Read length-prefixed packets on stdin; answer outcome, seconds and message."""
     from semlink.codec import decode
@@ -288,7 +308,7 @@ def worker() -> None:
         if len(head) < 4:
             return
         data = stdin.read(struct.unpack("<I", head)[0])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         try:
             decode(data, models=models, restorer=False, steps=1)
             outcome, message = "OK", ""
@@ -296,8 +316,8 @@ def worker() -> None:
             code = status_for(exc)
             outcome = code.name if code is not None else "INTERNAL"
             message = f"{type(exc).__name__}: {exc}"[:300]
-        seconds = time.perf_counter() - start
-        reply = f"{outcome}\t{seconds:.6f}\t{message}".encode()
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+        reply = f"{outcome}\t{seconds:.6f}\t{cpu:.6f}\t{message}".encode()
         stdout.write(struct.pack("<I", len(reply)) + reply)
         stdout.flush()
 
@@ -328,26 +348,47 @@ class Worker:
             out += chunk
         return out
 
-    def decode(self, data: bytes, hang: float) -> tuple[str, float, str]:
+    def cpu(self) -> float:
+        """CPU seconds the worker process has used (its threads; not its running children)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def decode(
+        self, data: bytes, hang: float, hang_wall: float = 1800.0
+    ) -> tuple[str, float, float, str]:
+        """(outcome, wall seconds, CPU seconds, message) of one packet. A hang is a packet
+        that has used ``hang`` CPU seconds, or ``hang_wall`` wall seconds, without an answer:
+        on a busy machine wall time alone says more about the machine than about the
+        decoder."""
         assert self.proc.stdin is not None
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), self.cpu()
         try:
             self.proc.stdin.write(struct.pack("<I", len(data)) + data)
             self.proc.stdin.flush()
         except BrokenPipeError:
-            return "CRASH", 0.0, f"worker exited with {self.proc.wait()}"
-        head = self._read(4, hang)
-        if head is None:
-            return "HANG", time.perf_counter() - start, f"no answer within {hang} s"
+            return "CRASH", 0.0, 0.0, f"worker exited with {self.proc.wait()}"
+        while (head := self._read(4, min(hang, 5.0))) is None:
+            used, waited = self.cpu() - cpu, time.perf_counter() - start
+            if used >= hang or waited >= hang_wall:
+                return (
+                    "HANG",
+                    waited,
+                    used,
+                    (
+                        f"no answer after {used:.1f} CPU s, {waited:.0f} s wall "
+                        f"(limits {hang} CPU s, {hang_wall} s wall)"
+                    ),
+                )
         if len(head) < 4:
-            return "CRASH", time.perf_counter() - start, f"worker exited with {self.proc.wait()}"
-        body = self._read(struct.unpack("<I", head)[0], hang) or b""
-        outcome, seconds, message = body.decode(errors="replace").split("\t", 2)
-        return outcome, float(seconds), message
+            wall = time.perf_counter() - start
+            return "CRASH", wall, 0.0, f"worker exited with {self.proc.wait()}"
+        body = self._read(struct.unpack("<I", head)[0], hang_wall) or b""
+        outcome, seconds, cpu_text, message = body.decode(errors="replace").split("\t", 3)
+        return outcome, float(seconds), float(cpu_text), message
 
-    def warm(self, seeds: list[bytes], hang: float) -> list[float]:
-        """Decode each seed once (models load, first calls): seconds each."""
-        return [self.decode(s, hang)[1] for s in seeds]
+    def warm(self, seeds: list[bytes], hang: float, hang_wall: float) -> list[float]:
+        """Decode each seed once (models load, first calls): wall seconds each."""
+        return [self.decode(s, hang, hang_wall)[1] for s in seeds]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -366,6 +407,8 @@ class Timed(NamedTuple):
     seconds: float
     message: str
     """The error, kept for slow packets (over SLOW seconds) and failures only."""
+    cpu: float = float("nan")
+    """CPU seconds of the decode (the worker's threads and the codec programs it ran)."""
 
 
 SLOW = 0.1
@@ -446,32 +489,49 @@ def fuzz(
     seeds: list[bytes] | None = None,
     start: int = 0,
     minutes: float | None = None,
+    hang_wall: float = 1800.0,
 ) -> Report:
     """Decode fuzzed packets ``start`` .. ``start + packets - 1`` (packet i is drawn from
-    ``packet_rng(seed, i)``), stopping early after ``minutes`` if given."""
+    ``packet_rng(seed, i)``), stopping early after ``minutes`` if given, or at SIGTERM or
+    SIGINT (the packets done so far are the report). A hang: ``hang`` CPU seconds or
+    ``hang_wall`` wall seconds on one packet."""
     seeds = seeds if seeds is not None else seed_packets()
     report = Report()
+    stopping: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda number, _: stopping.append(number))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     worker = Worker()
-    report.warmup = worker.warm(seeds, hang)
+    report.warmup = worker.warm(seeds, hang, hang_wall)
     began = time.monotonic()
     stop = began + 60 * minutes if minutes is not None else None
     try:
         for i in range(start, start + packets):
-            if stop is not None and time.monotonic() >= stop:
+            if stopping or (stop is not None and time.monotonic() >= stop):
                 break
             kind, source, data = mutate_from(seeds, packet_rng(seed, i))
-            outcome, seconds, message = worker.decode(data, hang)
-            report.add(Timed(i, kind, source, outcome, seconds, message), data)
+            outcome, seconds, cpu, message = worker.decode(data, hang, hang_wall)
+            report.add(Timed(i, kind, source, outcome, seconds, message, cpu), data)
             if outcome in ("CRASH", "HANG"):
+                print(f"  packet {i}: {outcome}: {message}", flush=True)
                 worker.close()
                 worker = Worker()
-                worker.warm(seeds, hang)
+                worker.warm(seeds, hang, hang_wall)
             done = i + 1 - start
-            if progress and done % 1000 == 0:
-                rate = done / (time.monotonic() - began)
-                print(f"  {done} packets, {rate:.1f}/s, {dict(report.outcomes)}", flush=True)
+            if progress and done % 500 == 0:
+                elapsed = time.monotonic() - began
+                print(
+                    f"  {done} packets in {elapsed:.0f} s ({done / elapsed:.1f}/s), "
+                    f"{dict(report.outcomes)}",
+                    flush=True,
+                )
     finally:
         worker.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopping:
+        print(f"  stopped by signal {stopping[0]} after {len(report.packets)} packets")
     return report
 
 
@@ -517,11 +577,16 @@ def summarize(report: Report, seeds: list[bytes]) -> None:
         f"crashes {report.outcomes['CRASH']}, hangs {report.outcomes['HANG']}, "
         f"INTERNAL {report.outcomes['INTERNAL']}"
     )
-    print(f"decode time per packet: {_spread(report.seconds)}")
+    print(f"decode time per packet (wall): {_spread(report.seconds)}")
     rejected = [t.seconds for t in report.packets if t.outcome != "OK"]
     decoded = [t.seconds for t in report.packets if t.outcome == "OK"]
     print(f"  refused (any error status): {_spread(rejected)}")
     print(f"  decoded (OK, the whole decode ran): {_spread(decoded)}")
+    cpu = [t for t in report.packets if not math.isnan(t.cpu)]
+    if cpu:
+        print(f"decode CPU time per packet: {_spread([t.cpu for t in cpu])}")
+        print(f"  refused: {_spread([t.cpu for t in cpu if t.outcome != 'OK'])}")
+        print(f"  decoded: {_spread([t.cpu for t in cpu if t.outcome == 'OK'])}")
     for source, label in enumerate(labels):
         mine = [t for t in report.packets if t.source == source]
         print(f"  seed {source} ({label}):")
@@ -532,11 +597,11 @@ def summarize(report: Report, seeds: list[bytes]) -> None:
             "first decode of each seed in a fresh worker (not counted above): "
             + ", ".join(f"{s * 1000:.0f} ms" for s in report.warmup)
         )
-    print("slowest packets:")
+    print("slowest packets (wall):")
     for t in sorted(report.packets, key=lambda t: -t.seconds)[:10]:
         print(
             f"  #{t.number} {t.mutation} of seed {t.source} ({labels[t.source]}): {t.outcome} "
-            f"in {t.seconds * 1000:.1f} ms {t.message[:120]}"
+            f"in {t.seconds * 1000:.1f} ms ({t.cpu * 1000:.0f} ms CPU) {t.message[:120]}"
         )
     for outcome, message, _ in report.failures[:10]:
         print(f"  {outcome}: {message}")
@@ -550,7 +615,12 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=100_000)
     parser.add_argument("--start", type=int, default=0, help="Index of the first packet.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hang", type=float, default=30.0, help="Seconds that count as a hang.")
+    parser.add_argument(
+        "--hang", type=float, default=30.0, help="CPU seconds on one packet that count as a hang."
+    )
+    parser.add_argument(
+        "--hang-wall", type=float, default=1800.0, help="Wall seconds that count as a hang."
+    )
     parser.add_argument(
         "--minutes", type=float, help="Stop after this long (the packets done are reported)."
     )
@@ -580,6 +650,7 @@ def main() -> None:
             seeds=seeds,
             start=args.start,
             minutes=args.minutes,
+            hang_wall=args.hang_wall,
         )
         print(f"decoded in {time.monotonic() - start:.0f} s (seed {args.seed})")
         if args.out:
