@@ -2,7 +2,7 @@
 
 For each Kodak image at one rate: lite's encode (VVC probe + predicted scale/QP + a few
 final encodes, two processes side by side), against one plain vvenc encode of the same
-picture at the scale lite picked and QP 47 with vvenc's default preset (medium: what a
+picture at the scale lite picked and the QP it aims at with vvenc's default preset (medium: what a
 standard VVC sender runs, once, if it already knew scale and QP) and with lite's own
 configuration (fast, 128x128 CTUs); lite's decode
 (reference + learned restorer at the packet's realism, when its weights are present)
@@ -30,6 +30,7 @@ from semlink import decode, encode
 from semlink.imaging import resize
 from semlink.restore.pixel import shipped_restorer
 from semlink.streams.reference import small_size
+from semlink.streams.reference.ratecontrol import TARGET_QP
 from semlink.streams.reference.vvc import VVC, VVC_MEDIUM
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -62,8 +63,8 @@ def main() -> None:
         layer = result.packet.layers[0]
         k = layer.payload[0] or 256
         small = resize(image, *small_size(w, h, k))
-        stream, vvc_enc = timed(lambda: VVC_MEDIUM.encode_qp(small, 47))  # noqa: B023
-        _, own_enc = timed(lambda: VVC.encode_qp(small, 47))  # noqa: B023
+        stream, vvc_enc = timed(lambda: VVC_MEDIUM.encode_qp(small, TARGET_QP))  # noqa: B023
+        _, own_enc = timed(lambda: VVC.encode_qp(small, TARGET_QP))  # noqa: B023
         _, vvc_dec = timed(
             lambda: resize(VVC.decode(stream, small_size(w, h, k)), w, h)  # noqa: B023
         )
