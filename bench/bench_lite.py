@@ -30,7 +30,7 @@ from semlink import decode, encode
 from semlink.imaging import resize
 from semlink.restore.pixel import shipped_restorer
 from semlink.streams.reference import small_size
-from semlink.streams.reference.ratecontrol import TARGET_QP
+from semlink.streams.reference.ratecontrol import target_qp
 from semlink.streams.reference.vvc import VVC, VVC_MEDIUM
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -63,8 +63,8 @@ def main() -> None:
         layer = result.packet.layers[0]
         k = layer.payload[0] or 256
         small = resize(image, *small_size(w, h, k))
-        stream, vvc_enc = timed(lambda: VVC_MEDIUM.encode_qp(small, TARGET_QP))  # noqa: B023
-        _, own_enc = timed(lambda: VVC.encode_qp(small, TARGET_QP))  # noqa: B023
+        stream, vvc_enc = timed(lambda: VVC_MEDIUM.encode_qp(small, target_qp(budget)))  # noqa: B023
+        _, own_enc = timed(lambda: VVC.encode_qp(small, target_qp(budget)))  # noqa: B023
         _, vvc_dec = timed(
             lambda: resize(VVC.decode(stream, small_size(w, h, k)), w, h)  # noqa: B023
         )

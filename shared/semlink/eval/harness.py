@@ -40,8 +40,8 @@ from semlink.streams.reference import (
     decode_file,
     search,
     small_size,
+    unpack_file,
 )
-from semlink.streams.reference import codec as codec_of
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _CACHE_VERSION = "4"
@@ -156,7 +156,7 @@ def _reference_detail(reference: Layer | None, width: int, height: int) -> str:
     name = ReferenceCodec(reference.codec).name.lower()
     if reference.codec not in VVC_IDS:
         return name
-    k, stream = codec_of(reference.codec).unpack(reference.payload, width, height)
+    k, stream = unpack_file(ReferenceCodec(reference.codec), reference.payload, width, height)
     return f"{name} scale {k}/256, {len(stream) - len(reference.payload)} B rebuilt"
 
 

@@ -153,17 +153,17 @@ def fit_vvc(
     """The encodes the fit has looked at, in the order they were started."""
     cancel = Cancel()
 
+    def fills(size: int) -> bool:
+        return fill * max_bytes <= size <= max_bytes
+
     def attempt(key: Key) -> None:
         k, q = key
         small = resize(image, *small_size(width, height, k))
         data = codec.encode_qp(small, q / STEPS, cancel=cancel)
         size = payload_size(data)
         measured[key] = (data, size)
-        if fill * max_bytes <= size <= max_bytes:  # a winner: its parameter-set template
+        if fills(size):  # a winner: its parameter-set template
             codec.parameter_sets(*small_size(width, height, k))  # (for pack) while the other runs
-
-    def fills(size: int) -> bool:
-        return fill * max_bytes <= size <= max_bytes
 
     # Round 1: two pictures aimed inside the window from both sides of the prediction's
     # uncertainty (the probes predict within ~8%).
