@@ -13,7 +13,7 @@ from semlink import decode, encode
 from semlink.imaging import psnr, resize
 from semlink.packet import PacketError, PacketFormatError, PacketVersionError, parse, serialize
 from semlink.streams._varint import write_varint
-from semlink.streams.reference import ReferenceCodec, decode_reference, small_size, vvc
+from semlink.streams.reference import ReferenceCodec, decode_reference, small_size, vvc, vvcps
 from semlink.streams.reference.ratecontrol import fit_vvc
 from semlink.streams.reference.vvc import (
     VVC,
@@ -81,6 +81,21 @@ def test_configuration_1_layers_still_decode(astronaut: np.ndarray) -> None:
     assert np.array_equal(rebuilt, VVC_MEDIUM.decode(stream, (120, 80)))
     with pytest.raises(PacketFormatError):  # the other configuration's parameter sets
         decode_reference(int(ReferenceCodec.VVC_FAST), payload, 240, 160)
+
+
+@pytest.mark.parametrize("version", sorted(vvc.CONFIGS))
+def test_written_parameter_sets_are_the_ones_vvenc_writes(version: int) -> None:
+    """The decoder writes SPS/PPS for a size instead of running vvenc: byte for byte what
+    vvenc writes, over sizes that change the level (by sample rate at 240x160, 660x440 and
+    1280x720, by picture side at 1404x100), need a conformance window (sides not a multiple
+    of 8), and lengthen the ue(v) size fields."""
+    config = vvc.CONFIGS[version]
+    sizes = [(64, 64), (16, 16), (18, 16), (16, 22), (240, 160), (242, 162), (660, 440)]
+    sizes += [(1280, 720), (1402, 64), (1404, 64), (514, 770), (126, 34), (1022, 1026)]
+    for width, height in sizes:
+        written = vvcps.parameter_sets(version, width, height)
+        assert written == vvc.encoder_parameter_sets(config, width, height), (width, height)
+    assert vvcps.level_idc(240, 160) == 32 and vvcps.level_idc(1404, 64) == 48
 
 
 def test_fractional_qp_is_a_finer_rate_knob_with_the_same_parameter_sets(

@@ -162,8 +162,6 @@ def fit_vvc(
         data = codec.encode_qp(small, q / STEPS, cancel=cancel)
         size = payload_size(data)
         measured[key] = (data, size)
-        if fills(size):  # a winner: its parameter-set template
-            codec.parameter_sets(*small_size(width, height, k))  # (for pack) while the other runs
 
     # Round 1: two pictures aimed inside the window from both sides of the prediction's
     # uncertainty (the probes predict within ~8%).

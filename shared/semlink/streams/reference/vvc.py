@@ -11,9 +11,10 @@ the same pixels on every machine.
 What the layer sends. A VVC stream of one picture is: access-unit delimiter, SPS, PPS
 (about 180 bytes at these sizes), then adaptive parameter sets (ALF, LMCS) and the
 slice. The encoder runs with one fixed configuration (:data:`CONFIGS`), and its SPS and
-PPS then depend only on the picture size: the decoder rebuilds them by coding a flat
-grey picture of that size with the same configuration (cached per size). The payload
-carries only the picture-level data:
+PPS then depend only on the picture size: the decoder rebuilds them from the parameter
+sets vvenc wrote for that configuration at 64x64, with the size fields rewritten
+(:mod:`semlink.streams.reference.vvcps`; no encoder runs). The payload carries only the
+picture-level data:
 
     scale byte k (0: full size) | varint n | n x (varint length, NAL unit) | the slice NAL unit
 
@@ -37,6 +38,7 @@ from numpy.typing import NDArray
 
 from semlink.packet.errors import PacketFormatError, PacketVersionError
 from semlink.streams._varint import read_varint, write_varint
+from semlink.streams.reference import vvcps
 from semlink.streams.reference.base import (
     VVC_IDS,
     ReferenceCodec,
@@ -198,17 +200,20 @@ def _padded(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 def rgb_to_yuv420(image: NDArray[np.uint8]) -> bytes:
     """Planar 10-bit little-endian Y, Cb, Cr of an even-sized RGB picture."""
-    rgb = image.astype(np.int64)
+    rgb = image.astype(np.int32)  # every sum below stays under 2^29
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    # Coefficients x 2^16; luma and chroma kept at 2^16 x 10-bit scale until rounded.
-    y = 4 * (19595 * r + 38470 * g + 7471 * b)
-    cb = 4 * (-11059 * r - 21709 * g + 32768 * b) + (512 << 16)
-    cr = 4 * (32768 * r - 27439 * g - 5329 * b) + (512 << 16)
+    # Coefficients x 2^16 (x 4 for 10 bits); luma and chroma kept at that scale until
+    # rounded. Chroma is linear in RGB, so the 2x2 box sum is taken on RGB first.
+    y = 78380 * r + 153880 * g + 29884 * b + (1 << 15)
 
-    def box(c: NDArray[np.int64]) -> NDArray[np.int64]:
+    def box(c: NDArray[np.int32]) -> NDArray[np.int32]:
         return c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2]
 
-    planes = [(y + (1 << 15)) >> 16, (box(cb) + (1 << 17)) >> 18, (box(cr) + (1 << 17)) >> 18]
+    rs, gs, bs = box(r), box(g), box(b)
+    offset = 4 * (512 << 16) + (1 << 17)  # four samples' 512 offset, and rounding
+    cb = 4 * (-11059 * rs - 21709 * gs + 32768 * bs) + offset
+    cr = 4 * (32768 * rs - 27439 * gs - 5329 * bs) + offset
+    planes = [y >> 16, cb >> 18, cr >> 18]
     return b"".join(np.clip(p, 0, 1023).astype("<u2").tobytes() for p in planes)
 
 
@@ -391,8 +396,13 @@ class VvcCodec:
         return k, annex_b(self.parameter_sets(*small_size(width, height, k)) + units)
 
 
-@lru_cache(maxsize=64)
 def _parameter_sets(config: VvcConfig, width: int, height: int) -> tuple[bytes, ...]:
+    return vvcps.parameter_sets(config.version, width, height)
+
+
+def encoder_parameter_sets(config: VvcConfig, width: int, height: int) -> tuple[bytes, ...]:
+    """The AUD/SPS/PPS vvenc itself writes for a ``width`` x ``height`` coded picture (a
+    flat grey one at QP 63): what :mod:`~semlink.streams.reference.vvcps` must reproduce."""
     grey = np.full((height, width, 3), 128, dtype=np.uint8)
     stream = VvcCodec(config).encode_qp(grey, MAX_QP)
     return tuple(u for u in nal_units(stream) if nal_type(u) in _REBUILT)
