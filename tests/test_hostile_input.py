@@ -18,14 +18,29 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from semlink.codec import BudgetError, budget_bytes, decode, decode_preview, encode
+from semlink.codec import (
+    BudgetError,
+    ObjectHint,
+    budget_bytes,
+    decode,
+    decode_preview,
+    encode,
+)
 from semlink.config import DEFAULT_MAX_DECODE_PIXELS, settings
-from semlink.packet import DEFAULT_LIMITS, Layer, Packet, PacketLimitError, parse, serialize
+from semlink.packet import (
+    DEFAULT_LIMITS,
+    Layer,
+    Packet,
+    PacketFormatError,
+    PacketLimitError,
+    parse,
+    serialize,
+)
 from semlink.profiles import LITE
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving.client import SemlinkClient, channel, image_of, wait_until_serving
 from semlink.streams import LayerKind
-from semlink.streams.text import encode_text
+from semlink.streams.text import _encode, encode_text
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc
 from services.decoder import server as decoder_server
 from services.encoder import server as encoder_server
@@ -79,6 +94,25 @@ def test_budgets_beyond_the_largest_packet_are_that_size(small: np.ndarray) -> N
     result = encode(small, max_bytes=largest + 1)
     assert [kind for kind, _ in result.layer_bytes()] == ["reference"]
     assert len(result.data) <= largest
+
+
+# -- text layers -----------------------------------------------------------------------------
+def test_a_caption_or_description_over_the_text_limits_is_refused(small: np.ndarray) -> None:
+    # "a " * 30000 used to code into a valid 120-byte layer that cost a decoder 4 s of CPU.
+    with pytest.raises(ValueError, match="at most 1024 symbols and 4096 UTF-8 bytes"):
+        encode(small, max_bytes=400, caption="a " * 30000)
+    with pytest.raises(ValueError, match="more than 1024 symbols"):
+        encode(small, max_bytes=400, caption="a cat", objects=[ObjectHint("a " * 600)])
+
+
+def test_a_text_layer_over_the_limits_is_refused_by_the_decoder(small: np.ndarray) -> None:
+    fingerprint = default_resolver().models(LITE).fingerprint
+    long_caption = _encode("a " * 2000, max_symbols=10**6)  # what the old encoder wrote
+    wire = serialize(
+        Packet(96, 64, LITE.id, fingerprint, 0, (Layer(LayerKind.CAPTION, 0, long_caption),))
+    )
+    with pytest.raises(PacketFormatError, match="more than 1024 symbols"):
+        decode(wire)
 
 
 # -- the picture size a header claims ---------------------------------------------------------
@@ -363,6 +397,25 @@ def test_hostile_requests_get_actionable_statuses_and_the_service_stays_up(
                 kind.name.lower(),
             )
         )
+    # Text over the text layer's limits: refused by the encoder, and by the decoder.
+    cases.append(
+        (
+            "caption hint of 1,200 bytes, 2,401 symbols",
+            lambda: client.encode(small, max_bytes=500, caption="a " * 600),
+            invalid,
+            "at most 1024 symbols",
+        )
+    )
+    long_caption = Layer(int(LayerKind.CAPTION), 0, _encode("a " * 2000, max_symbols=10**6))
+    data = serialize(dataclasses.replace(header, layers=(long_caption,)))
+    cases.append(
+        (
+            "caption layer coding past the limits",
+            lambda p=data: client.decode(p, timeout=120),
+            invalid,
+            "more than 1024 symbols",
+        )
+    )
     for what, call, code, hint in cases:
         got, details = _status(call)
         assert got == code, (what, got, details)

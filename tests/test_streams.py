@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -24,26 +25,91 @@ from semlink.streams.reference import (
     search,
 )
 from semlink.streams.segmap import SegmapCodec, decode_segmap, encode_segmap, segmap_sizes
-from semlink.streams.text import decode_text, encode_text
+from semlink.streams.text import (
+    ALWAYS_FITS,
+    MAX_TEXT_BYTES,
+    MAX_TEXT_SYMBOLS,
+    _encode,
+    decode_text,
+    encode_text,
+)
 
 CAPTIONS = (Path(__file__).parent / "data" / "captions.txt").read_text().splitlines()
 
 
-@given(st.text(max_size=200))
+@given(st.text(max_size=ALWAYS_FITS))
 @settings(max_examples=150, deadline=None)
 def test_text_round_trips_any_unicode(text: str) -> None:
     assert decode_text(encode_text(text)) == text
+
+
+@given(
+    st.one_of(st.text(min_size=ALWAYS_FITS, max_size=600), st.text(alphabet="ab '", max_size=3000))
+)
+@settings(max_examples=60, deadline=None)
+def test_text_encoder_refuses_exactly_what_the_decoder_refuses(text: str) -> None:
+    """Over the limits the encoder says so; coded anyway, the decoder refuses the payload."""
+    try:
+        payload = encode_text(text)
+    except ValueError as exc:
+        assert "at most 1024 symbols" in str(exc)
+        if len(text.encode()) <= MAX_TEXT_BYTES:
+            with pytest.raises(PacketError, match="more than 1024 symbols"):
+                decode_text(_encode(text, max_symbols=10**6))
+        return
+    assert decode_text(payload) == text
+
+
+def _symbols(payload: bytes) -> int:
+    """Symbols the decoder reads from ``payload`` (counted, not timed)."""
+    from semlink.entropy import coder
+
+    count = 0
+    decode_symbol = coder.ArithmeticDecoder.decode_symbol
+
+    def counted(self: coder.ArithmeticDecoder, probabilities: np.ndarray) -> int:
+        nonlocal count
+        count += 1
+        return decode_symbol(self, probabilities)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(coder.ArithmeticDecoder, "decode_symbol", counted)
+        with contextlib.suppress(PacketError):
+            decode_text(payload)
+    return count
+
+
+def test_text_limits_bound_the_decoder_on_hostile_payloads() -> None:
+    # A valid 120-byte payload of "a " * 30000 used to decode to 60,000 bytes (seconds of
+    # CPU); a few garbage bytes behind a valid CRC decoded to the old 64 KiB limit.
+    with pytest.raises(ValueError, match="60000 UTF-8 bytes"):
+        encode_text("a " * 30000)
+    with pytest.raises(ValueError, match="more than 1024 symbols"):
+        encode_text("a " * 600)  # 1,200 bytes: under the byte limit, over the symbol one
+    hostile = _encode("a " * 2000, max_symbols=10**6)  # what an old encoder could write
+    assert len(hostile) < 100
+    with pytest.raises(PacketError, match="more than 1024 symbols"):
+        decode_text(hostile)
+    assert _symbols(hostile) == MAX_TEXT_SYMBOLS
+    rng = np.random.default_rng(13)
+    worst = max(_symbols(rng.bytes(int(n))) for n in rng.integers(1, 64, size=300))
+    assert worst <= MAX_TEXT_SYMBOLS
+    # Every real caption and sedic's longest extracted one are far from the limit.
+    assert max(_symbols(encode_text(c)) for c in CAPTIONS) < MAX_TEXT_SYMBOLS // 4
+    forty_words = " ".join(["photograph"] * 40)
+    assert _symbols(encode_text(forty_words)) < MAX_TEXT_SYMBOLS // 4
 
 
 def test_text_rate_on_real_captions() -> None:
     assert len(CAPTIONS) >= 50
     bits = sum(8 * len(encode_text(c)) for c in CAPTIONS)
     chars = sum(len(c) for c in CAPTIONS)
-    joined = 8 * len(encode_text(" ".join(CAPTIONS))) / len(" ".join(CAPTIONS))
+    some = " ".join(CAPTIONS[:10])  # one text layer holds about ten captions' worth
+    joined = 8 * len(encode_text(some)) / len(some)
     utf8 = 8.0
     print(
         f"text: {bits / chars:.3f} bits/char over {len(CAPTIONS)} captions coded one by one "
-        f"({joined:.3f} when coded as one text; raw UTF-8 {utf8})"
+        f"({joined:.3f} when 10 are coded as one text; raw UTF-8 {utf8})"
     )
     assert bits / chars <= 2.5
     for caption in CAPTIONS:

@@ -17,6 +17,15 @@ The model (never raw UTF-8):
 
 Measured on 60 real captions (tests/data/captions.txt): see ``semlink info`` and
 ``tests/test_text.py`` for bits per character.
+
+Limits (a format rule: the encoder refuses what the decoder would refuse): one text
+layer codes at most :data:`MAX_TEXT_SYMBOLS` symbols (token classes, cases, words,
+letters, bytes and the end) and rebuilds at most :data:`MAX_TEXT_BYTES` bytes. Without
+the symbol limit a few bytes behind a valid CRC, or a valid 120-byte payload coding
+``"a " * 30000``, made the decoder spend seconds of CPU rebuilding 64 KiB (the old limit,
+which let an encoder write such layers; a packet holding one is now refused as malformed,
+INVALID_ARGUMENT. Captions and descriptions as the encoders make them are far inside the
+limits, so no version was added for it).
 """
 
 from __future__ import annotations
@@ -33,8 +42,26 @@ from numpy.typing import NDArray
 from semlink.entropy import AdaptiveCategoricalModel, ArithmeticDecoder, ArithmeticEncoder
 from semlink.packet.errors import PacketFormatError
 
-MAX_TEXT_BYTES = 64 * 1024
-"""Longest text (UTF-8 bytes) a decoder will rebuild; a hostile payload cannot make more."""
+MAX_TEXT_SYMBOLS = 1024
+"""Most symbols one text layer codes, its end included. A caption or object description is a
+sentence or a few words: the 60 real captions of tests/data/captions.txt code 8 to 86, and
+sedic's extraction stops at 40 words (about 160). 1024 holds about 1,200 characters of
+English, 170 of a CJK script, and any text of at most :data:`ALWAYS_FITS` characters. The
+decoder's worst case, a third of the symbols words from the 24,000-word table, cost 20-30 ms
+of CPU on a loaded 2-core machine (the 64 KiB limit before it: 3-4 s)."""
+
+ALWAYS_FITS = (MAX_TEXT_SYMBOLS - 1) // 8
+"""Characters any text may have and still fit: one character codes to at most 8 symbols (a
+class and a byte for each of 4 UTF-8 bytes)."""
+
+MAX_TEXT_BYTES = 4 * 1024
+"""Longest text (UTF-8 bytes) one layer carries; a hostile payload cannot make more."""
+
+_LIMITS = (
+    f"a caption or object description codes to at most {MAX_TEXT_SYMBOLS} symbols and "
+    f"{MAX_TEXT_BYTES} UTF-8 bytes: about 1,200 characters of English prose, or any text "
+    f"of up to {ALWAYS_FITS} characters"
+)
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|.", re.S)
 
@@ -148,21 +175,37 @@ class _TextModels:
 
 
 def encode_text(text: str) -> bytes:
-    """Code ``text`` (any Unicode) losslessly."""
+    """Code ``text`` (any Unicode) losslessly.
+
+    Raises ``ValueError`` for a text over the layer's limits (:data:`MAX_TEXT_SYMBOLS`,
+    :data:`MAX_TEXT_BYTES`): the decoder would refuse it.
+    """
+    return _encode(text, MAX_TEXT_SYMBOLS)
+
+
+def _encode(text: str, max_symbols: int) -> bytes:
     data = text.encode("utf-8")
     if len(data) > MAX_TEXT_BYTES:
-        raise ValueError(f"text is {len(data)} bytes; at most {MAX_TEXT_BYTES} are carried")
+        raise ValueError(f"text is {len(data)} UTF-8 bytes; {_LIMITS}")
     models = _TextModels()
     coder = ArithmeticEncoder()
+    symbols = 0
+
+    def put(symbol: int, probabilities: NDArray[np.float64]) -> None:
+        nonlocal symbols
+        symbols += 1
+        if symbols > max_symbols:  # checked as it goes: a long text is refused early
+            raise ValueError(f"text codes to more than {max_symbols} symbols; {_LIMITS}")
+        coder.encode_symbol(symbol, probabilities)
 
     def put_class(token_class: int) -> None:
         model = models.classes[models.context]
-        coder.encode_symbol(token_class, model.probabilities())
+        put(token_class, model.probabilities())
         model.update(token_class)
 
     def put_byte(value: int) -> None:
         put_class(BYTE)
-        coder.encode_symbol(value, models.bytes.probabilities())
+        put(value, models.bytes.probabilities())
         models.bytes.update(value)
         models.after(BYTE, chr(value) if value < 128 else "")
 
@@ -181,10 +224,10 @@ def encode_text(text: str) -> bytes:
         word_id = models.english.index.get(lower)
         put_class(WORD if word_id is not None else OOV)
         case_model = models.cases[0 if models.sentence_start else 1]
-        coder.encode_symbol(case, case_model.probabilities())
+        put(case, case_model.probabilities())
         case_model.update(case)
         if word_id is not None:
-            coder.encode_symbol(word_id, models.words.probabilities())
+            put(word_id, models.words.probabilities())
             models.words.update(word_id)
             models.after(WORD, token)
         else:
@@ -192,7 +235,7 @@ def encode_text(text: str) -> bytes:
             for ch in [*lower, None]:
                 symbol = _LETTER_END if ch is None else _LETTERS.index(ch)
                 letter_model = models.letters[previous]
-                coder.encode_symbol(symbol, letter_model.probabilities())
+                put(symbol, letter_model.probabilities())
                 letter_model.update(symbol)
                 previous = symbol
             models.after(OOV, token)
@@ -201,15 +244,27 @@ def encode_text(text: str) -> bytes:
 
 
 def decode_text(payload: bytes) -> str:
-    """Inverse of :func:`encode_text`. Raises ``PacketFormatError`` on malformed input."""
+    """Inverse of :func:`encode_text`. Raises ``PacketFormatError`` on malformed input,
+    after at most :data:`MAX_TEXT_SYMBOLS` symbols whatever the payload."""
     models = _TextModels()
-    coder = ArithmeticDecoder(payload)
+    decoder = ArithmeticDecoder(payload)
+    symbols = 0
+
+    def get(probabilities: NDArray[np.float64]) -> int:
+        nonlocal symbols
+        symbols += 1
+        if symbols > MAX_TEXT_SYMBOLS:
+            raise PacketFormatError(
+                f"text layer codes more than {MAX_TEXT_SYMBOLS} symbols without its end; {_LIMITS}"
+            )
+        return decoder.decode_symbol(probabilities)
+
     out = bytearray()
     while True:
         if len(out) > MAX_TEXT_BYTES:
             raise PacketFormatError(f"text layer decodes to more than {MAX_TEXT_BYTES} bytes")
         model = models.classes[models.context]
-        token_class = coder.decode_symbol(model.probabilities())
+        token_class = get(model.probabilities())
         model.update(token_class)
         if token_class == END:
             break
@@ -217,16 +272,16 @@ def decode_text(payload: bytes) -> str:
             out += b" "
             models.after(SPACE, " ")
         elif token_class == BYTE:
-            value = coder.decode_symbol(models.bytes.probabilities())
+            value = get(models.bytes.probabilities())
             models.bytes.update(value)
             out.append(value)
             models.after(BYTE, chr(value) if value < 128 else "")
         else:
             case_model = models.cases[0 if models.sentence_start else 1]
-            case = coder.decode_symbol(case_model.probabilities())
+            case = get(case_model.probabilities())
             case_model.update(case)
             if token_class == WORD:
-                word_id = coder.decode_symbol(models.words.probabilities())
+                word_id = get(models.words.probabilities())
                 models.words.update(word_id)
                 word = models.english.words[word_id]
             else:
@@ -234,14 +289,12 @@ def decode_text(payload: bytes) -> str:
                 previous = len(_LETTERS)
                 while True:
                     letter_model = models.letters[previous]
-                    symbol = coder.decode_symbol(letter_model.probabilities())
+                    symbol = get(letter_model.probabilities())
                     letter_model.update(symbol)
                     if symbol == _LETTER_END:
                         break
                     letters.append(_LETTERS[symbol])
                     previous = symbol
-                    if len(letters) > MAX_TEXT_BYTES:
-                        raise PacketFormatError("text layer spells an impossibly long word")
                 word = "".join(letters)
             out += _apply_case(word, case).encode()
             models.after(token_class, word)
