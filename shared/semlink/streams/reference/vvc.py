@@ -217,10 +217,10 @@ def rgb_to_yuv420(image: NDArray[np.uint8]) -> bytes:
     return b"".join(np.clip(p, 0, 1023).astype("<u2").tobytes() for p in planes)
 
 
-def _upsample(c: NDArray[np.int64]) -> NDArray[np.int64]:
+def _upsample(c: NDArray[np.int32]) -> NDArray[np.int32]:
     """2x bilinear (centred siting) in both directions, x16 scale."""
 
-    def axis(x: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    def axis(x: NDArray[np.int32], n: int) -> NDArray[np.int32]:
         prev = np.concatenate([x.take([0], n), x.take(range(x.shape[n] - 1), n)], n)
         nxt = np.concatenate([x.take(range(1, x.shape[n]), n), x.take([-1], n)], n)
         out = np.stack([3 * x + prev, 3 * x + nxt], n + 1)
@@ -234,16 +234,21 @@ def _upsample(c: NDArray[np.int64]) -> NDArray[np.int64]:
 def yuv420_to_rgb(data: bytes, width: int, height: int) -> NDArray[np.uint8]:
     """Inverse of :func:`rgb_to_yuv420` for an even ``width`` x ``height`` picture."""
     cw, ch = width // 2, height // 2
-    planes = np.frombuffer(data, dtype="<u2").astype(np.int64)
-    y = planes[: width * height].reshape(height, width) << 4
+    # 10-bit samples (the clip only matters for a broken decoder): every sum below then
+    # stays within +-2.03e9, so int32 holds it.
+    planes = np.minimum(np.frombuffer(data, dtype="<u2"), 1023).astype(np.int32)
+    y = planes[: width * height].reshape(height, width) << 20  # x16, x 2^16
     cb = _upsample(planes[width * height : width * height + cw * ch].reshape(ch, cw)) - (512 << 4)
     cr = _upsample(planes[width * height + cw * ch :].reshape(ch, cw)) - (512 << 4)
     # x 2^16 coefficients on x16 samples: shift 16 + 4 + 2 (10 -> 8 bit) = 22.
-    half = 1 << 21
-    r = (y * 65536 + 91881 * cr + half) >> 22
-    g = (y * 65536 - 22554 * cb - 46802 * cr + half) >> 22
-    b = (y * 65536 + 116130 * cb + half) >> 22
-    return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
+    y += 1 << 21  # rounding
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for channel, chroma in enumerate((91881 * cr, -22554 * cb - 46802 * cr, 116130 * cb)):
+        chroma += y
+        chroma >>= 22
+        np.clip(chroma, 0, 255, out=chroma)
+        out[..., channel] = chroma
+    return out
 
 
 # --- Annex-B NAL units ------------------------------------------------------------------
