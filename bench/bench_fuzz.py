@@ -329,7 +329,13 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            # ROOT first, then the caller's path (a run pinned to another checkout keeps it).
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+                ),
+            },
         )
         assert self._read(1, timeout=1800) == b"R", "fuzz worker did not start"
 
