@@ -312,19 +312,22 @@ class VvcCodec:
         qp: float,
         preset: str | None = None,
         cancel: Cancel | None = None,
+        base: int | None = None,
     ) -> bytes:
         """The raw VVC stream (AUD, SPS, PPS, APS, slice) of ``image`` at ``qp``.
 
         A fractional ``qp`` codes at the next integer QP with the intra RD lambda scaled
         down by 2^((qp - QP) / 3), the lambda a QP of ``qp`` would have: a rate knob finer
         than QP steps (13% each at these rates) that leaves the parameter sets alone (the
-        lambda is the encoder's choice, never sent)."""
+        lambda is the encoder's choice, never sent). With ``base``, the QP is ``base`` and
+        only the lambda follows ``qp`` (either way): sizes then move smoothly with ``qp``,
+        without the ~7% step a QP change adds at each integer."""
         even = _padded(np.ascontiguousarray(image))
         height, width = even.shape[:2]
         args = self.config.encoder_args()
         if preset is not None:  # a probe: never sent, its parameter sets differ
             args[args.index("-preset") + 1] = preset
-        whole = math.ceil(qp)
+        whole = math.ceil(qp) if base is None else base
         if whole != qp:
             scale = f"LambdaModifierI={2 ** ((qp - whole) / 3):.4f}"
             if "-vvenc-params" in args:
