@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +16,14 @@ from semlink.imaging import psnr, resize
 from semlink.packet import PacketError, PacketFormatError, PacketVersionError, parse, serialize
 from semlink.streams._varint import write_varint
 from semlink.streams.reference import ReferenceCodec, decode_reference, small_size, vvc, vvcps
-from semlink.streams.reference.ratecontrol import fit_vvc
+from semlink.streams.reference.ratecontrol import (
+    MAX_K,
+    MAX_WASTE,
+    MIN_K,
+    efficient_scales,
+    fit_vvc,
+    waste,
+)
 from semlink.streams.reference.vvc import (
     VVC,
     VVC_MEDIUM,
@@ -221,3 +230,53 @@ def test_rate_control_fills_the_budget_from_001_to_2_bpp(astronaut: np.ndarray, 
         # At 2 bpp: the full-size picture at a fine QP.
         assert psnr(image, decoded) > 35
     assert psnr(image, decoded) > {0.01: 13, 0.03: 18, 0.3: 26, 2.0: 35}[bpp]
+
+
+def test_efficient_scales_fill_their_padding() -> None:
+    """vvenc pads to a multiple of 8 and the padding's bits are spent: 481x321 at k=115 is
+    216x144 (no padding), at k=116 218x145 (coded as 224x152, 7% padding); lite picks
+    the former and moves the QP instead. Every scale has an efficient one within 8%."""
+    ks = efficient_scales(481, 321)
+    assert 115 in ks and 116 not in ks
+    assert waste(481, 321, 115) == 0 and waste(481, 321, 116) > 0.05
+    kept = [waste(481, 321, k) for k in ks if k >= 64]
+    every = [waste(481, 321, k) for k in range(64, MAX_K + 1)]
+    assert max(kept) < 1.5 * MAX_WASTE and np.mean(kept) < np.mean(every) / 2
+    for k in range(MIN_K, MAX_K + 1):  # the lambda knob (+-15%) reaches the rest
+        assert any(abs(e - k) <= max(2, k // 12) for e in ks), k
+    assert efficient_scales(40, 30)  # tiny pictures: the least padding near each scale
+
+
+def test_lambda_at_a_fixed_qp_moves_size_smoothly(astronaut: np.ndarray) -> None:
+    """``base`` keeps the QP and scales only the lambda: sizes fall steadily over +-1.5 QP
+    (no step at the integers), and the stream keeps the rebuilt parameter sets."""
+    small = resize(_photo(astronaut, 512, 512), 160, 160)
+    sizes = [payload_size(VVC.encode_qp(small, 46 + d / 8, base=46)) for d in (-12, -6, 0, 6, 12)]
+    print(f"payload bytes at QP 46, lambda of QP 44.5..47.5: {sizes}")
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 5
+    assert 1.1 < sizes[0] / sizes[-1] < 1.8
+    stream = VVC.encode_qp(small, 44.5, base=46)
+    decoded = decode_reference(int(VVC.id), VVC.pack(80, stream, 512, 512), 512, 512)
+    assert np.array_equal(decoded, VVC.decode(stream, (160, 160)))
+
+
+def test_the_fit_does_not_depend_on_which_encode_ends_first(
+    chelsea: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encodes run two at a time and end in any order; the fit looks at them in the order
+    they started, so the payload is the same however long each takes."""
+    plain = fit_vvc(chelsea, 900, measure=False)
+    encode_qp = vvc.VvcCodec.encode_qp
+    rng = random.Random(5)
+
+    def slow(
+        self: vvc.VvcCodec, image: np.ndarray, qp: float, *args: object, **kw: object
+    ) -> bytes:
+        time.sleep(rng.random() * 0.3)
+        return encode_qp(self, image, qp, *args, **kw)
+
+    monkeypatch.setattr(vvc.VvcCodec, "encode_qp", slow)
+    shuffled = fit_vvc(chelsea, 900, measure=False)
+    assert plain is not None and shuffled is not None
+    assert (shuffled.k, shuffled.data) == (plain.k, plain.data)
+    assert 0.97 * 900 <= plain.size <= 900
