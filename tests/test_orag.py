@@ -123,6 +123,26 @@ def test_guidance_strictly_lowers_the_energy_it_minimizes(pipeline: ORAGPipeline
         assert after < before
 
 
+def test_guidance_with_frozen_weights_is_the_same_update(pipeline: ORAGPipeline) -> None:
+    """The pipeline freezes the UNet's weights (guidance needs the latent's gradient only);
+    the update is bit for bit the one with trainable weights, and no weight gets a .grad."""
+    unet = pipeline.c.unet
+    assert not any(p.requires_grad for p in unet.parameters())
+    text, tokens = pipeline.encode_prompt("a green parrot")
+    mask = pipeline._latent_mask(_mask(), (8, 12))
+    z = torch.randn((1, 4, 8, 12), generator=torch.Generator().manual_seed(4))
+    t = torch.tensor(700)
+    frozen, e_frozen = pipeline.guide(z, t, text, mask, tokens, eta=20.0)
+    unet.requires_grad_(True)
+    try:
+        trainable, e_trainable = pipeline.guide(z, t, text, mask, tokens, eta=20.0)
+    finally:
+        unet.requires_grad_(False)
+    assert e_frozen == e_trainable and torch.equal(frozen, trainable)
+    assert not torch.equal(frozen, z)
+    assert all(p.grad is None for p in unet.parameters())
+
+
 def test_fusion_leaves_latents_outside_the_mask_equal_to_the_previous_stage(
     pipeline: ORAGPipeline,
 ) -> None:

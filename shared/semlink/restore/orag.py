@@ -71,6 +71,10 @@ class ORAGPipeline:
             processors[name] = CapturingAttnProcessor(self.store, capture=energy_layer)
         self.store.needed = sum(p.capture for p in processors.values())
         self.c.unet.set_attn_processor(dict(processors))  # diffusers empties the dict it is given
+        # Guidance differentiates the energy with respect to the latent only. With the UNet's
+        # weights frozen, autograd keeps no inputs for weight gradients in the energy pass:
+        # the same energy and gradient, bit for bit, with less kept for the backward pass.
+        self.c.unet.requires_grad_(False)
         self.device = next(self.c.unet.parameters()).device
         self.dtype = next(self.c.unet.parameters()).dtype
 
