@@ -7,6 +7,7 @@ import hashlib
 import os
 import random
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from semlink.streams.reference.ratecontrol import (
     MAX_K,
     MAX_WASTE,
     MIN_K,
+    STEPS,
+    _proposals,
     efficient_scales,
     fit_vvc,
     waste,
@@ -269,9 +272,7 @@ def test_the_fit_does_not_depend_on_which_encode_ends_first(
     encode_qp = vvc.VvcCodec.encode_qp
     rng = random.Random(5)
 
-    def slow(
-        self: vvc.VvcCodec, image: np.ndarray, qp: float, *args: object, **kw: object
-    ) -> bytes:
+    def slow(self: vvc.VvcCodec, image: np.ndarray, qp: float, *args: Any, **kw: Any) -> bytes:
         time.sleep(rng.random() * 0.3)
         return encode_qp(self, image, qp, *args, **kw)
 
@@ -280,3 +281,19 @@ def test_the_fit_does_not_depend_on_which_encode_ends_first(
     assert plain is not None and shuffled is not None
     assert (shuffled.k, shuffled.data) == (plain.k, plain.data)
     assert 0.97 * 900 <= plain.size <= 900
+
+
+def test_proposals_end_when_measured_scales_point_both_ways() -> None:
+    """Two neighbouring scales whose own sizes each send the QP past the other: the
+    proposals stop moving between them instead of looping."""
+    ks = efficient_scales(481, 321)
+    a, b = ks[40], ks[41]
+    q0 = 46 * STEPS
+    tried = {  # the smaller scale far too small even at a fine lambda, the larger too big
+        (a, q0 - 12): (b"", 500),
+        (a, q0 - 11): (b"", 490),
+        (b, q0 + 12): (b"", 2000),
+        (b, q0 + 11): (b"", 2010),
+    }
+    keys = _proposals(tried, q0, 1000.0, 1.5, ks)
+    assert keys and all(key not in tried for key in keys)

@@ -298,10 +298,12 @@ def _proposals(
     r = _aim(by_k[main], target)
     slope = LAMBDA_BETA / STEPS
     i = min(range(len(ks)), key=lambda j: abs(ks[j] - main))
+    visited = {i}
     while abs(r - q0) > QP_REACH * STEPS:  # the QP strayed: the next scale is the main one
         j = i + 1 if r < q0 else i - 1
-        if not 0 <= j < len(ks):
+        if not 0 <= j < len(ks) or j in visited:  # (measured scales may point both ways)
             break
+        visited.add(j)
         r += gamma * math.log(ks[j] / ks[i]) / slope
         i = j
         if ks[i] in by_k:
