@@ -50,17 +50,24 @@ def smoothest_block(image: NDArray[np.uint8], size: int, step: int = 8) -> tuple
     original's 2e-7, invisible on any screen."""
     y = luma(image)
     gy, gx = np.diff(y, axis=0)[:, :-1], np.diff(y, axis=1)[:-1, :]
-    energy = gx**2 + gy**2
-    table = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    clipped = ((y <= 1) | (y >= 254))[:-1, :-1].astype(np.int64)
-    counts = np.pad(clipped.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    energy = _integral(gx**2 + gy**2)
+    clipped = _integral(((y <= 1) | (y >= 254))[:-1, :-1].astype(np.float64))
     best, where = (True, np.inf), (0, 0)
-    for top in range(0, energy.shape[0] - size + 1, step):
-        for left in range(0, energy.shape[1] - size + 1, step):
-            b, r = top + size, left + size
-            total = table[b, r] - table[top, r] - table[b, left] + table[top, left]
-            flat = counts[b, r] - counts[top, r] - counts[b, left] + counts[top, left]
-            key = (bool(flat > 0.01 * size * size), float(total))
+    for top in range(0, energy.shape[0] - size, step):
+        for left in range(0, energy.shape[1] - size, step):
+            flat = _box(clipped, top, left, size) > 0.01 * size * size
+            key = (bool(flat), _box(energy, top, left, size))
             if key < best:
                 best, where = key, (top, left)
     return where
+
+
+def _integral(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Summed-area table with a zero first row and column."""
+    return np.pad(values.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+
+def _box(table: NDArray[np.float64], top: int, left: int, size: int) -> float:
+    """Sum of the ``size`` x ``size`` block at (top, left) from its summed-area table."""
+    b, r = top + size, left + size
+    return float(table[b, r] - table[top, r] - table[b, left] + table[top, left])

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
 from itertools import zip_longest
 
 import numpy as np
@@ -48,14 +49,15 @@ from numpy.typing import NDArray
 from semlink.imaging import psnr, resize
 from semlink.streams.reference.base import Candidate, small_size
 from semlink.streams.reference.vvc import VVC, Cancel, VvcCodec, coded_size, payload_size
+from semlink.streams.reference.vvcps import padded_size
 
 STEPS = 8
 """Eighth-QP steps: the rate control's QP unit (~1.7% of size each)."""
 PROBE_PRESET = "faster"
 PROBE_DENSITY = 0.12
+"""Bits per small pixel the probe's scale is chosen for (lite's picks: 0.03-0.3)."""
 PROBE_SPREAD = 1.4
 """The second probe's scale over the first's."""
-"""Bits per small pixel the probe's scale is chosen for (lite's picks: 0.03-0.3)."""
 GAMMA = 1.45
 BETA = 0.139
 """Log size per QP step at QP 38-60; below 38 the steps shrink (0.08 near QP 27)."""
@@ -89,8 +91,6 @@ QP_REACH = 1.5
 LAMBDA_BETA = 0.105
 """Log size per QP of lambda alone (QP fixed), measured on BSDS500 train at QP 46 over
 +-1.5 QP: smaller than :data:`BETA` (a QP step also coarsens the quantizer)."""
-PAD = 8
-"""vvenc pads the coded picture to a multiple of 8 luma samples."""
 PARALLEL_ENCODES = 2
 _EMPTY = np.zeros((0, 0, 3), dtype=np.uint8)
 
@@ -240,11 +240,12 @@ def waste(width: int, height: int, k: int) -> float:
     """Share of the picture vvenc codes at scale ``k`` that is padding: it pads to a
     multiple of 8 and the decoder crops it, but its bits are spent."""
     sw, sh = small_size(width, height, k)
-    cw, ch = coded_size(sw, sh)
-    return 1 - sw * sh / (-(-cw // PAD) * PAD * (-(-ch // PAD) * PAD))
+    pw, ph = padded_size(*coded_size(sw, sh))
+    return 1 - sw * sh / (pw * ph)
 
 
-def efficient_scales(width: int, height: int) -> list[int]:
+@lru_cache(maxsize=64)
+def efficient_scales(width: int, height: int) -> tuple[int, ...]:
     """Scales whose coded picture wastes little on padding: at most :data:`MAX_WASTE`, or
     the least within +-4% when none near does (tiny pictures). Payload size is a staircase
     over the padded size (a 218x145 picture, padded to 224x152, cost 12% more than 216x144
@@ -255,7 +256,7 @@ def efficient_scales(width: int, height: int) -> list[int]:
         lo, hi = max(MIN_K, k - k // 25), min(MAX_K, k + k // 25)
         if w <= MAX_WASTE or w <= min(wastes[j] for j in range(lo, hi + 1)):
             keep.append(k)
-    return keep
+    return tuple(keep)
 
 
 def _aim(points: list[tuple[int, int]], target: float) -> float:
@@ -281,7 +282,11 @@ def _aim(points: list[tuple[int, int]], target: float) -> float:
 
 
 def _proposals(
-    tried: dict[Key, tuple[bytes, int]], q0: int, target: float, gamma: float, ks: list[int]
+    tried: dict[Key, tuple[bytes, int]],
+    q0: int,
+    target: float,
+    gamma: float,
+    ks: tuple[int, ...],
 ) -> list[Key]:
     """Untried (k, QP in eighths) predicted to land on ``target``, best guesses first.
 
@@ -318,8 +323,10 @@ def _proposals(
         rk = _aim(own, target) if own else r + gamma * math.log(k / ks[i]) / slope
         q = min(63 * STEPS, max(MIN_QP * STEPS, round(rk)))
         side = 1 if rk > q else -1
-        keys = [(k, q), (k, q + side), (k, q - side), (k, q + 2 * side), (k, q - 2 * side)]
-        lists.append([key for key in keys if key not in tried and 0 <= key[1] <= 63 * STEPS])
+        keys = [(k, q + d * side) for d in (0, 1, -1, 2, -2)]
+        lists.append(
+            [key for key in keys if key not in tried and MIN_QP * STEPS <= key[1] <= 63 * STEPS]
+        )
     out: list[Key] = []
     for pair in zip_longest(*lists):
         out += [key for key in pair if key is not None]

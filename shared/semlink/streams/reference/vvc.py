@@ -364,7 +364,7 @@ class VvcCodec:
 
     def parameter_sets(self, width: int, height: int) -> list[bytes]:
         """The NAL units the decoder rebuilds for a ``width`` x ``height`` small picture."""
-        return list(_parameter_sets(self.config, *coded_size(width, height)))
+        return list(vvcps.parameter_sets(self.config.version, *coded_size(width, height)))
 
     def pack(self, k: int, data: bytes, width: int, height: int) -> bytes:
         units = nal_units(data)
@@ -402,10 +402,6 @@ class VvcCodec:
             raise PacketFormatError("VVC reference layer has no slice data")
         units.append(payload[offset:])
         return k, annex_b(self.parameter_sets(*small_size(width, height, k)) + units)
-
-
-def _parameter_sets(config: VvcConfig, width: int, height: int) -> tuple[bytes, ...]:
-    return vvcps.parameter_sets(config.version, width, height)
 
 
 def encoder_parameter_sets(config: VvcConfig, width: int, height: int) -> tuple[bytes, ...]:

@@ -152,9 +152,15 @@ def _bytes(bits: str) -> bytes:
     return int(bits, 2).to_bytes(len(bits) // 8, "big")
 
 
+def padded_size(width: int, height: int) -> tuple[int, int]:
+    """The picture vvenc codes for a ``width`` x ``height`` one: sides rounded up to
+    :data:`PAD`; the conformance window crops the rest."""
+    return -(-width // PAD) * PAD, -(-height // PAD) * PAD
+
+
 def _window(width: int, height: int) -> tuple[int, int, str]:
     """Padded size and the conformance window's bits (flag and offsets, 4:2:0 units)."""
-    pw, ph = -(-width // PAD) * PAD, -(-height // PAD) * PAD
+    pw, ph = padded_size(width, height)
     if (pw, ph) == (width, height):
         return pw, ph, "0"
     offsets = (0, (pw - width) // 2, 0, (ph - height) // 2)
