@@ -76,6 +76,59 @@ def test_realism_mixes_from_lanczos_and_conditions_the_network() -> None:
     assert off_the_line() > 3
 
 
+class Refuses(PixelRestorer):
+    """A network that must not run."""
+
+    def forward(self, *args: object) -> torch.Tensor:
+        raise AssertionError("this network should not have run")
+
+
+def test_realism_blends_the_fidelity_network_into_the_realism_network() -> None:
+    """Output = lanczos + (1 - r) x fidelity residual + r x realism residual (each without
+    its fixed grid pattern): at 0 the fidelity network's picture alone (the realism network does not run), at 1 the realism
+    network's alone (the fidelity network does not run), in between the blend."""
+    torch.manual_seed(1)
+    texture, fidelity = tiny(1), tiny(2)
+    with torch.no_grad():
+        for net in (texture, fidelity):
+            for p in net.tail.parameters():
+                p.normal_(0, 0.01)
+    small = (small_photo() // 2 + 64).astype(np.uint8)  # mid-range: nothing clips
+    lanczos = resize(small, 320, 240).astype(int)
+    zero = restore(small, 320, 240, Refuses(width=8, blocks=2), 0.0, None, fidelity)
+    x = torch.from_numpy(lanczos).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        own = x + pixel.degrid(fidelity(x, torch.zeros(1)) - x)
+        own = own[0].clamp(0, 1).mul(255).round().permute(1, 2, 0)
+    assert np.array_equal(zero, own.to(torch.uint8).numpy())
+    assert not np.array_equal(zero, lanczos)
+    one = restore(small, 320, 240, texture, 1.0, None, Refuses(width=8, blocks=2))
+    assert np.array_equal(one, restore(small, 320, 240, texture, 1.0))
+    half = restore(small, 320, 240, texture, 0.5, None, fidelity).astype(int)
+    assert int(np.abs(2 * half - zero.astype(int) - one.astype(int)).max()) <= 2  # rounding
+
+
+def test_a_batch_with_the_fidelity_network_restores_each_picture_as_alone() -> None:
+    texture, fidelity = tiny(1), tiny(2)
+    with torch.no_grad():
+        for net in (texture, fidelity):
+            for p in net.tail.parameters():
+                p.normal_(0, 0.01)
+    photos = [small_photo(), np.ascontiguousarray(small_photo()[::-1])]
+    realisms = [0.0, 0.7]
+    together = pixel.restore_batch(photos, 322, 241, texture, realisms, [None, None], fidelity)
+    for photo, r, out in zip(photos, realisms, together, strict=True):
+        assert np.array_equal(out, restore(photo, 322, 241, texture, r, None, fidelity))
+
+
+def test_mse_fidelity_steps_lower_the_squared_error() -> None:
+    net = tiny()
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    batch = make_batch(_cache(), 4, 64, random.Random(0), 0.0, 1.0, vflip=True)
+    losses = [training_step(net, optimizer, *batch, mse=True) for _ in range(25)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
 def _cache() -> dict[str, list[torch.Tensor]]:
     """One photo whose "reference" lost a fifth of its contrast: a residual a tiny network
     learns in a few steps."""

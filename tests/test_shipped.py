@@ -42,6 +42,39 @@ def test_shipped_restorer_matches_its_manifest() -> None:
     assert shipped <= 5 * 10**6  # the issue's bound: <= 5 MB fp16
 
 
+def test_shipped_fidelity_restorer_matches_its_manifest_and_beats_lanczos() -> None:
+    """The realism-0 network: checked like the realism network, both within the 5 MB bound
+    together, and on its held-out photos above the Lanczos picture in PSNR and MS-SSIM."""
+    manifest = json.loads(DATA.joinpath(f"{pixel.FIDELITY}.json").read_text())
+    raw = DATA.joinpath(f"{pixel.FIDELITY}.safetensors").read_bytes()
+    assert manifest["files"][f"{pixel.FIDELITY}.safetensors"] == hashlib.sha256(raw).hexdigest()
+    assert manifest["recipe"]["fidelity_only"] and manifest["recipe"]["realism"] == 0
+    assert "BSDS500" in manifest["recipe"]["data"] and "Kodak" not in manifest["recipe"]["data"]
+    results = manifest["results"]["bsds500_val_20_at_0.03bpp"]
+    assert results["realism 0.0"]["psnr"] > results["lanczos"]["psnr"]
+    assert results["realism 0.0"]["ms_ssim"] > results["lanczos"]["ms_ssim"]
+    both = [pixel.SHIPPED, pixel.FIDELITY]
+    assert sum(len(DATA.joinpath(f"{n}.safetensors").read_bytes()) for n in both) <= 5 * 10**6
+    restorer = lite_models().restorer
+    assert restorer is not None and restorer.fidelity is not None
+
+
+def test_a_tampered_packaged_fidelity_restorer_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "semlink" / "data"
+    data.mkdir(parents=True)
+    for name in (pixel.SHIPPED, pixel.FIDELITY):
+        (data / f"{name}.json").write_text(DATA.joinpath(f"{name}.json").read_text())
+        (data / f"{name}.safetensors").write_bytes(
+            DATA.joinpath(f"{name}.safetensors").read_bytes()
+        )
+    (data / f"{pixel.FIDELITY}.safetensors").write_bytes(b"tampered")
+    monkeypatch.setattr(pixel.resources, "files", lambda _: tmp_path / "semlink")
+    with pytest.raises(weights.WeightsError, match="fidelity_restorer"):
+        pixel.load_shipped()
+
+
 def test_packaged_taef2_matches_its_manifest_and_names_its_source() -> None:
     """TAEF2 ships in the package (fp16, both halves), hashed and with its MIT notice."""
     import torch

@@ -418,7 +418,13 @@ def _upsample(decoding: _Decoding) -> NDArray[np.uint8]:
     realism = decoding.result.realism
     assert realism is not None
     return pixel.restore(
-        small, packet.width, packet.height, learned.network, realism, decoding.result.segmap
+        small,
+        packet.width,
+        packet.height,
+        learned.network,
+        realism,
+        decoding.result.segmap,
+        learned.fidelity,
     )
 
 
@@ -552,7 +558,7 @@ def decode_batch(
             references[i] = _upsample(decoding)
             decoding.result.stage_seconds["reference"] += time.perf_counter() - start
         else:
-            size = (id(decoding.learned.network), decoding.packet.width, decoding.packet.height)
+            size = (id(decoding.learned), decoding.packet.width, decoding.packet.height)
             groups.setdefault(size, []).append((i, decoding))
     for (_, width, height), members in groups.items():
         per_run = max(1, BATCH_PIXELS // (width * height))
@@ -599,6 +605,7 @@ def _restore_group(
             first.learned.network,
             realisms,
             segmaps,
+            first.learned.fidelity,
         )
         out.update(zip((i for i, _ in members), pictures, strict=True))
     except Exception:

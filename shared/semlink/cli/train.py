@@ -48,16 +48,26 @@ def train_restorer_cmd(
         int, typer.Option(help="Steps of fidelity training before the discriminator joins.")
     ] = 0,
     note: Annotated[str, typer.Option(help="A note for the shipped manifest.")] = "",
+    fidelity: Annotated[
+        bool,
+        typer.Option(
+            "--fidelity",
+            help="Train the fidelity restorer (MSE, realism 0; lite decodes realism 0 with "
+            "it) instead: its own recipe, run directory out/train/fidelity by default.",
+        ),
+    ] = False,
 ) -> None:
     """Recipe c: lite's restorer (VVC reference -> full size, with a realism control) with
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
     resumable. ``--ship-to`` evaluates on held-out photos, picks the default realism and
     writes the fp16 weights and manifest."""
-    from semlink.train.pixel_restorer import PixelRestorerRecipe, ship_restorer, train
+    from semlink.train.pixel_restorer import FIDELITY, PixelRestorerRecipe, ship_restorer, train
 
     bsds = _bsds()
     bar, progress = _bar()
-    recipe = PixelRestorerRecipe(adv_start=adv_start)
+    recipe = FIDELITY if fidelity else PixelRestorerRecipe(adv_start=adv_start)
+    if fidelity and out == Path("out/train/pixel"):
+        out = Path("out/train/fidelity")
     with bar:
         state = train(
             bsds, out, steps=steps, minutes=minutes, recipe=recipe, limit=limit, progress=progress

@@ -182,11 +182,11 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
         # its realism control, and the same packet upsampled with Lanczos: what the
         # reference codec alone delivers.
         pictures: dict[str, NDArray[np.uint8]] = {"original": image}
-        # Decodes that give the same picture (realism 0 is Lanczos; the default may be an
-        # end) run and are measured once.
+        # Decodes that give the same picture (the default may be an end) run and are
+        # measured once; Lanczos (restorer off) is keyed apart as -1.
         done: dict[float, tuple[NDArray[np.uint8], float, dict[str, float]]] = {}
         for method, restorer, realism in LITE_DECODES:
-            same = 0.0 if restorer is False else realism
+            same = -1.0 if restorer is False else realism
             same = encoded.packet.realism / 100 if same is None else same
             if same not in done:
                 start = time.perf_counter()

@@ -11,9 +11,11 @@ few tens of GMAC per 768x512 picture:
 The realism r in [0, 1] is one scalar for the whole picture (Agustsson et al., CVPR 2023,
 "Multi-Realism Image Compression with a Conditional Generator"): the network is trained
 with r as input (FiLM), r = 0 for fidelity alone (L1 + MS-SSIM), larger r with a growing
-adversarial weight, and its output is mixed with the Lanczos picture by r (see
-:func:`restore`), so r = 0 is exactly Lanczos. The encoder writes its choice into the
-packet header; a decoder may override it; the packet is the same.
+adversarial weight. Its texture is mixed by r with the picture of a second network of the
+same shape trained for fidelity alone (MSE, ``semlink train restorer --fidelity``), so
+r = 0 is the fidelity network's picture (Lanczos when the package has none) and r = 1 the
+realism network's (see :func:`restore`). The encoder writes its choice into the packet
+header; a decoder may override it; the packet is the same.
 
 Trained by ``semlink train restorer`` (:mod:`semlink.train.pixel_restorer`) on BSDS500
 references coded the way lite codes them (VVC rate control); never on Kodak.
@@ -26,7 +28,7 @@ import json
 import math
 from collections.abc import Sequence
 from importlib import resources
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -150,16 +152,19 @@ def restore(
     network: PixelRestorer,
     realism: float,
     segmap: NDArray[np.integer] | None = None,
+    fidelity: PixelRestorer | None = None,
 ) -> NDArray[np.uint8]:
     """Full-size ``width`` x ``height`` image from a decoded small reference (and the
     packet's segmentation map) at ``realism`` in [0, 1].
 
-    The output is ``lanczos + realism x degrid(network(realism) - lanczos)``: the fidelity
-    end is the Lanczos picture itself (on held-out photos the network's own realism-0
-    output did not beat it, see the manifest), and the network's texture grows from there,
-    without the fixed 4-pixel grid pattern depth-to-space leaves (:func:`degrid`). At 0 the
-    network does not run."""
-    return restore_batch([reference], width, height, network, [realism], [segmap])[0]
+    The output is the Lanczos picture plus ``(1 - realism) x degrid(fidelity(0) -
+    lanczos) + realism x degrid(network(realism) - lanczos) x activity``: the fidelity end
+    is the MSE-trained ``fidelity`` network's picture (Lanczos itself without one), the
+    realism end the realism network's texture faded out on flat areas (:func:`activity`),
+    both without the fixed 4-pixel grid pattern depth-to-space leaves (:func:`degrid`;
+    the MSE network prints one too, at 11x the originals' energy on smooth areas). A
+    network whose weight is 0 does not run."""
+    return restore_batch([reference], width, height, network, [realism], [segmap], fidelity)[0]
 
 
 @torch.no_grad()
@@ -170,19 +175,22 @@ def restore_batch(
     network: PixelRestorer,
     realisms: Sequence[float],
     segmaps: Sequence[NDArray[np.integer] | None],
+    fidelity: PixelRestorer | None = None,
 ) -> list[NDArray[np.uint8]]:
-    """:func:`restore` for several pictures of one size: the network runs once on the
-    stacked batch (each picture its own realism and segmentation map; those at realism 0
-    are Lanczos and stay out of it). Every layer works on each picture apart, so a
-    picture's result does not depend on its neighbours (tests/test_decode_batch.py checks
-    it is the same as restoring it alone)."""
+    """:func:`restore` for several pictures of one size: each network runs once on the
+    stacked pictures that need it (each picture its own realism and segmentation map; at
+    realism 0 the realism network stays out, at 1 the fidelity network). Every layer works
+    on each picture apart, so a picture's result does not depend on its neighbours
+    (tests/test_decode_batch.py checks it is the same as restoring it alone)."""
     if not len(references) == len(realisms) == len(segmaps):
         raise ValueError("one realism and one segmentation map (or None) per reference")
     for realism in realisms:
         if not 0.0 <= realism <= 1.0 or math.isnan(realism):
             raise ValueError(f"realism is {realism}; it must be between 0 and 1")
     pictures = [resize(reference, width, height) for reference in references]
-    live = [i for i, realism in enumerate(realisms) if realism != 0.0]
+    textured = [r != 0.0 for r in realisms]
+    faithful = [fidelity is not None and r != 1.0 for r in realisms]
+    live = [i for i in range(len(references)) if textured[i] or faithful[i]]
     if not live:
         return pictures
     work_w, work_h = -(-width // GRID) * GRID, -(-height // GRID) * GRID
@@ -191,7 +199,7 @@ def restore_batch(
     padded = np.stack([np.pad(pictures[i], pad, mode="edge") for i in live])
     x = torch.from_numpy(padded).permute(0, 3, 1, 2).float() / 255.0
     edges = None
-    if network.edge_channels and any(segmaps[i] is not None for i in live):
+    if any(segmaps[i] is not None for i in live):
         # A picture without a segmentation map gets zeros, as the network gives it alone.
         grids = np.zeros((len(live), 1, work_h // GRID, work_w // GRID), np.float32)
         for row, i in enumerate(live):
@@ -200,8 +208,21 @@ def restore_batch(
                 grids[row, 0] = segment_edges(segmap, work_w // GRID, work_h // GRID)
         edges = torch.from_numpy(grids)
     scales = torch.tensor([realisms[i] for i in live])
-    residual = degrid(network(x, scales, edges) - x) * activity(x)
-    out = (x + scales[:, None, None, None] * residual)[:, :, :height, :width]
+    out = x.clone()
+
+    def run(net: PixelRestorer, rows: list[int], r: torch.Tensor) -> torch.Tensor:
+        part = x[rows]
+        return net(part, r, None if edges is None else edges[rows]) - part
+
+    rows = [row for row, i in enumerate(live) if textured[i]]
+    if rows:
+        residual = degrid(run(network, rows, scales[rows])) * activity(x[rows])
+        out[rows] += scales[rows, None, None, None] * residual
+    rows = [row for row, i in enumerate(live) if faithful[i]]
+    if rows and fidelity is not None:
+        residual = degrid(run(fidelity, rows, torch.zeros(len(rows))))
+        out[rows] += (1 - scales[rows, None, None, None]) * residual
+    out = out[:, :, :height, :width]
     restored = (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     for row, i in enumerate(live):
         pictures[i] = restored[row]
@@ -212,36 +233,61 @@ SHIPPED = SHIPPED_RESTORER
 """The package data :func:`load_shipped` reads (:data:`semlink.restore.SHIPPED_RESTORER`)."""
 
 
+FIDELITY = "fidelity_restorer"
+"""Package data of the fidelity network (``semlink train restorer --fidelity``): lite's
+realism-0 picture. Optional: without it realism 0 is Lanczos."""
+
+
 class ShippedRestorer(NamedTuple):
     """The project-trained restorer and the realism chosen for it on held-out photos."""
 
     network: PixelRestorer
     realism: float
+    fidelity: PixelRestorer | None = None
+    """The fidelity network, when the package has one (realism 0 is Lanczos without)."""
+
+
+def _load_network(name: str) -> tuple[PixelRestorer, dict[str, Any]] | None:
+    """A packaged network and its manifest, checked against the manifest's sha256; None
+    when the package has no manifest of that name."""
+    from safetensors.torch import load
+
+    from semlink.models.weights import WeightsError, load_strict
+
+    data = resources.files("semlink").joinpath("data")
+    manifest_file = data.joinpath(f"{name}.json")
+    if not manifest_file.is_file():
+        return None
+    manifest = json.loads(manifest_file.read_text())
+    raw = data.joinpath(f"{name}.safetensors").read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{name}.safetensors"]:
+        raise WeightsError(f"shipped {name}.safetensors does not match its manifest")
+    recipe = manifest["recipe"]
+    model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
+    load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=name)
+    return model.eval(), manifest
 
 
 def load_shipped() -> ShippedRestorer | None:
-    """The package's restorer, or None (Lanczos) when the package has none."""
-    from safetensors.torch import load
+    """The package's restorer (with its fidelity network when packaged), or None
+    (Lanczos) when the package has none."""
+    from semlink.models.weights import say_once
 
-    from semlink.models.weights import WeightsError, load_strict, say_once
-
-    data = resources.files("semlink").joinpath("data")
-    manifest_file = data.joinpath(f"{SHIPPED}.json")
-    if not manifest_file.is_file():
+    found = _load_network(SHIPPED)
+    if found is None:
         say_once(
             f"lite: the package has no restorer (semlink/data/{SHIPPED}.json), so references "
             "are upsampled with Lanczos (`semlink train restorer --ship "
             "shared/semlink/data` writes it)"
         )
         return None
-    manifest = json.loads(manifest_file.read_text())
-    raw = data.joinpath(f"{SHIPPED}.safetensors").read_bytes()
-    if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{SHIPPED}.safetensors"]:
-        raise WeightsError(f"shipped {SHIPPED}.safetensors does not match its manifest")
-    recipe = manifest["recipe"]
-    model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
-    load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=SHIPPED)
-    return ShippedRestorer(model.eval(), float(recipe.get("realism", 0.0)))
+    model, manifest = found
+    fidelity = _load_network(FIDELITY)
+    return ShippedRestorer(
+        model,
+        float(manifest["recipe"].get("realism", 0.0)),
+        None if fidelity is None else fidelity[0],
+    )
 
 
 def shipped_restorer() -> ShippedRestorer | None:
@@ -267,7 +313,6 @@ def upscale(
     restorer's own default) when given, else Lanczos."""
     if restorer is None:
         return resize(reference, width, height)
-    network, default = restorer
-    return restore(
-        reference, width, height, network, default if realism is None else realism, segmap
-    )
+    network, default, fidelity = restorer
+    realism = default if realism is None else realism
+    return restore(reference, width, height, network, realism, segmap, fidelity)

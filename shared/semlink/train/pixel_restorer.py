@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -69,6 +70,19 @@ class PixelRestorerRecipe:
     fidelity_share: float = 0.25
     """Share of crops trained at realism 0 exactly."""
     seed: int = 0
+    fidelity_only: bool = False
+    """The fidelity restorer (:data:`FIDELITY`): MSE at realism 0 on every crop, no
+    adversary; lite decodes realism 0 with it."""
+    decay_steps: int = 0
+    """Cosine learning-rate decay to 0 over this many steps (0: constant)."""
+    vflip: bool = False
+    """Also flip crops vertically (at random)."""
+
+
+FIDELITY = PixelRestorerRecipe(
+    crop=128, lr=1e-3, adv_weight=0.0, fidelity_only=True, decay_steps=12000, vflip=True
+)
+"""Recipe of the fidelity restorer (``semlink train restorer --fidelity``)."""
 
 
 def coded_reference(image: NDArray[np.uint8], bpp: float) -> NDArray[np.uint8] | None:
@@ -145,10 +159,17 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def make_batch(
-    cache: Cache, size: int, crop: int, rng: random.Random, edge_share: float, fidelity: float
+    cache: Cache,
+    size: int,
+    crop: int,
+    rng: random.Random,
+    edge_share: float,
+    fidelity: float,
+    vflip: bool = False,
 ) -> Batch:
     """(Lanczos crops, original crops, edges at H/4, realism per crop) of ``size`` random
-    crops, randomly flipped; ``edge_share`` see their edges, the rest zeros."""
+    crops, randomly flipped (left-right; with ``vflip`` also upside down); ``edge_share``
+    see their edges, the rest zeros."""
     xs, ys, es, rs = [], [], [], []
     for _ in range(size):
         i = rng.randrange(len(cache["originals"]))
@@ -162,6 +183,8 @@ def make_batch(
             e[0] = edges[top // 4 : (top + crop) // 4, left // 4 : (left + crop) // 4].float()
         if rng.random() < 0.5:
             x, y, e = x.flip(-1), y.flip(-1), e.flip(-1)
+        if vflip and rng.random() < 0.5:
+            x, y, e = x.flip(-2), y.flip(-2), e.flip(-2)
         xs.append(x)
         ys.append(y)
         es.append(e)
@@ -188,12 +211,18 @@ def training_step(
     edges: torch.Tensor,
     realism: torch.Tensor,
     adversary: Adversary | None = None,
+    mse: bool = False,
 ) -> float:
     """One generator step (then, with ``adversary``, one discriminator step); the mean
-    fidelity loss at this batch."""
+    fidelity loss at this batch (with ``mse``, the mean squared error is the loss)."""
     model.train()
     optimizer.zero_grad()
     image = model(lanczos, realism, edges)
+    if mse:
+        error = F.mse_loss(image, original)
+        error.backward()
+        optimizer.step()
+        return float(error.detach())
     fid = fidelity_loss(image, original)
     loss = ((1 - realism / 2) * fid).mean()
     if adversary is not None:
@@ -251,16 +280,21 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     state = load_checkpoint(out, model, optimizer)
     adversary = None
-    if recipe.adv_weight > 0:
+    if recipe.adv_weight > 0 and not recipe.fidelity_only:
         adversary = load_adversary(out, recipe.adv_weight, recipe.disc_lr)
     rng.seed(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
 
     def step() -> float | None:
+        if recipe.decay_steps:
+            fraction = min(1.0, state.step / recipe.decay_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * fraction))
+        share = 1.0 if recipe.fidelity_only else recipe.fidelity_share
         batch = make_batch(
-            cache, recipe.batch, recipe.crop, rng, recipe.edge_share, recipe.fidelity_share
+            cache, recipe.batch, recipe.crop, rng, recipe.edge_share, share, recipe.vflip
         )
         active = adversary if state.step >= recipe.adv_start else None
-        loss = training_step(model, optimizer, *batch, active)
+        loss = training_step(model, optimizer, *batch, active, mse=recipe.fidelity_only)
         if active is not None and (state.step + 1) % 50 == 0:
             save_adversary(out, active, state)
         return loss
@@ -273,7 +307,9 @@ def train(
         out=out,
         model=model,
         optimizer=optimizer,
-        title="lite restorer: fidelity loss (L1 + 0.5 (1 - MS-SSIM))",
+        title="lite fidelity restorer: MSE"
+        if recipe.fidelity_only
+        else "lite restorer: fidelity loss (L1 + 0.5 (1 - MS-SSIM))",
         progress=progress,
     )
     if adversary is not None:
@@ -285,12 +321,17 @@ REALISMS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def evaluate(
-    model: PixelRestorer, bsds: Path, cache: Path, limit: int = 20, bpp: float = 0.03
+    model: PixelRestorer,
+    bsds: Path,
+    cache: Path,
+    limit: int = 20,
+    bpp: float = 0.03,
+    fidelity: PixelRestorer | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean PSNR / MS-SSIM / HaarPSI / NIQE on held-out BSDS500 val photos at ``bpp``: the
     VVC baseline (a standard VVC file, downscale search, same bytes; searches cached in
-    ``cache``), lite's reference with Lanczos, and the restorer at every realism in
-    :data:`REALISMS`."""
+    ``cache``), lite's reference with Lanczos, and the restorer (``model``, with the
+    ``fidelity`` network at its realism-0 end) at every realism in :data:`REALISMS`."""
     from semlink.eval.harness import standard_baseline
     from semlink.quality.metrics import all_metrics
     from semlink.restore.pixel import restore
@@ -307,7 +348,7 @@ def evaluate(
             continue
         outputs = {"vvc": vvc, "lanczos": resize(small, width, height)}
         for r in REALISMS:
-            outputs[f"realism {r}"] = restore(small, width, height, model, r)
+            outputs[f"realism {r}"] = restore(small, width, height, model, r, None, fidelity)
         for name, decoded in outputs.items():
             for metric, value in all_metrics(image, decoded).items():
                 if metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
@@ -336,23 +377,53 @@ def choose_realism(results: dict[str, dict[str, float]], max_psnr_loss: float = 
     return min(fit, key=lambda r: results[f"realism {r}"]["niqe"])
 
 
+def _packaged(dest: Path, name: str) -> PixelRestorer | None:
+    """The network ``name`` already shipped in ``dest`` (None when it has none)."""
+    from safetensors.torch import load_file
+
+    if not (dest / f"{name}.json").exists():
+        return None
+    recipe = json.loads((dest / f"{name}.json").read_text())["recipe"]
+    model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
+    weights = load_file(dest / f"{name}.safetensors")
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    return model.eval()
+
+
 def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
-    """Evaluate the run in ``out`` on held-out photos, choose the default realism, and
-    write fp16 weights + manifest into ``dest``."""
+    """Evaluate the run in ``out`` on held-out photos and write fp16 weights + manifest
+    into ``dest``: the realism network (choosing its default realism), or, for a
+    ``fidelity_only`` run, the fidelity network (evaluated with the realism network
+    already in ``dest``)."""
+    from semlink.restore.pixel import FIDELITY, SHIPPED
+
     recipe = PixelRestorerRecipe()
     if (out / RECIPE).exists():
         recipe = PixelRestorerRecipe(**json.loads((out / RECIPE).read_text()))
     model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
     optimizer = torch.optim.Adam(model.parameters())
     state = load_checkpoint(out, model, optimizer)
-    results = evaluate(model, bsds, out / "val-baselines")
-    realism = choose_realism(results)
+    if recipe.fidelity_only:
+        texture = _packaged(dest, SHIPPED)
+        if texture is None:
+            raise FileNotFoundError(f"{dest / SHIPPED}.json: ship the realism network first")
+        results = evaluate(texture, bsds, out / "val-baselines", fidelity=model.eval())
+        realism = 0.0
+        name, what = FIDELITY, "the fidelity network (MSE at realism 0)"
+    else:
+        # The default realism is chosen over the blend with the packaged fidelity network.
+        fidelity = _packaged(dest, FIDELITY)
+        results = evaluate(model, bsds, out / "val-baselines", fidelity=fidelity)
+        realism = choose_realism(results)
+        name, what = SHIPPED, "default realism chosen"
+        if fidelity is not None:
+            what += f" with the packaged {FIDELITY} at the realism-0 end"
     originals = torch.load(out / "cache.pt", weights_only=True)["originals"]
     samples = len(originals)
     photos = len({hashlib.sha256(o.numpy().tobytes()).hexdigest() for o in originals})
     return ship(
         dest,
-        "pixel_restorer",
+        name,
         model,
         state,
         {
@@ -361,7 +432,7 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
             "recipe": "restorer",
             "data": f"BSDS500 train+test: {samples} VVC references (lite's rate control, "
             f"budgets drawn from {BPP_RANGE[0]}-{BPP_RANGE[1]} bpp) of {photos} of their 400 "
-            "photos, with their first human segmentation; default realism chosen on 20 val "
+            f"photos, with their first human segmentation; {what}, evaluated on 20 val "
             "photos against the VVC baseline",
             "note": note,
         },
