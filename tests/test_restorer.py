@@ -108,6 +108,18 @@ def test_realism_blends_the_fidelity_network_into_the_realism_network() -> None:
     assert int(np.abs(2 * half - zero.astype(int) - one.astype(int)).max()) <= 2  # rounding
 
 
+def test_a_nearly_full_size_reference_is_not_given_to_the_fidelity_network() -> None:
+    """Above FIDELITY_MAX_SCALE of the picture's side the fidelity end is Lanczos (the
+    network over-sharpens such references); at or below it, the network runs."""
+    small = small_photo()  # 80 x 107
+    refuses = Refuses(width=8, blocks=2)
+    large = math.ceil(107 / pixel.FIDELITY_MAX_SCALE) - 1  # share just above the bound
+    out = restore(small, large, 80 * large // 107, tiny(), 0.0, None, refuses)
+    assert np.array_equal(out, resize(small, large, 80 * large // 107))
+    with pytest.raises(AssertionError, match="should not have run"):
+        restore(small, 160, 120, tiny(), 0.0, None, refuses)
+
+
 def test_a_batch_with_the_fidelity_network_restores_each_picture_as_alone() -> None:
     texture, fidelity = tiny(1), tiny(2)
     with torch.no_grad():
