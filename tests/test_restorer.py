@@ -85,8 +85,9 @@ class Refuses(PixelRestorer):
 
 def test_realism_blends_the_fidelity_network_into_the_realism_network() -> None:
     """Output = lanczos + (1 - r) x fidelity residual + r x realism residual (each without
-    its fixed grid pattern): at 0 the fidelity network's picture alone (the realism network does not run), at 1 the realism
-    network's alone (the fidelity network does not run), in between the blend."""
+    its fixed grid pattern): at 0 the fidelity network's picture alone (the realism
+    network does not run), at 1 the realism network's alone (the fidelity network does not
+    run), in between the blend."""
     torch.manual_seed(1)
     texture, fidelity = tiny(1), tiny(2)
     with torch.no_grad():
