@@ -28,6 +28,7 @@ import json
 import math
 from collections.abc import Sequence
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -217,7 +218,8 @@ def restore_batch(
     padded = np.stack([np.pad(pictures[i], pad, mode="edge") for i in live])
     x = torch.from_numpy(padded).permute(0, 3, 1, 2).float() / 255.0
     edges = None
-    if any(segmaps[i] is not None for i in live):
+    reads_edges = any(net is not None and net.edge_channels for net in (network, fidelity))
+    if reads_edges and any(segmaps[i] is not None for i in live):
         # A picture without a segmentation map gets zeros, as the network gives it alone.
         grids = np.zeros((len(live), 1, work_h // GRID, work_w // GRID), np.float32)
         for row, i in enumerate(live):
@@ -265,14 +267,16 @@ class ShippedRestorer(NamedTuple):
     """The fidelity network, when the package has one (realism 0 is Lanczos without)."""
 
 
-def _load_network(name: str) -> tuple[PixelRestorer, dict[str, Any]] | None:
-    """A packaged network and its manifest, checked against the manifest's sha256; None
-    when the package has no manifest of that name."""
+def load_network(
+    name: str, data: Traversable | None = None
+) -> tuple[PixelRestorer, dict[str, Any]] | None:
+    """A shipped network and its manifest from ``data`` (default: the package's data),
+    checked against the manifest's sha256; None when there is no manifest of that name."""
     from safetensors.torch import load
 
     from semlink.models.weights import WeightsError, load_strict
 
-    data = resources.files("semlink").joinpath("data")
+    data = data or resources.files("semlink").joinpath("data")
     manifest_file = data.joinpath(f"{name}.json")
     if not manifest_file.is_file():
         return None
@@ -291,7 +295,7 @@ def load_shipped() -> ShippedRestorer | None:
     (Lanczos) when the package has none."""
     from semlink.models.weights import say_once
 
-    found = _load_network(SHIPPED)
+    found = load_network(SHIPPED)
     if found is None:
         say_once(
             f"lite: the package has no restorer (semlink/data/{SHIPPED}.json), so references "
@@ -300,7 +304,7 @@ def load_shipped() -> ShippedRestorer | None:
         )
         return None
     model, manifest = found
-    fidelity = _load_network(FIDELITY)
+    fidelity = load_network(FIDELITY)
     return ShippedRestorer(
         model,
         float(manifest["recipe"].get("realism", 0.0)),

@@ -379,15 +379,10 @@ def choose_realism(results: dict[str, dict[str, float]], max_psnr_loss: float = 
 
 def _packaged(dest: Path, name: str) -> PixelRestorer | None:
     """The network ``name`` already shipped in ``dest`` (None when it has none)."""
-    from safetensors.torch import load_file
+    from semlink.restore.pixel import load_network
 
-    if not (dest / f"{name}.json").exists():
-        return None
-    recipe = json.loads((dest / f"{name}.json").read_text())["recipe"]
-    model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
-    weights = load_file(dest / f"{name}.safetensors")
-    model.load_state_dict({k: v.float() for k, v in weights.items()})
-    return model.eval()
+    found = load_network(name, dest)
+    return None if found is None else found[0]
 
 
 def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
