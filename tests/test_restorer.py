@@ -99,7 +99,7 @@ def test_realism_blends_the_fidelity_network_into_the_realism_network() -> None:
     zero = restore(small, 320, 240, Refuses(width=8, blocks=2), 0.0, None, fidelity)
     x = torch.from_numpy(lanczos).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        own = x + pixel.degrid(fidelity(x, torch.zeros(1)) - x)
+        own = x + pixel.degrid(fidelity(x, torch.zeros(1)) - x) * pixel.activity(x)
         own = own[0].clamp(0, 1).mul(255).round().permute(1, 2, 0)
     assert np.array_equal(zero, own.to(torch.uint8).numpy())
     assert not np.array_equal(zero, lanczos)
