@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import skimage.data
 
 from semlink import decode, encode
 from semlink.imaging import psnr, resize
@@ -27,6 +28,7 @@ from semlink.streams.reference.ratecontrol import (
     fit_vvc,
     waste,
 )
+from semlink.streams.reference.sizemodel import COEFFICIENTS, features, predicted_size
 from semlink.streams.reference.vvc import (
     VVC,
     VVC_MEDIUM,
@@ -36,6 +38,7 @@ from semlink.streams.reference.vvc import (
     rgb_to_yuv420,
     yuv420_to_rgb,
 )
+from semlink.train.size_model import fit
 
 
 def _photo(astronaut: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -297,3 +300,41 @@ def test_proposals_end_when_measured_scales_point_both_ways() -> None:
     }
     keys = _proposals(tried, q0, 1000.0, 1.5, ks)
     assert keys and all(key not in tried for key in keys)
+
+
+def test_the_size_model_predicts_real_encodes(astronaut: np.ndarray, chelsea: np.ndarray) -> None:
+    """The rate control's first guess: within 40% (~3 sd of its error on BSDS500) of the
+    real payload, on photos it was not fitted on, over scales and QPs; it grows with the
+    picture and falls with the QP, as the real sizes do."""
+    for photo in (astronaut, chelsea, skimage.data.coffee()):
+        height, width = photo.shape[:2]
+        for k, qp in ((64, 47), (96, 45), (160, 44)):
+            small = resize(photo, *small_size(width, height, k))
+            real = payload_size(VVC.encode_qp(small, qp))
+            guess = predicted_size(small, qp)
+            print(f"{width}x{height} k={k} QP {qp}: real {real} B, predicted {guess:.0f} B")
+            assert 1 / 1.4 < guess / real < 1.4
+            assert predicted_size(small, qp + 2) < guess
+            larger = resize(photo, *small_size(width, height, k + 32))
+            assert predicted_size(larger, qp) > guess
+
+
+def test_the_size_model_fit_recovers_known_coefficients() -> None:
+    """``semlink train size-model``'s least squares: samples made from known coefficients
+    (with noise) give them back, and its cross-validated error is the noise's."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(300):
+        x = [1.0, float(rng.integers(-1, 3)), rng.uniform(8, 12), *rng.uniform(5, 9, 3)]
+        size = float(np.exp(np.dot(x, COEFFICIENTS) + rng.normal(0, 0.05)))
+        samples.append({"photo": f"p{i // 3}", "x": x, "size": size})
+    coefficients, error = fit(samples)
+    assert np.allclose(coefficients, COEFFICIENTS, atol=0.1)
+    assert 0.04 < error < 0.06
+
+
+def test_the_size_model_takes_any_picture_size() -> None:
+    """Pictures under one 8x8 block still get a (finite) prediction."""
+    for shape in ((1, 1, 3), (7, 30, 3), (8, 8, 3)):
+        x = features(np.full(shape, 128, np.uint8), 45)
+        assert np.isfinite(x).all() and np.isfinite(predicted_size(np.zeros(shape, np.uint8), 45))

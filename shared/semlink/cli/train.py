@@ -1,5 +1,6 @@
 """The ``train`` group, one command per recipe: ``restorer`` (recipe c), ``ref-codec``
-(recipe a), ``latent-codec`` (recipe b) and ``latent-restorer`` (research, not shipped).
+(recipe a), ``latent-codec`` (recipe b), ``latent-restorer`` (research, not shipped) and
+``size-model`` (lite's VVC rate control's first guess).
 Each run is resumable."""
 
 from __future__ import annotations
@@ -173,6 +174,28 @@ def train_latent_codec_cmd(
         record = ship_latent_codec(out, ship_to, _bsds(), taef2_dir, recipe)
         console.print(f"shipped: {ship_to}")
         console.print(record.read_text())
+
+
+@train_app.command("size-model")
+def train_size_model_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory (samples.json).")] = Path(
+        "out/train/size-model"
+    ),
+    limit: Limit = None,
+) -> None:
+    """lite's VVC size model: real encodes of BSDS500 train + test, least squares; prints
+    the coefficients for semlink.streams.reference.sizemodel.COEFFICIENTS."""
+    from semlink.streams.reference.sizemodel import COEFFICIENTS
+    from semlink.train.size_model import collect, fit
+
+    bar, progress = _bar()
+    with bar:
+        samples = collect(_bsds(), out, limit=limit, progress=progress)
+    coefficients, error = fit(samples)
+    console.print(f"{len(samples)} encodes, cross-validated error {error:.1%} (sd of log size)")
+    console.print(f"COEFFICIENTS = {coefficients}")
+    if coefficients != COEFFICIENTS:
+        console.print(f"(the package has {COEFFICIENTS})")
 
 
 def register(app: typer.Typer) -> None:
