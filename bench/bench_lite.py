@@ -1,7 +1,7 @@
 """lite's CPU cost per image against one plain VVC encode and decode, measured in the same run.
 
-For each Kodak image at one rate: lite's encode (VVC probe + predicted scale/QP + a few
-final encodes, two processes side by side), against one plain vvenc encode of the same
+For each Kodak image at one rate: lite's encode (size model's scale/QP + a few
+encodes, two processes side by side), against one plain vvenc encode of the same
 picture at the scale lite picked and the QP it aims at with vvenc's default preset (medium: what a
 standard VVC sender runs, once, if it already knew scale and QP) and with lite's own
 configuration (fast, 128x128 CTUs); lite's decode

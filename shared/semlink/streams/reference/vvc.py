@@ -310,7 +310,6 @@ class VvcCodec:
         self,
         image: NDArray[np.uint8],
         qp: float,
-        preset: str | None = None,
         cancel: Cancel | None = None,
         base: int | None = None,
     ) -> bytes:
@@ -325,8 +324,6 @@ class VvcCodec:
         even = _padded(np.ascontiguousarray(image))
         height, width = even.shape[:2]
         args = self.config.encoder_args()
-        if preset is not None:  # a probe: never sent, its parameter sets differ
-            args[args.index("-preset") + 1] = preset
         whole = math.ceil(qp) if base is None else base
         if whole != qp:
             scale = f"LambdaModifierI={2 ** ((qp - whole) / 3):.4f}"
