@@ -6,8 +6,9 @@ A full scale x QP search costs dozens of vvenc runs per image. Instead:
    encodes; milliseconds) predicts the payload at :data:`TARGET_QP` at the scale where the
    budget would give :data:`GUESS_DENSITY` bits per small pixel (near where lite's scales
    land) and :data:`GUESS_SPREAD` times larger: the picture's own size exponent (1.2 on
-   smooth photos, 2.4 on fine texture). It replaced two ``faster`` probe encodes (~0.2 s
-   of a Kodak encode, and ~8% off the sent preset's size, as the model is).
+   smooth photos, 2.4 on fine texture). It replaced two ``faster`` probe encodes: ~0.2 s of
+   a Kodak encode for a guess ~8% off the sent preset's size (the model's: ~12%), and the
+   fit needs fewer encodes in all without them.
 2. *Predict.* Stream size follows ``bytes(k, qp) = guess x (k/k0)^GAMMA x
    exp(-BETA (qp - TARGET_QP))`` (BETA 0.139 per QP). lite codes at :data:`TARGET_QP`
    (chosen on BSDS500 val) and gets the scale from the budget; when even the full-size

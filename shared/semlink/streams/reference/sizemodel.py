@@ -3,7 +3,7 @@
 The rate control needs a first guess of the scale at which the budget lands. An encode
 that only measures (a ``faster`` probe) costs ~0.2 s of a Kodak encode's ~1 s and still
 misses the real encode by ~8% (its size ratio to the sent preset varies per picture). A
-transform-coding estimate does as well in milliseconds: the picture's luma in 8x8
+transform-coding estimate comes close (~12%) in milliseconds: the picture's luma in 8x8
 orthonormal DCT blocks, and for each of three thresholds ``T`` (scaled with the QP's
 quantizer step, x2 every 6 QPs) the sum over AC coefficients of ``log2(1 + |c| / T)``,
 a proxy for the bits a transform coder spends on them. The log payload is linear in
