@@ -7,11 +7,13 @@ import hashlib
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import skimage.data
+from PIL import Image
 
 from semlink import decode, encode
 from semlink.imaging import psnr, resize
@@ -38,7 +40,7 @@ from semlink.streams.reference.vvc import (
     rgb_to_yuv420,
     yuv420_to_rgb,
 )
-from semlink.train.size_model import fit
+from semlink.train.size_model import PER_PHOTO, collect, fit
 
 
 def _photo(astronaut: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -338,3 +340,28 @@ def test_the_size_model_takes_any_picture_size() -> None:
     for shape in ((1, 1, 3), (7, 30, 3), (8, 8, 3)):
         x = features(np.full(shape, 128, np.uint8), 45)
         assert np.isfinite(x).all() and np.isfinite(predicted_size(np.zeros(shape, np.uint8), 45))
+
+
+def test_size_model_samples_are_real_encodes_and_kept(
+    chelsea: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``semlink train size-model``'s data: each sample is a real encode's payload size with
+    the model's regressors of the picture it coded; a second run reads them back instead
+    of encoding again."""
+    bsds = tmp_path / "bsds500"
+    for split in ("train", "test"):
+        (bsds / "images" / split).mkdir(parents=True)
+        Image.fromarray(chelsea).save(bsds / "images" / split / f"{split}.jpg", quality=95)
+    samples = collect(bsds, tmp_path / "run")
+    assert len(samples) == 2 * PER_PHOTO
+    first = samples[0]
+    photo = np.asarray(Image.open(bsds / "images" / "test" / "test.jpg").convert("RGB"))
+    small = resize(photo, *small_size(photo.shape[1], photo.shape[0], first["k"]))
+    assert first["size"] == payload_size(VVC.encode_qp(small, first["qp"]))
+    assert np.allclose(first["x"], features(small, first["qp"]))
+
+    def no_encodes(*args: Any, **kw: Any) -> bytes:
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(vvc.VvcCodec, "encode_qp", no_encodes)
+    assert collect(bsds, tmp_path / "run") == samples
