@@ -105,8 +105,12 @@ class PixelRestorer(nn.Module):
         return lanczos + F.pixel_shuffle(self.tail(x), GRID)
 
 
-DEGRID_CELLS = 15
-"""Side, in grid cells, of the area over which :func:`degrid` takes a pattern as fixed."""
+DEGRID_CELLS = 9
+"""Side, in grid cells, of the area over which :func:`degrid` takes a pattern as fixed. 15
+(60 pixels) let the realism network's dots through on skimage's coffee at 0.03 bpp once the
+size-model rate control picked its reference (1.65x the original's energy at the 4-pixel
+period in its smoothest block); at 9 it is 0.52x, and on 20 BSDS500 val photos at 0.03 bpp
+realism 0 / 1 moved by -0.001 / +0.001 dB, MS-SSIM and HaarPSI unchanged, NIQE -0.02 / +0.04."""
 
 
 def degrid(residual: torch.Tensor) -> torch.Tensor:
