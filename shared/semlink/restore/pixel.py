@@ -239,13 +239,14 @@ def restore_batch(
         part = x[rows]
         return net(part, r, None if edges is None else edges[rows]) - part
 
+    gate = activity(x)  # per picture: the same for a row alone or in the batch
     rows = [row for row, i in enumerate(live) if textured[i]]
     if rows:
-        residual = degrid(run(network, rows, scales[rows])) * activity(x[rows])
+        residual = degrid(run(network, rows, scales[rows])) * gate[rows]
         out[rows] += scales[rows, None, None, None] * residual
     rows = [row for row, i in enumerate(live) if faithful[i]]
     if rows and fidelity is not None:
-        residual = degrid(run(fidelity, rows, torch.zeros(len(rows)))) * activity(x[rows])
+        residual = degrid(run(fidelity, rows, torch.zeros(len(rows)))) * gate[rows]
         out[rows] += (1 - scales[rows, None, None, None]) * residual
     out = out[:, :, :height, :width]
     restored = (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -11,7 +11,6 @@ second run only refits. ~3.5 min on 2 cores.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +22,11 @@ from PIL import Image
 
 from semlink.imaging import resize
 from semlink.streams.reference.base import small_size
-from semlink.streams.reference.ratecontrol import GUESS_DENSITY, efficient_scales
+from semlink.streams.reference.ratecontrol import efficient_scales, first_scale
 from semlink.streams.reference.sizemodel import features
 from semlink.streams.reference.vvc import VVC, payload_size
 from semlink.train.common import bsds_photos
+from semlink.train.pixel_restorer import OVERHEAD
 
 SAMPLES = "samples.json"
 BPPS = (0.015, 0.02, 0.03, 0.05, 0.08)
@@ -35,27 +35,35 @@ PER_PHOTO = 3
 FOLDS = 5
 
 
-def _jobs(photos: list[Path], seed: int) -> list[tuple[Path, float, int, float]]:
+def _jobs(photos: list[Path], seed: int) -> list[tuple[Path, list[tuple[float, int, float]]]]:
+    """Per photo, :data:`PER_PHOTO` (bpp, QP, scale factor) drawn from ``seed``."""
     rng = random.Random(seed)
     jobs = []
     for photo in photos:
+        draws = []
         for _ in range(PER_PHOTO):
             bpp = rng.choice(BPPS)
             qp = rng.choice(QPS)
-            jobs.append((photo, bpp, qp, rng.uniform(0.75, 1.5)))
+            draws.append((bpp, qp, rng.uniform(0.75, 1.5)))
+        jobs.append((photo, draws))
     return jobs
 
 
-def _sample(job: tuple[Path, float, int, float]) -> dict[str, Any]:
-    photo, bpp, qp, factor = job
+def _samples(job: tuple[Path, list[tuple[float, int, float]]]) -> list[dict[str, Any]]:
+    photo, draws = job
     image = np.asarray(Image.open(photo).convert("RGB"))
     height, width = image.shape[:2]
-    budget = int(bpp * width * height / 8) - 40
-    guess = 256 * math.sqrt(8 * budget / (GUESS_DENSITY * width * height)) * factor
-    k = min(efficient_scales(width, height), key=lambda e: abs(e - round(guess)))
-    small = resize(image, *small_size(width, height, k))
-    size = payload_size(VVC.encode_qp(small, qp))
-    return {"photo": photo.stem, "k": k, "qp": qp, "size": size, "x": features(small, qp).tolist()}
+    out = []
+    for bpp, qp, factor in draws:
+        budget = int(bpp * width * height / 8) - OVERHEAD
+        guess = first_scale(width, height, budget, factor)
+        k = min(efficient_scales(width, height), key=lambda e: abs(e - guess))
+        small = resize(image, *small_size(width, height, k))
+        size = payload_size(VVC.encode_qp(small, qp))
+        out.append(
+            {"photo": photo.stem, "k": k, "qp": qp, "size": size, "x": features(small, qp).tolist()}
+        )
+    return out
 
 
 def collect(
@@ -73,10 +81,10 @@ def collect(
     jobs = _jobs(bsds_photos(bsds, ("train", "test"))[:limit], seed)
     samples = []
     with ThreadPoolExecutor(max_workers=2) as pool:  # vvenc runs as one process per core
-        for sample in pool.map(_sample, jobs):
-            samples.append(sample)
+        for photo_samples in pool.map(_samples, jobs):
+            samples += photo_samples
             if progress is not None:
-                progress("encodes", len(samples), len(jobs))
+                progress("encodes", len(samples), PER_PHOTO * len(jobs))
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(samples))
     return samples

@@ -140,6 +140,14 @@ def predict(size: float, k0: int, budget: int, gamma: float = GAMMA) -> tuple[fl
     return k, q_for(at_max, q, budget)
 
 
+def first_scale(width: int, height: int, max_bytes: int, factor: float = 1.0) -> int:
+    """The scale (in 1/256) at which ``max_bytes`` gives :data:`GUESS_DENSITY` bits per small
+    pixel, times ``factor``, within [:data:`MIN_K`, :data:`MAX_K`]: where the size model
+    first looks."""
+    k = round(256 * math.sqrt(8 * max(0, max_bytes) / (GUESS_DENSITY * width * height)) * factor)
+    return min(MAX_K, max(MIN_K, k))
+
+
 def fit_vvc(
     image: NDArray[np.uint8],
     max_bytes: int,
@@ -153,8 +161,7 @@ def fit_vvc(
     height, width = image.shape[:2]
     if max_bytes < 8:
         return None
-    k0 = round(256 * math.sqrt(8 * max_bytes / (GUESS_DENSITY * width * height)))
-    k0 = min(MAX_K, max(MIN_K, k0))
+    k0 = first_scale(width, height, max_bytes)
     # The size model at k0 and a 1.4x larger scale: this picture's own size exponent (1.2
     # on smooth photos, 2.4 on kodim06-like fine texture) for the prediction.
     scales = sorted({k0, min(MAX_K, round(k0 * GUESS_SPREAD))})
