@@ -40,7 +40,7 @@ def test_seeds_hold_every_layer_kind_and_reference_codec(seeds: list[bytes]) -> 
     codecs = {
         layer.codec for s in seeds for layer in parse(s).layers if layer.kind == LayerKind.REFERENCE
     }
-    assert {0, 1, 2, 3, 4, 5, 6, 9} <= codecs, codecs  # 7 needs TAEF2 latent models; 9: VVC 2
+    assert {0, 1, 2, 3, 4, 5, 6, 10} <= codecs, codecs  # 7 needs TAEF2 latent models; 10: VVC 3
 
 
 def test_every_mutation_is_drawn(seeds: list[bytes]) -> None:

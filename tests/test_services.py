@@ -126,15 +126,15 @@ def test_decoder_errors_map_to_status_codes(client: SemlinkClient, chelsea: np.n
     newer = packet_pb2.Packet(format_version=3, size=64 | 64 << 16).SerializeToString()
     code, details = _code(lambda: client.decode(newer))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "version 3" in details
-    # A VVC layer from an encoder configuration this decoder lacks (codec id 10 = version
-    # 3) is refused, never decoded with other parameter sets into a wrong picture.
+    # A VVC layer from an encoder configuration this decoder lacks (codec id 11 = version
+    # 4) is refused, never decoded with other parameter sets into a wrong picture.
     reference = packet.layers[0]
-    assert reference.codec == ReferenceCodec.VVC_FAST
-    other = dataclasses.replace(reference, codec=int(ReferenceCodec.VVC_FAST) + 1)
+    assert reference.codec == ReferenceCodec.VVC_FAST_UNFILTERED
+    other = dataclasses.replace(reference, codec=int(ReferenceCodec.VVC_FAST_UNFILTERED) + 1)
     foreign_config = serialize(dataclasses.replace(packet, layers=(other, *packet.layers[1:])))
     code, details = _code(lambda: client.decode(foreign_config))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "VVC encoder configuration version 3" in details
+    assert "VVC encoder configuration version 4" in details
 
 
 def test_encoder_errors_map_to_status_codes(client: SemlinkClient) -> None:

@@ -87,6 +87,22 @@ def test_vvc_decodes_identically_run_after_run(astronaut: np.ndarray) -> None:
     assert psnr(image, VVC.decode(stream, (128, 192))) > 28
 
 
+def test_configuration_2_layers_still_decode(astronaut: np.ndarray) -> None:
+    """Packets lite made with configuration 2 (vvenc fast with MCTF, codec id 9) keep
+    decoding after configuration 3: their parameter sets (another PPS) are rebuilt with
+    configuration 2, to the pixels of the full stream."""
+    codec = vvc.codec_for(int(ReferenceCodec.VVC_FAST))
+    assert codec.config == vvc.CONFIGS[2] != VVC.config
+    small = resize(_photo(astronaut, 240, 160), 120, 80)
+    stream = codec.encode_qp(small, 44.5, base=45)
+    assert stream != VVC.encode_qp(small, 44.5, base=45)
+    payload = codec.pack(128, stream, 240, 160)
+    rebuilt = decode_reference(int(ReferenceCodec.VVC_FAST), payload, 240, 160)
+    assert np.array_equal(rebuilt, codec.decode(stream, (120, 80)))
+    with pytest.raises(ValueError, match="configuration version 3"):
+        VVC.pack(128, stream, 240, 160)  # its PPS is not configuration 3's
+
+
 def test_configuration_1_layers_still_decode(astronaut: np.ndarray) -> None:
     """Packets lite made before configuration 2 (vvenc medium, codec id 8) keep decoding:
     their parameter sets are rebuilt with configuration 1."""
@@ -147,8 +163,8 @@ def test_colour_conversion_is_integer_and_pinned() -> None:
 def test_other_configuration_version_is_refused(chelsea: np.ndarray) -> None:
     packet = parse(encode(chelsea, max_bytes=500).data)
     reference = packet.layers[0]
-    assert reference.codec == ReferenceCodec.VVC_FAST == VVC.id
-    for codec_id in (10, 15):
+    assert reference.codec == ReferenceCodec.VVC_FAST_UNFILTERED == VVC.id
+    for codec_id in (11, 15):
         layer = type(reference)(reference.kind, codec_id, reference.payload)
         with pytest.raises(PacketVersionError, match="VVC encoder configuration version"):
             decode(serialize(type(packet)(**{**packet.__dict__, "layers": (layer,)})))

@@ -178,7 +178,7 @@ def train_latent_codec_cmd(
 
 @train_app.command("size-model")
 def train_size_model_cmd(
-    out: Annotated[Path, typer.Option(help="Run directory (samples.json).")] = Path(
+    out: Annotated[Path, typer.Option(help="Run directory (samples-vvcN.json).")] = Path(
         "out/train/size-model"
     ),
     limit: Limit = None,

@@ -4,8 +4,8 @@ Real encodes in lite's configuration of BSDS500 train + test photos (never Kodak
 val: the rate control is judged there), three per photo: a budget of 0.015-0.08 bpp, the
 efficient scale nearest 0.75-1.5x the scale that budget suggests, a QP of 44-47. Each
 sample keeps the payload size and the model's regressors; the coefficients are least
-squares over log size. Samples are kept in the run directory (``samples.json``), so a
-second run only refits. ~3.5 min on 2 cores.
+squares over log size. Samples are kept in the run directory (``samples-vvc3.json`` for
+VVC configuration version 3), so a second run only refits. ~3.5 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from semlink.streams.reference.vvc import VVC, payload_size
 from semlink.train.common import bsds_photos
 from semlink.train.pixel_restorer import OVERHEAD
 
-SAMPLES = "samples.json"
+SAMPLES = f"samples-vvc{VVC.config.version}.json"
+"""Named by configuration: another configuration's sizes never feed this one's fit."""
 BPPS = (0.015, 0.02, 0.03, 0.05, 0.08)
 QPS = (44, 45, 46, 47)
 PER_PHOTO = 3

@@ -36,7 +36,11 @@ class ReferenceCodec(IntEnum):
     configuration versions 1..8: a decoder refuses a version it does not know
     (FAILED_PRECONDITION)."""
     VVC_FAST = 9
-    """H.266 intra, configuration version 2 (vvenc preset fast, 128x128 CTUs): lite's codec."""
+    """H.266 intra, configuration version 2 (vvenc preset fast, 128x128 CTUs): lite's codec
+    until version 3."""
+    VVC_FAST_UNFILTERED = 10
+    """H.266 intra, configuration version 3 (version 2 without vvenc's MCTF pre-filter and
+    block-importance map): lite's codec."""
 
 
 VVC_IDS = range(8, 16)

@@ -24,13 +24,13 @@ REFERENCE_QP = 45
 """The QP the thresholds are given at."""
 THRESHOLDS = (16.0, 64.0, 256.0)
 """DCT magnitude thresholds at :data:`REFERENCE_QP` (8-bit luma units, orthonormal DCT)."""
-COEFFICIENTS = (4.2432, 0.0025, 0.454, -9.566, 12.9769, -2.9332)
+COEFFICIENTS = (4.2659, 0.0027, 0.4495, -9.5703, 12.9731, -2.9206)
 """log(payload bytes) = c0 + c1 (QP - 45) + c2 log(pixels) + sum c3.. log1p(feature_T):
-fitted by ``semlink train size-model`` (1200 fast-preset encodes of BSDS500 train + test
-photos, scales 0.75-1.5x around lite's, QPs 44-47): cross-validated error 11.6% (sd of
-log size, 5 folds by photo). On 40 BSDS500 val photos at 0.02, 0.03 and 0.05 bpp the fit
-needed 4.97 encodes instead of 6.52 with the two ``faster`` probes it replaced (probes
-included), median 0.61 s instead of 0.70 s."""
+fitted by ``semlink train size-model`` (1200 encodes in VVC configuration 3 of BSDS500
+train + test photos, scales 0.75-1.5x around lite's, QPs 44-47): cross-validated error
+11.6% (sd of log size, 5 folds by photo). On 40 BSDS500 val photos at 0.02, 0.03 and 0.05
+bpp the fit needed 4.97 encodes instead of 6.52 with the two ``faster`` probes it replaced
+(probes included), median 0.61 s instead of 0.70 s (configuration 2)."""
 
 
 def features(picture: NDArray[np.uint8], qp: float) -> NDArray[np.float64]:
