@@ -154,6 +154,31 @@ def _cache() -> dict[str, list[torch.Tensor]]:
     }
 
 
+def test_a_fine_tune_starts_from_the_given_weights_with_its_own_step_count(
+    tmp_path: Path,
+) -> None:
+    """``semlink train restorer --init``: a new run starts from another run's weights (not
+    from the zero tail of a fresh network) and counts its own steps from 0."""
+    from semlink.train.pixel_restorer import PixelRestorerRecipe, train
+
+    recipe = PixelRestorerRecipe(
+        width=8, blocks=1, batch=2, crop=64, fidelity_only=True, decay_steps=2, lr=1e-3
+    )
+    old = PixelRestorer(recipe.width, recipe.blocks)
+    torch.nn.init.normal_(old.tail.weight, std=0.05)
+    torch.save({"model": old.state_dict(), "step": 12000}, tmp_path / "old.pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({**_cache(), "bpp": [torch.tensor(0.03)]}, run / "cache.pt")
+    state = train(tmp_path, run, steps=2, recipe=recipe, init=tmp_path / "old.pt")
+    assert state.step == 2
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 2
+    moved = (saved["model"]["tail.weight"] - old.tail.weight.detach()).abs().max()
+    assert 0 < moved < 3e-3  # two Adam steps of lr <= 1e-3 from the old weights
+    assert old.tail.weight.abs().max() > 0.05  # (a fresh network's tail is all zero)
+
+
 def test_fidelity_steps_lower_the_fidelity_loss() -> None:
     net = tiny()
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)

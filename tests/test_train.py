@@ -155,7 +155,7 @@ def test_segment_edges_mark_region_boundaries() -> None:
 
 
 def test_edge_input_starts_neutral_and_old_weights_carry_over(tmp_path: Path) -> None:
-    from semlink.train.restorer import init_from
+    from semlink.train.common import init_from
 
     torch.manual_seed(0)
     old = LatentRestorer(width=16, blocks=1, edges=False)

@@ -57,21 +57,42 @@ def train_restorer_cmd(
             "it) instead: its own recipe, run directory out/train/fidelity by default.",
         ),
     ] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start a new run from this checkpoint's weights (fresh optimizer; "
+            "the learning rate's cosine decay then spans --steps)."
+        ),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
 ) -> None:
     """Recipe c: lite's restorer (VVC reference -> full size, with a realism control) with
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
     resumable. ``--ship-to`` evaluates on held-out photos, picks the default realism and
     writes the fp16 weights and manifest."""
+    from dataclasses import replace
+
     from semlink.train.pixel_restorer import FIDELITY, PixelRestorerRecipe, ship_restorer, train
 
     bsds = _bsds()
     bar, progress = _bar()
     recipe = FIDELITY if fidelity else PixelRestorerRecipe(adv_start=adv_start)
+    if init is not None and recipe.decay_steps:
+        recipe = replace(recipe, decay_steps=steps)
+    if lr is not None:
+        recipe = replace(recipe, lr=lr)
     if fidelity and out == Path("out/train/pixel"):
         out = Path("out/train/fidelity")
     with bar:
         state = train(
-            bsds, out, steps=steps, minutes=minutes, recipe=recipe, limit=limit, progress=progress
+            bsds,
+            out,
+            steps=steps,
+            minutes=minutes,
+            recipe=recipe,
+            limit=limit,
+            progress=progress,
+            init=init,
         )
     console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
     if ship_to is not None:

@@ -120,6 +120,23 @@ def save_checkpoint(
     tmp.replace(directory / CHECKPOINT)  # atomic: a killed run never leaves half a file
 
 
+def init_from(model: nn.Module, checkpoint: Path) -> int:
+    """Start from another run's weights (e.g. one trained before the edge input existed:
+    its missing input channels of ``head`` start at zero, so the output is unchanged).
+    Returns its step."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    weights = saved["model"]
+    head = weights["head.weight"]
+    own: torch.Tensor = model.state_dict()["head.weight"]
+    missing = own.shape[1] - head.shape[1]
+    if missing > 0:
+        weights["head.weight"] = torch.cat(
+            [head, head.new_zeros(head.shape[0], missing, *head.shape[2:])], 1
+        )
+    model.load_state_dict(weights, strict=True)
+    return int(saved["step"])
+
+
 def load_checkpoint(
     directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> RunState:

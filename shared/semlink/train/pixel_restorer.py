@@ -35,9 +35,11 @@ from semlink.streams.reference.base import small_size
 from semlink.streams.reference.ratecontrol import fit_vvc
 from semlink.streams.reference.vvc import VVC
 from semlink.train.common import (
+    CHECKPOINT,
     Adversary,
     RunState,
     bsds_photos,
+    init_from,
     load_adversary,
     load_checkpoint,
     run,
@@ -262,8 +264,11 @@ def train(
     recipe: PixelRestorerRecipe | None = None,
     limit: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    init: Path | None = None,
 ) -> RunState:
-    """Train, resuming from ``out/checkpoint.pt`` when present; writes a loss curve."""
+    """Train, resuming from ``out/checkpoint.pt`` when present, else starting from the
+    weights of the checkpoint ``init`` (a fine-tune: fresh optimizer, steps counted from
+    0); writes a loss curve."""
     recipe = recipe or PixelRestorerRecipe()
     out.mkdir(parents=True, exist_ok=True)
     (out / RECIPE).write_text(json.dumps(asdict(recipe), indent=2) + "\n")
@@ -278,6 +283,8 @@ def train(
     )
     model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    if init is not None and not (out / CHECKPOINT).exists():
+        init_from(model, init)
     state = load_checkpoint(out, model, optimizer)
     adversary = None
     if recipe.adv_weight > 0 and not recipe.fidelity_only:

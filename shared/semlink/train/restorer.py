@@ -38,6 +38,7 @@ from semlink.train.common import (
     Adversary,
     RunState,
     bsds_photos,
+    init_from,
     load_adversary,
     load_checkpoint,
     run,
@@ -203,21 +204,6 @@ def discriminator_step(adversary: Adversary, real: torch.Tensor, fake: torch.Ten
     loss.backward()
     adversary.optimizer.step()
     return float(loss.detach())
-
-
-def init_from(model: LatentRestorer, checkpoint: Path) -> int:
-    """Start from another run's weights (e.g. one trained before the edge input existed:
-    its missing input channels start at zero, so the output is unchanged). Returns its step."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    weights = saved["model"]
-    head = weights["head.weight"]
-    missing = model.head.weight.shape[1] - head.shape[1]
-    if missing > 0:
-        weights["head.weight"] = torch.cat(
-            [head, head.new_zeros(head.shape[0], missing, *head.shape[2:])], 1
-        )
-    model.load_state_dict(weights, strict=True)
-    return int(saved["step"])
 
 
 def train(
