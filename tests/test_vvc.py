@@ -25,6 +25,7 @@ from semlink.streams.reference.ratecontrol import (
     MAX_WASTE,
     MIN_K,
     STEPS,
+    _between,
     _proposals,
     efficient_scales,
     fit_vvc,
@@ -318,6 +319,30 @@ def test_proposals_end_when_measured_scales_point_both_ways() -> None:
     }
     keys = _proposals(tried, q0, 1000.0, 1.5, ks)
     assert keys and all(key not in tried for key in keys)
+
+
+def test_spent_proposals_halve_the_gap_the_window_fell_in() -> None:
+    """VVC's size can jump past the whole window between neighbouring eighths of a QP (a
+    BSDS500 val photo at 0.05 bpp: 943 and 907 bytes around 914-942): the fit then tries
+    halfway, at each scale with sizes on both sides, down to a 32nd of a QP."""
+    tried: dict[tuple[int, float], tuple[bytes, int]] = {
+        (100, 360): (b"", 943),
+        (100, 361): (b"", 907),
+        (100, 358): (b"", 990),
+        (96, 361): (b"", 912),  # under only: no gap to halve
+        (104, 362): (b"", 960),  # the jitter put its over-budget size at a coarser lambda
+        (104, 360): (b"", 900),
+    }
+    assert _between(tried, 914, 942) == [(100, 360.5), (104, 361.0)]
+    tried[(100, 360.5)] = (b"", 950)
+    tried[(104, 361.0)] = (b"", 1000)
+    assert _between(tried, 914, 942) == [(100, 360.75), (104, 360.5)]
+    tried[(100, 360.75)] = (b"", 905)
+    tried[(104, 360.5)] = (b"", 990)
+    assert _between(tried, 914, 942) == [(104, 360.25)]  # 100: 360.5-360.75 is the finest
+    for key in tried:
+        tried[key] = (b"", 1000)
+    assert _between(tried, 914, 942) == []
 
 
 def test_the_size_model_predicts_real_encodes(astronaut: np.ndarray, chelsea: np.ndarray) -> None:
