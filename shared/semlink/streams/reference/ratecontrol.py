@@ -296,6 +296,14 @@ def _aim(points: list[tuple[float, int]], target: float) -> float:
     return near[0][0] + math.log(near[0][1] / target) / slope
 
 
+def _by_scale(tried: dict[Key, tuple[bytes, int]]) -> dict[int, list[tuple[float, int]]]:
+    """The (QP in eighths, size) measured at each scale, in the order they were tried."""
+    by_k: dict[int, list[tuple[float, int]]] = {}
+    for (k, q), (_, size) in tried.items():
+        by_k.setdefault(k, []).append((q, size))
+    return by_k
+
+
 def _proposals(
     tried: dict[Key, tuple[bytes, int]],
     q0: int,
@@ -311,9 +319,7 @@ def _proposals(
     through the size exponent ``gamma`` while it has none. Their guesses alternate, so the
     two encodes in flight have independent jitter (+-2% between neighbouring QPs). A
     scale whose QP strays more than :data:`QP_REACH` from ``q0`` gives way to the next."""
-    by_k: dict[int, list[tuple[float, int]]] = {}
-    for (k, q), (_, size) in tried.items():
-        by_k.setdefault(k, []).append((q, size))
+    by_k = _by_scale(tried)
     main = max(by_k, key=lambda j: (len(by_k[j]), j))
     r = _aim(by_k[main], target)
     slope = LAMBDA_BETA / STEPS
@@ -355,11 +361,8 @@ def _between(tried: dict[Key, tuple[bytes, int]], low: float, high: int) -> list
     QP (BSDS500 val 208001 at 0.05 bpp: 943 and 907 bytes around a 914-942 window; 924
     halfway, after 13 encodes had missed it at two scales). Halves down to
     :data:`FINEST`."""
-    by_k: dict[int, list[tuple[float, int]]] = {}
-    for (k, q), (_, size) in tried.items():
-        by_k.setdefault(k, []).append((q, size))
     out: list[Key] = []
-    for k, points in sorted(by_k.items(), key=lambda item: (-len(item[1]), item[0])):
+    for k, points in sorted(_by_scale(tried).items(), key=lambda item: (-len(item[1]), item[0])):
         over = [q for q, size in points if size > high]
         under = [q for q, size in points if size < low]
         if not over or not under:

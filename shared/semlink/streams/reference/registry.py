@@ -13,9 +13,8 @@ CODECS: dict[ReferenceCodec, Codec] = {
     ReferenceCodec.WEBP: classical.WEBP,
     ReferenceCodec.JPEGXL: classical.JPEGXL,
     ReferenceCodec.JPEG: classical.JPEG,
-    ReferenceCodec.VVC: vvc.VVC_MEDIUM,
-    ReferenceCodec.VVC_FAST: vvc.codec_for(ReferenceCodec.VVC_FAST),
-    ReferenceCodec.VVC_FAST_UNFILTERED: vvc.VVC,
+    # every VVC configuration version, under its codec id
+    **{ReferenceCodec(config.codec_id): vvc.VvcCodec(config) for config in vvc.CONFIGS.values()},
 }
 """Codecs that code a standard file (learned codecs are in ``learned.LEARNED``). VVC is vvenc's
 default configuration (the baselines'); lite codes with its own (:data:`vvc.VVC`)."""
