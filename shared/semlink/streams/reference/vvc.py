@@ -92,8 +92,8 @@ CONFIGS: dict[int, VvcConfig] = {
     # 4x faster than medium per encode, -0.1 dB on BSDS500 val at 0.03 bpp (128x128 CTUs as
     # medium's: +0.02 dB over fast's 64x64 at the same time).
     2: VvcConfig(version=2, preset="fast", qpa=False, params="CTUSize=128"),
-    # Version 2 without vvenc's MCTF pre-filter (on a lone picture it still runs, at a
-    # fixed ~0.05-0.1 s per encode) and its block-importance QP map (which needs MCTF; its
+    # Version 2 without vvenc's MCTF pre-filter (on a lone picture it still runs, at
+    # 0.01-0.1 s per encode) and its block-importance QP map (which needs MCTF; its
     # PPS enables a delta QP per coding unit). 24 BSDS500 val photos, lite at 0.03 / 0.05
     # bpp: PSNR at realism 0 22.558 / 23.601 dB (version 2: 22.558 / 23.610), MS-SSIM
     # 0.7845 / 0.8316 (0.7839 / 0.8317), HaarPSI 0.5431 / 0.6029 (0.5411 / 0.6020); encode
