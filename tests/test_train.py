@@ -188,3 +188,27 @@ def test_the_discriminator_learns_and_the_adversarial_step_runs() -> None:
     with torch.no_grad():
         after = float(hinge_loss(adversary, real, fake))
     assert after < before
+
+
+def test_a_deepened_restorer_computes_what_the_shallower_one_did(tmp_path: Path) -> None:
+    from semlink.restore.pixel import PixelRestorer
+    from semlink.train.common import init_from
+    from semlink.train.pixel_restorer import deepen
+
+    torch.manual_seed(0)
+    old = PixelRestorer(width=8, blocks=2, edges=True)
+    for p in (old.tail.weight, old.film[2].weight, old.film[2].bias):
+        torch.nn.init.normal_(p, std=0.05)  # (both start at zero: nothing to preserve)
+    torch.save({"model": old.state_dict(), "step": 3}, tmp_path / "old.pt")
+    new = PixelRestorer(width=8, blocks=4, edges=True)
+    assert init_from(new, tmp_path / "old.pt", deepen) == 3
+    picture, edges = torch.rand(2, 3, 16, 24), torch.rand(2, 1, 4, 6)
+    realism = torch.tensor([0.0, 0.7])
+    with torch.no_grad():
+        restored = new(picture, realism, edges)
+        assert torch.allclose(restored, old(picture, realism, edges), atol=1e-6)
+        assert (restored - picture).abs().max() > 1e-3  # the old network did something
+    assert not new.body[3].conv2.weight.any() and new.body[3].conv1.weight.any()
+    # the new blocks learn: their second convolution gets a gradient at once
+    new(picture, realism, edges).square().mean().backward()
+    assert new.body[3].conv2.weight.grad is not None and new.body[3].conv2.weight.grad.any()

@@ -65,6 +65,13 @@ def train_restorer_cmd(
         ),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
+    blocks: Annotated[
+        int | None,
+        typer.Option(
+            help="Residual blocks (default: the recipe's); with --init from a shallower "
+            "network, the new blocks start as the identity."
+        ),
+    ] = None,
 ) -> None:
     """Recipe c: lite's restorer (VVC reference -> full size, with a realism control) with
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
@@ -81,6 +88,8 @@ def train_restorer_cmd(
         recipe = replace(recipe, decay_steps=steps)
     if lr is not None:
         recipe = replace(recipe, lr=lr)
+    if blocks is not None:
+        recipe = replace(recipe, blocks=blocks)
     if fidelity and out == Path("out/train/pixel"):
         out = Path("out/train/fidelity")
     with bar:

@@ -120,12 +120,18 @@ def save_checkpoint(
     tmp.replace(directory / CHECKPOINT)  # atomic: a killed run never leaves half a file
 
 
-def init_from(model: nn.Module, checkpoint: Path) -> int:
+def init_from(
+    model: nn.Module,
+    checkpoint: Path,
+    adapt: Callable[[dict[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]] | None = None,
+) -> int:
     """Start from another run's weights (e.g. one trained before the edge input existed:
-    its missing input channels of ``head`` start at zero, so the output is unchanged).
-    Returns its step."""
+    its missing input channels of ``head`` start at zero, so the output is unchanged);
+    ``adapt`` maps them to ``model``'s shapes first (e.g. :func:`deepen`). Returns its step."""
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     weights = saved["model"]
+    if adapt is not None:
+        weights = adapt(weights, model)
     head = weights["head.weight"]
     own: torch.Tensor = model.state_dict()["head.weight"]
     missing = own.shape[1] - head.shape[1]

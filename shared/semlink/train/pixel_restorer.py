@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -85,6 +86,31 @@ FIDELITY = PixelRestorerRecipe(
     crop=128, lr=1e-3, adv_weight=0.0, fidelity_only=True, decay_steps=12000, vflip=True
 )
 """Recipe of the fidelity restorer (``semlink train restorer --fidelity``)."""
+
+
+def deepen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a :class:`PixelRestorer` with fewer residual blocks, made into ``model``'s
+    (same width, more blocks) without changing what it computes: the new blocks come after
+    the old ones and start as the identity (their second convolution zero, their FiLM
+    scale and shift zero), their first convolutions as ``model`` initialised them. A
+    network that stopped improving at its depth trains on from where it was."""
+    own = model.state_dict()
+    old = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("body."))
+    new = 1 + max(int(key.split(".")[1]) for key in own if key.startswith("body."))
+    if new <= old:
+        return weights
+    grown = dict(weights)
+    for i in range(old, new):
+        for key in (f"body.{i}.conv1.weight", f"body.{i}.conv1.bias"):
+            grown[key] = own[key].clone()
+        for key in (f"body.{i}.conv2.weight", f"body.{i}.conv2.bias"):
+            grown[key] = torch.zeros_like(own[key])
+    # The FiLM's last layer gives (scale, shift) per block in block order: rows for the new
+    # blocks are appended as zeros (no modulation).
+    for key in ("film.2.weight", "film.2.bias"):
+        extra = own[key].shape[0] - weights[key].shape[0]
+        grown[key] = torch.cat([weights[key], weights[key].new_zeros(extra, *own[key].shape[1:])])
+    return grown
 
 
 def coded_reference(image: NDArray[np.uint8], bpp: float) -> NDArray[np.uint8] | None:
@@ -284,7 +310,7 @@ def train(
     model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     if init is not None and not (out / CHECKPOINT).exists():
-        init_from(model, init)
+        init_from(model, init, deepen)
     state = load_checkpoint(out, model, optimizer)
     adversary = None
     if recipe.adv_weight > 0 and not recipe.fidelity_only:
