@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from numpy.typing import NDArray
 from PIL import Image
+from torch import nn
 
 from semlink.imaging import resize
 from semlink.restore.pixel import PixelRestorer, segment_edges
