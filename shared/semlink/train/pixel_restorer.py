@@ -88,6 +88,11 @@ FIDELITY = PixelRestorerRecipe(
 """Recipe of the fidelity restorer (``semlink train restorer --fidelity``)."""
 
 
+def _depth(weights: dict[str, torch.Tensor]) -> int:
+    """Residual blocks in a :class:`PixelRestorer`'s state dict."""
+    return 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("body."))
+
+
 def deepen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Weights of a :class:`PixelRestorer` with fewer residual blocks, made into ``model``'s
     (same width, more blocks) without changing what it computes: the new blocks come after
@@ -95,14 +100,13 @@ def deepen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torc
     scale and shift zero), their first convolutions as ``model`` initialised them. A
     network that stopped improving at its depth trains on from where it was."""
     own = model.state_dict()
-    old = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("body."))
-    new = 1 + max(int(key.split(".")[1]) for key in own if key.startswith("body."))
+    old, new = _depth(weights), _depth(own)
     if new <= old:
         return weights
     grown = dict(weights)
     for i in range(old, new):
         for key in (f"body.{i}.conv1.weight", f"body.{i}.conv1.bias"):
-            grown[key] = own[key].clone()
+            grown[key] = own[key]
         for key in (f"body.{i}.conv2.weight", f"body.{i}.conv2.bias"):
             grown[key] = torch.zeros_like(own[key])
     # The FiLM's last layer gives (scale, shift) per block in block order: rows for the new
