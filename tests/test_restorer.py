@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -119,6 +120,69 @@ def test_a_nearly_full_size_reference_is_not_given_to_the_fidelity_network() -> 
     assert np.array_equal(out, resize(small, large, 80 * large // 107))
     with pytest.raises(AssertionError, match="should not have run"):
         restore(small, 160, 120, tiny(), 0.0, None, refuses)
+
+
+class Records(PixelRestorer):
+    """A network that keeps the FiLM input it was given."""
+
+    seen: list[float]
+
+    def forward(
+        self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self.seen = [float(r) for r in realism]
+        return super().forward(lanczos, realism, edges)
+
+
+def test_a_scale_aware_fidelity_network_gets_every_reference_and_its_scale() -> None:
+    """A fidelity network with ``scale_input`` runs on nearly full-size references too (no
+    FIDELITY_MAX_SCALE bound) and its FiLM input is each reference's side share, not the
+    realism."""
+    small = small_photo()  # 80 x 107
+    large = math.ceil(107 / pixel.FIDELITY_MAX_SCALE) - 1  # share just above the bound
+    other = np.ascontiguousarray(small[:60, :90])  # 60 x 90: the width's share is larger
+    fidelity = Records(width=8, blocks=2, scale_input=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        fidelity.tail.weight.normal_(0, 0.01)
+    height = 80 * large // 107
+    out = pixel.restore_batch(
+        [small, other], large, height, tiny(), [0.0, 0.3], [None, None], fidelity
+    )
+    assert fidelity.seen == pytest.approx([80 / height, 90 / large])
+    assert 80 / height > 107 / large and 90 / large > 60 / height
+    assert not np.array_equal(out[0], resize(small, large, height))
+
+
+def test_the_scale_input_lets_one_network_treat_two_scales_apart() -> None:
+    """The same Lanczos crop needs correcting when it came from a small reference (scale
+    0.3) and not when it came from a full-size one (1.0): a scale-aware network learns
+    both, a blind one can only split the difference."""
+    photo = np.ascontiguousarray(skimage.data.astronaut()[:128, :128])
+    coarse = torch.from_numpy(np.round(photo * 0.8).astype(np.uint8))
+    cache = {
+        "originals": [torch.from_numpy(photo.copy()), coarse],
+        "lanczos": [coarse, coarse],
+        "edges": [torch.zeros(32, 32, dtype=torch.uint8)] * 2,
+        "scale": [torch.tensor(0.3), torch.tensor(1.0)],
+    }
+    errors = {}
+    for aware in (True, False):
+        torch.manual_seed(0)
+        net = PixelRestorer(width=8, blocks=2, scale_input=aware)
+        optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+        rng = random.Random(0)
+        for _ in range(150):
+            batch = make_batch(cache, 4, 64, rng, 0.0, 1.0, scales=True)
+            if not aware:
+                batch = (*batch[:3], torch.zeros(4))
+            training_step(net, optimizer, *batch, mse=True)
+        x = coarse.permute(2, 0, 1)[None].float().repeat(2, 1, 1, 1) / 255
+        y = torch.stack([c.permute(2, 0, 1).float() / 255 for c in cache["originals"]])
+        with torch.no_grad():
+            scales = torch.tensor([0.3, 1.0]) if aware else torch.zeros(2)
+            errors[aware] = float(F.mse_loss(net(x, scales), y))
+    assert errors[True] < 0.5 * errors[False]
 
 
 def test_a_batch_with_the_fidelity_network_restores_each_picture_as_alone() -> None:

@@ -212,3 +212,24 @@ def test_a_deepened_restorer_computes_what_the_shallower_one_did(tmp_path: Path)
     # the new blocks learn: their second convolution gets a gradient at once
     new(picture, realism, edges).square().mean().backward()
     assert new.body[3].conv2.weight.grad is not None and new.body[3].conv2.weight.grad.any()
+
+
+def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None:
+    """``--init shared/semlink/data/fidelity_restorer.safetensors``: the package's fp16
+    weights (as ``ship`` writes them) become the new run's float32 start, at step 0."""
+    from safetensors.torch import save_file
+
+    from semlink.restore.pixel import PixelRestorer
+    from semlink.train.common import init_from
+
+    torch.manual_seed(0)
+    old = PixelRestorer(width=8, blocks=2, edges=True)
+    torch.nn.init.normal_(old.tail.weight, std=0.05)
+    half = {k: v.half().contiguous() for k, v in old.state_dict().items()}
+    save_file(half, tmp_path / "shipped.safetensors")
+    new = PixelRestorer(width=8, blocks=2, edges=True, scale_input=True)
+    assert init_from(new, tmp_path / "shipped.safetensors") == 0
+    for name, value in new.state_dict().items():
+        assert value.dtype == torch.float32
+        assert torch.equal(value, half[name].float())
+    assert new.tail.weight.any()

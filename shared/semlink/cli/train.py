@@ -60,7 +60,8 @@ def train_restorer_cmd(
     init: Annotated[
         Path | None,
         typer.Option(
-            help="Fine-tune: start a new run from this checkpoint's weights (fresh optimizer; "
+            help="Fine-tune: start a new run from this checkpoint's weights (or shipped "
+            ".safetensors; fresh optimizer; "
             "the learning rate's cosine decay then spans --steps)."
         ),
     ] = None,

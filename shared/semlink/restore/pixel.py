@@ -72,9 +72,15 @@ class Block(nn.Module):
 
 
 class PixelRestorer(nn.Module):
-    def __init__(self, width: int = 48, blocks: int = 8, edges: bool = True) -> None:
+    def __init__(
+        self, width: int = 48, blocks: int = 8, edges: bool = True, scale_input: bool = False
+    ) -> None:
         super().__init__()
         self.width, self.blocks = width, blocks
+        self.scale_input = scale_input
+        """The FiLM scalar is the reference's side share (:func:`side_share`) instead of the
+        realism: the fidelity network, which only ever runs at realism 0, learns how much to
+        sharpen a reference of each scale (``semlink train restorer --fidelity``)."""
         self.edge_channels = EDGE_CHANNELS if edges else 0
         cells = 3 * GRID * GRID
         self.head = nn.Conv2d(cells + self.edge_channels, width, 3, padding=1)
@@ -91,8 +97,9 @@ class PixelRestorer(nn.Module):
         self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``lanczos``: N x 3 x H x W in [0, 1] (H, W multiples of 4); ``realism``: N values
-        in [0, 1]; ``edges``: N x 1 x H/4 x W/4 segment boundaries (None: no segmentation
-        map) -> N x 3 x H x W restored, not clamped."""
+        in [0, 1] (with :attr:`scale_input`, each reference's side share); ``edges``: N x
+        1 x H/4 x W/4 segment boundaries (None: no segmentation map) -> N x 3 x H x W
+        restored, not clamped."""
         parts = [F.pixel_unshuffle(lanczos, GRID)]
         if self.edge_channels:
             if edges is None:
@@ -153,17 +160,22 @@ def activity(picture: torch.Tensor) -> torch.Tensor:
 
 
 FIDELITY_MAX_SCALE = 0.7
-"""The fidelity network corrects references up to this share of the picture's side: on
-BSDS500 val (photos 20-39, at 0.03 and 0.05 bpp) it gained on every reference up to 0.61
+"""A fidelity network without :attr:`PixelRestorer.scale_input` corrects references up to
+this share of the picture's side: on BSDS500 val (photos 20-39, at 0.03 and 0.05 bpp) the
+one trained on references of 1/4 to 1/2 the side gained on every reference up to 0.61
 (+0.02 to +0.44 dB) but lost up to 0.37 dB on most of those above 0.7 (0.74, 0.92, 0.98,
-1.0): trained on references of 1/4 to 1/2 the side, it over-sharpens nearly full-size ones."""
+1.0): blind to the scale, it over-sharpens nearly full-size ones."""
 
 
-def upscales(reference: NDArray[np.uint8], width: int, height: int) -> bool:
-    """Whether the fidelity network works on this reference: its larger side share is at
-    most :data:`FIDELITY_MAX_SCALE` of the picture's."""
-    share = max(reference.shape[1] / width, reference.shape[0] / height)
-    return share <= FIDELITY_MAX_SCALE
+def side_share(reference: NDArray[np.uint8], width: int, height: int) -> float:
+    """The reference's larger side share of the picture's (its scale, 0..1)."""
+    return max(reference.shape[1] / width, reference.shape[0] / height)
+
+
+def upscales(reference: NDArray[np.uint8], width: int, height: int, network: PixelRestorer) -> bool:
+    """Whether the fidelity ``network`` works on this reference: always when it knows the
+    reference's scale, else up to :data:`FIDELITY_MAX_SCALE` of the picture's side."""
+    return network.scale_input or side_share(reference, width, height) <= FIDELITY_MAX_SCALE
 
 
 def restore(
@@ -181,12 +193,15 @@ def restore(
     The output is the Lanczos picture plus ``(1 - realism) x degrid(fidelity(0) -
     lanczos) x activity + realism x degrid(network(realism) - lanczos) x activity``: the
     fidelity end is the MSE-trained ``fidelity`` network's picture (Lanczos itself without
-    one, or for a reference larger than :data:`FIDELITY_MAX_SCALE` of the picture), the
+    one, or, when that network is blind to the scale, for a reference larger than
+    :data:`FIDELITY_MAX_SCALE` of the picture), the
     realism end the realism network's texture, both faded out on flat areas
     (:func:`activity`) and without the fixed 4-pixel grid pattern depth-to-space leaves
     (:func:`degrid`; the MSE network prints one too: 11x the originals' energy on smooth
     areas of five photos without degrid, 3x on chelsea and coffee without the fade). A
-    network whose weight is 0 does not run."""
+    network whose weight is 0 does not run; a scale-aware fidelity network
+    (:attr:`PixelRestorer.scale_input`) gets the reference's :func:`side_share` instead of
+    0."""
     return restore_batch([reference], width, height, network, [realism], [segmap], fidelity)[0]
 
 
@@ -213,7 +228,7 @@ def restore_batch(
     pictures = [resize(reference, width, height) for reference in references]
     textured = [r != 0.0 for r in realisms]
     faithful = [
-        fidelity is not None and r != 1.0 and upscales(reference, width, height)
+        fidelity is not None and r != 1.0 and upscales(reference, width, height, fidelity)
         for reference, r in zip(references, realisms, strict=True)
     ]
     live = [i for i in range(len(references)) if textured[i] or faithful[i]]
@@ -248,7 +263,12 @@ def restore_batch(
         out[rows] += scales[rows, None, None, None] * residual
     rows = [row for row, i in enumerate(live) if faithful[i]]
     if rows and fidelity is not None:
-        residual = degrid(run(fidelity, rows, torch.zeros(len(rows)))) * gate[rows]
+        condition = torch.zeros(len(rows))
+        if fidelity.scale_input:
+            condition = torch.tensor(
+                [side_share(references[live[row]], width, height) for row in rows]
+            )
+        residual = degrid(run(fidelity, rows, condition)) * gate[rows]
         out[rows] += (1 - scales[rows, None, None, None]) * residual
     out = out[:, :, :height, :width]
     restored = (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -293,7 +313,12 @@ def load_network(
     if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{name}.safetensors"]:
         raise WeightsError(f"shipped {name}.safetensors does not match its manifest")
     recipe = manifest["recipe"]
-    model = PixelRestorer(recipe["width"], recipe["blocks"], recipe.get("edges", False))
+    model = PixelRestorer(
+        recipe["width"],
+        recipe["blocks"],
+        recipe.get("edges", False),
+        recipe.get("scale_input", False),
+    )
     load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=name)
     return model.eval(), manifest
 

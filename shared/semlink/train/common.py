@@ -127,9 +127,16 @@ def init_from(
 ) -> int:
     """Start from another run's weights (e.g. one trained before the edge input existed:
     its missing input channels of ``head`` start at zero, so the output is unchanged);
-    ``adapt`` maps them to ``model``'s shapes first (e.g. :func:`deepen`). Returns its step."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    weights = saved["model"]
+    ``adapt`` maps them to ``model``'s shapes first (e.g. :func:`deepen`). ``checkpoint``
+    may also be shipped ``.safetensors`` weights (step 0). Returns its step."""
+    step = 0
+    if checkpoint.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        weights = {k: v.float() for k, v in load_file(checkpoint).items()}
+    else:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        weights, step = saved["model"], int(saved["step"])
     if adapt is not None:
         weights = adapt(weights, model)
     head = weights["head.weight"]
@@ -140,7 +147,7 @@ def init_from(
             [head, head.new_zeros(head.shape[0], missing, *head.shape[2:])], 1
         )
     model.load_state_dict(weights, strict=True)
-    return int(saved["step"])
+    return step
 
 
 def load_checkpoint(

@@ -31,7 +31,7 @@ from PIL import Image
 from torch import nn
 
 from semlink.imaging import resize
-from semlink.restore.pixel import PixelRestorer, segment_edges
+from semlink.restore.pixel import PixelRestorer, segment_edges, side_share
 from semlink.streams.reference.base import small_size
 from semlink.streams.reference.ratecontrol import fit_vvc
 from semlink.streams.reference.vvc import VVC
@@ -51,6 +51,10 @@ from semlink.train.common import (
 RECIPE = "recipe.json"
 """The run directory's record of the recipe it was trained with (the manifest copies it)."""
 BPP_RANGE = (0.015, 0.055)
+HIGH_BPP_RANGE = (0.055, 0.2)
+"""Budgets of the extra references a scale-aware network also learns from: on BSDS500's
+481x321 photos these give the 1/2 to full-side references lite picks on larger, smoother
+pictures at lower rates (Kodak at 0.03 bpp: 0.28-0.84 of the side)."""
 OVERHEAD = 40
 """Bytes of a lite packet besides the reference layer (header, framing, short text)."""
 
@@ -80,10 +84,22 @@ class PixelRestorerRecipe:
     """Cosine learning-rate decay to 0 over this many steps (0: constant)."""
     vflip: bool = False
     """Also flip crops vertically (at random)."""
+    scale_input: bool = False
+    """The fidelity network's FiLM input is each reference's side share instead of the
+    realism (:attr:`PixelRestorer.scale_input`)."""
+    high_budgets: int = 0
+    """References per photo at :data:`HIGH_BPP_RANGE` besides the two at :data:`BPP_RANGE`."""
 
 
 FIDELITY = PixelRestorerRecipe(
-    crop=128, lr=1e-3, adv_weight=0.0, fidelity_only=True, decay_steps=12000, vflip=True
+    crop=128,
+    lr=1e-3,
+    adv_weight=0.0,
+    fidelity_only=True,
+    decay_steps=12000,
+    vflip=True,
+    scale_input=True,
+    high_budgets=1,
 )
 """Recipe of the fidelity restorer (``semlink train restorer --fidelity``)."""
 
@@ -146,15 +162,17 @@ def build_cache(
     seed: int = 0,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    high: int = 0,
 ) -> Cache:
-    """Originals, Lanczos-upsampled VVC references (both uint8, H x W x 3) and segment
-    boundaries (uint8, H/4 x W/4), ``per_photo`` budgets per photo; cached at ``path``.
-    Resumes a partial cache (``path`` + ``.part``) left by an interrupted run."""
+    """Originals, Lanczos-upsampled VVC references (both uint8, H x W x 3), segment
+    boundaries (uint8, H/4 x W/4) and the references' side shares, ``per_photo`` budgets
+    per photo from :data:`BPP_RANGE` and ``high`` more from :data:`HIGH_BPP_RANGE`; cached
+    at ``path``. Resumes a partial cache (``path`` + ``.part``) left by an interrupted run."""
     if path.exists():
         cached: Cache = torch.load(path, weights_only=True)
         return cached
     part = path.with_suffix(".part")
-    cache: Cache = {"originals": [], "lanczos": [], "edges": [], "bpp": []}
+    cache: Cache = {"originals": [], "lanczos": [], "edges": [], "bpp": [], "scale": []}
     done = 0
     if part.exists():
         saved = torch.load(part, weights_only=True)
@@ -169,8 +187,9 @@ def build_cache(
         height, width = (image.shape[0] // 4) * 4, (image.shape[1] // 4) * 4
         image = np.ascontiguousarray(image[:height, :width])
         edges = segment_edges(_labels(bsds, photo), width // 4, height // 4)
-        for _ in range(per_photo):
-            bpp = rng.uniform(*BPP_RANGE)
+        budgets = [rng.uniform(*BPP_RANGE) for _ in range(per_photo)]
+        budgets += [rng.uniform(*HIGH_BPP_RANGE) for _ in range(high)]
+        for bpp in budgets:
             small = coded_reference(image, bpp)
             if small is None:
                 continue
@@ -178,6 +197,7 @@ def build_cache(
             cache["lanczos"].append(torch.from_numpy(resize(small, width, height).copy()))
             cache["edges"].append(torch.from_numpy(edges.astype(np.uint8)))
             cache["bpp"].append(torch.tensor(bpp))
+            cache["scale"].append(torch.tensor(side_share(small, width, height)))
         if (i + 1) % 20 == 0:
             torch.save({"cache": cache, "done": i + 1}, part)
         if progress:
@@ -198,10 +218,12 @@ def make_batch(
     edge_share: float,
     fidelity: float,
     vflip: bool = False,
+    scales: bool = False,
 ) -> Batch:
     """(Lanczos crops, original crops, edges at H/4, realism per crop) of ``size`` random
     crops, randomly flipped (left-right; with ``vflip`` also upside down); ``edge_share``
-    see their edges, the rest zeros."""
+    see their edges, the rest zeros. With ``scales`` the last is each crop's reference side
+    share instead (a scale-aware fidelity network's FiLM input)."""
     xs, ys, es, rs = [], [], [], []
     for _ in range(size):
         i = rng.randrange(len(cache["originals"]))
@@ -220,7 +242,8 @@ def make_batch(
         xs.append(x)
         ys.append(y)
         es.append(e)
-        rs.append(0.0 if rng.random() < fidelity else rng.random())
+        r = 0.0 if rng.random() < fidelity else rng.random()
+        rs.append(float(cache["scale"][i]) if scales else r)
     return torch.stack(xs), torch.stack(ys), torch.stack(es), torch.tensor(rs)
 
 
@@ -310,8 +333,14 @@ def train(
         seed=recipe.seed,
         limit=limit,
         progress=None if progress is None else lambda i, n: progress("caching BSDS500", i, n),
+        high=recipe.high_budgets,
     )
-    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
+    if recipe.scale_input and "scale" not in cache:
+        raise ValueError(
+            f"{out / 'cache.pt'} was built without the references' scales; delete it "
+            "(or train into a new directory) to rebuild it"
+        )
+    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges, recipe.scale_input)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     if init is not None and not (out / CHECKPOINT).exists():
         init_from(model, init, deepen)
@@ -328,7 +357,14 @@ def train(
                 group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * fraction))
         share = 1.0 if recipe.fidelity_only else recipe.fidelity_share
         batch = make_batch(
-            cache, recipe.batch, recipe.crop, rng, recipe.edge_share, share, recipe.vflip
+            cache,
+            recipe.batch,
+            recipe.crop,
+            rng,
+            recipe.edge_share,
+            share,
+            recipe.vflip,
+            recipe.scale_input,
         )
         active = adversary if state.step >= recipe.adv_start else None
         loss = training_step(model, optimizer, *batch, active, mse=recipe.fidelity_only)
@@ -432,7 +468,7 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
     recipe = PixelRestorerRecipe()
     if (out / RECIPE).exists():
         recipe = PixelRestorerRecipe(**json.loads((out / RECIPE).read_text()))
-    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges)
+    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges, recipe.scale_input)
     optimizer = torch.optim.Adam(model.parameters())
     state = load_checkpoint(out, model, optimizer)
     if recipe.fidelity_only:
@@ -451,6 +487,10 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
         if fidelity is not None:
             what += f" with the packaged {FIDELITY} at the realism-0 end"
     originals = torch.load(out / "cache.pt", weights_only=True)["originals"]
+    extra = ""
+    if recipe.high_budgets:
+        low, high = HIGH_BPP_RANGE
+        extra = f", {recipe.high_budgets} per photo from {low}-{high} bpp"
     samples = len(originals)
     photos = len({hashlib.sha256(o.numpy().tobytes()).hexdigest() for o in originals})
     return ship(
@@ -463,7 +503,8 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
             "realism": realism,
             "recipe": "restorer",
             "data": f"BSDS500 train+test: {samples} VVC references (lite's rate control, "
-            f"budgets drawn from {BPP_RANGE[0]}-{BPP_RANGE[1]} bpp) of {photos} of their 400 "
+            f"budgets drawn from {BPP_RANGE[0]}-{BPP_RANGE[1]} bpp{extra}) of {photos} of "
+            "their 400 "
             f"photos, with their first human segmentation; {what}, evaluated on 20 val "
             "photos against the VVC baseline",
             "note": note,
