@@ -2,9 +2,11 @@
 
 Data: BSDS500 train + test (400 photos; val's 100 are held out), each coded the way lite
 codes its reference, by the VVC rate control (:func:`fit_vvc`: the scales and QPs lite
-picks) at two budgets drawn from 0.015-0.055 bpp. Cached once (``cache.pt``): the
-original (cropped to a multiple of 4), the Lanczos upsampling of the decoded reference,
-and the first human segmentation's boundaries on the H/4 grid. Never Kodak.
+picks) at two budgets drawn from 0.015-0.055 bpp (the fidelity recipe adds one from
+0.055-0.2 bpp: the larger references lite picks on larger photos). Cached once
+(``cache.pt``): the original (cropped to a multiple of 4), the Lanczos upsampling of the
+decoded reference, its side share, and the first human segmentation's boundaries on the H/4
+grid. Never Kodak.
 
 Loss, per crop with its realism r drawn from [0, 1] (a quarter of the crops at r = 0):
 (1 - r/2) x [L1 + 0.5 (1 - MS-SSIM)] against the original, plus r x ``adv_weight`` x a
