@@ -244,7 +244,7 @@ def make_batch(
         xs.append(x)
         ys.append(y)
         es.append(e)
-        r = 0.0 if rng.random() < fidelity else rng.random()
+        r = 0.0 if rng.random() < fidelity else rng.random()  # drawn either way: same crops
         rs.append(float(cache["scale"][i]) if scales else r)
     return torch.stack(xs), torch.stack(ys), torch.stack(es), torch.tensor(rs)
 
