@@ -26,7 +26,12 @@ from semlink.restore import default_realism, pixel
 from semlink.restore.pixel import PixelRestorer, restore
 from semlink.serving.client import channel, png_bytes, wait_until_serving
 from semlink.train.common import Adversary, discriminator
-from semlink.train.pixel_restorer import make_batch, training_step
+from semlink.train.pixel_restorer import (
+    PixelRestorerRecipe,
+    make_batch,
+    mse_loss,
+    training_step,
+)
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc, packet_pb2
 from services.decoder import server as decoder_server
 from services.encoder import server as encoder_server
@@ -204,6 +209,39 @@ def test_mse_fidelity_steps_lower_the_squared_error() -> None:
     batch = make_batch(_cache(), 4, 64, random.Random(0), 0.0, 1.0, vflip=True)
     losses = [training_step(net, optimizer, *batch, mse=True) for _ in range(25)]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_an_ms_ssim_term_joins_the_fidelity_loss_and_its_steps_lower_it() -> None:
+    """``--ms-ssim-weight``: the fidelity step minimizes MSE + w (1 - MS-SSIM) of the clamped
+    picture, and returns that sum as measured before the step."""
+    from pytorch_msssim import ms_ssim
+
+    net = tiny()
+    torch.nn.init.normal_(net.tail.weight, std=0.02)  # not Lanczos: MS-SSIM is not 1
+    batch = make_batch(_cache(), 2, 128, random.Random(0), 0.0, 1.0)
+    lanczos, original, edges, realism = batch
+    with torch.no_grad():
+        image = net(lanczos, realism, edges)
+        mse = float(F.mse_loss(image, original))
+        ms = float(
+            ms_ssim(
+                image.clamp(0, 1), original, data_range=1.0, win_size=7, weights=[0.3, 0.4, 0.3]
+            )
+        )
+        assert float(mse_loss(image, original)) == pytest.approx(mse)
+    assert ms < 0.99
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = [
+        training_step(net, optimizer, *batch, mse=True, ms_ssim_weight=0.5) for _ in range(25)
+    ]
+    assert losses[0] == pytest.approx(mse + 0.5 * (1 - ms), rel=1e-5)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_an_ms_ssim_term_refuses_crops_too_small_for_its_windows() -> None:
+    with pytest.raises(ValueError, match="crops over 96 pixels"):
+        PixelRestorerRecipe(crop=96, fidelity_only=True, ms_ssim_weight=0.02)
+    assert PixelRestorerRecipe(crop=128, fidelity_only=True, ms_ssim_weight=0.02).crop == 128
 
 
 def _cache() -> dict[str, list[torch.Tensor]]:

@@ -66,6 +66,13 @@ def train_restorer_cmd(
         ),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
+    ms_ssim_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="With --fidelity: add this x (1 - MS-SSIM) to the MSE loss (default: the "
+            "recipe's, 0)."
+        ),
+    ] = None,
     blocks: Annotated[
         int | None,
         typer.Option(
@@ -91,6 +98,10 @@ def train_restorer_cmd(
         recipe = replace(recipe, lr=lr)
     if blocks is not None:
         recipe = replace(recipe, blocks=blocks)
+    if ms_ssim_weight is not None:
+        if not fidelity:
+            raise typer.BadParameter("only the fidelity recipe (--fidelity) has an MSE loss")
+        recipe = replace(recipe, ms_ssim_weight=ms_ssim_weight)
     if fidelity and out == Path("out/train/pixel"):
         out = Path("out/train/fidelity")
     with bar:

@@ -57,6 +57,11 @@ HIGH_BPP_RANGE = (0.055, 0.2)
 """Budgets of the extra references a scale-aware network also learns from: on BSDS500's
 481x321 photos these give the 1/2 to full-side references lite picks on larger, smoother
 pictures at lower rates (Kodak at 0.03 bpp: 0.28-0.84 of the side)."""
+MS_SSIM_MIN_CROP = 96
+"""pytorch_msssim refuses pictures of this side or less with 7-pixel windows (it checks
+room for 5 scales, whatever the weights ask)."""
+MS_SSIM_SCALES = [0.3, 0.4, 0.3]
+"""Weights of the fidelity network's MS-SSIM term at full, half and quarter size."""
 OVERHEAD = 40
 """Bytes of a lite packet besides the reference layer (header, framing, short text)."""
 
@@ -91,6 +96,16 @@ class PixelRestorerRecipe:
     realism (:attr:`PixelRestorer.scale_input`)."""
     high_budgets: int = 0
     """References per photo at :data:`HIGH_BPP_RANGE` besides the two at :data:`BPP_RANGE`."""
+    ms_ssim_weight: float = 0.0
+    """With :attr:`fidelity_only`: the loss is MSE + this x (1 - MS-SSIM) (:func:`mse_loss`)
+    instead of MSE alone; needs crops over :data:`MS_SSIM_MIN_CROP` pixels."""
+
+    def __post_init__(self) -> None:
+        if self.ms_ssim_weight and self.crop <= MS_SSIM_MIN_CROP:
+            raise ValueError(
+                f"an MS-SSIM term needs crops over {MS_SSIM_MIN_CROP} pixels "
+                f"(7-pixel windows); this recipe crops {self.crop}"
+            )
 
 
 FIDELITY = PixelRestorerRecipe(
@@ -260,6 +275,23 @@ def fidelity_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return l1 + 0.5 * (1 - ms)
 
 
+def mse_loss(
+    image: torch.Tensor, target: torch.Tensor, ms_ssim_weight: float = 0.0
+) -> torch.Tensor:
+    """The fidelity network's loss over a batch: mean squared error, plus ``ms_ssim_weight``
+    x (1 - MS-SSIM) of the picture clamped to [0, 1] as it is delivered (7-pixel windows,
+    :data:`MS_SSIM_SCALES`). MSE alone is blind to the structure of what it cannot
+    restore; the term moves the network's guesses towards the local contrast and
+    structure MS-SSIM scores, for a little PSNR."""
+    error = F.mse_loss(image, target)
+    if not ms_ssim_weight:
+        return error
+    from pytorch_msssim import ms_ssim
+
+    ms = ms_ssim(image.clamp(0, 1), target, data_range=1.0, win_size=7, weights=MS_SSIM_SCALES)
+    return error + ms_ssim_weight * (1 - ms)
+
+
 def training_step(
     model: PixelRestorer,
     optimizer: torch.optim.Optimizer,
@@ -269,14 +301,16 @@ def training_step(
     realism: torch.Tensor,
     adversary: Adversary | None = None,
     mse: bool = False,
+    ms_ssim_weight: float = 0.0,
 ) -> float:
     """One generator step (then, with ``adversary``, one discriminator step); the mean
-    fidelity loss at this batch (with ``mse``, the mean squared error is the loss)."""
+    fidelity loss at this batch (with ``mse``, :func:`mse_loss` with ``ms_ssim_weight`` is
+    the loss)."""
     model.train()
     optimizer.zero_grad()
     image = model(lanczos, realism, edges)
     if mse:
-        error = F.mse_loss(image, original)
+        error = mse_loss(image, original, ms_ssim_weight)
         error.backward()
         optimizer.step()
         return float(error.detach())
@@ -369,7 +403,14 @@ def train(
             recipe.scale_input,
         )
         active = adversary if state.step >= recipe.adv_start else None
-        loss = training_step(model, optimizer, *batch, active, mse=recipe.fidelity_only)
+        loss = training_step(
+            model,
+            optimizer,
+            *batch,
+            active,
+            mse=recipe.fidelity_only,
+            ms_ssim_weight=recipe.ms_ssim_weight,
+        )
         if active is not None and (state.step + 1) % 50 == 0:
             save_adversary(out, active, state)
         return loss
@@ -382,7 +423,10 @@ def train(
         out=out,
         model=model,
         optimizer=optimizer,
-        title="lite fidelity restorer: MSE"
+        title=(
+            "lite fidelity restorer: MSE"
+            + (f" + {recipe.ms_ssim_weight:g} (1 - MS-SSIM)" if recipe.ms_ssim_weight else "")
+        )
         if recipe.fidelity_only
         else "lite restorer: fidelity loss (L1 + 0.5 (1 - MS-SSIM))",
         progress=progress,
