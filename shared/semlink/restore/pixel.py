@@ -12,10 +12,11 @@ The realism r in [0, 1] is one scalar for the whole picture (Agustsson et al., C
 "Multi-Realism Image Compression with a Conditional Generator"): the network is trained
 with r as input (FiLM), r = 0 for fidelity alone (L1 + MS-SSIM), larger r with a growing
 adversarial weight. Its texture is mixed by r with the picture of a second network of the
-same shape trained for fidelity alone (MSE, ``semlink train restorer --fidelity``), so
-r = 0 is the fidelity network's picture (Lanczos when the package has none) and r = 1 the
-realism network's (see :func:`restore`). The encoder writes its choice into the packet
-header; a decoder may override it; the packet is the same.
+same shape trained for fidelity alone (MSE, then MSE + 0.02 (1 - MS-SSIM); ``semlink
+train restorer --fidelity``), so r = 0 is the fidelity network's picture (Lanczos when the
+package has none) and r = 1 the realism network's (see :func:`restore`). The encoder
+writes its choice into the packet header; a decoder may override it; the packet is the
+same.
 
 Trained by ``semlink train restorer`` (:mod:`semlink.train.pixel_restorer`) on BSDS500
 references coded the way lite codes them (VVC rate control); never on Kodak.
@@ -192,7 +193,7 @@ def restore(
 
     The output is the Lanczos picture plus ``(1 - realism) x degrid(fidelity(0) -
     lanczos) x activity + realism x degrid(network(realism) - lanczos) x activity``: the
-    fidelity end is the MSE-trained ``fidelity`` network's picture (Lanczos itself without
+    fidelity end is the fidelity-trained ``fidelity`` network's picture (Lanczos itself without
     one, or, when that network is blind to the scale, for a reference larger than
     :data:`FIDELITY_MAX_SCALE` of the picture), the
     realism end the realism network's texture, both faded out on flat areas
