@@ -190,28 +190,40 @@ def test_the_discriminator_learns_and_the_adversarial_step_runs() -> None:
     assert after < before
 
 
-def test_a_deepened_restorer_computes_what_the_shallower_one_did(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("width", "blocks", "adapt"), [(8, 4, "deepen"), (12, 2, "widen"), (12, 3, "grow")]
+)
+def test_a_grown_restorer_computes_what_the_smaller_one_did(
+    tmp_path: Path, width: int, blocks: int, adapt: str
+) -> None:
+    """``--blocks`` / ``--width`` with ``--init`` from a smaller network: the new blocks
+    start as the identity and the new channels silent, and both learn at once."""
     from semlink.restore.pixel import PixelRestorer
+    from semlink.train import pixel_restorer
     from semlink.train.common import init_from
-    from semlink.train.pixel_restorer import deepen
 
     torch.manual_seed(0)
-    old = PixelRestorer(width=8, blocks=2, edges=True)
+    old = PixelRestorer(width=8, blocks=2, edges=True, scale_input=True)
     for p in (old.tail.weight, old.film[2].weight, old.film[2].bias):
-        torch.nn.init.normal_(p, std=0.05)  # (both start at zero: nothing to preserve)
+        torch.nn.init.normal_(p, std=0.05)  # (all start at zero: nothing to preserve)
     torch.save({"model": old.state_dict(), "step": 3}, tmp_path / "old.pt")
-    new = PixelRestorer(width=8, blocks=4, edges=True)
-    assert init_from(new, tmp_path / "old.pt", deepen) == 3
+    new = PixelRestorer(width=width, blocks=blocks, edges=True, scale_input=True)
+    assert init_from(new, tmp_path / "old.pt", getattr(pixel_restorer, adapt)) == 3
     picture, edges = torch.rand(2, 3, 16, 24), torch.rand(2, 1, 4, 6)
-    realism = torch.tensor([0.0, 0.7])
+    scale = torch.tensor([0.3, 0.9])
     with torch.no_grad():
-        restored = new(picture, realism, edges)
-        assert torch.allclose(restored, old(picture, realism, edges), atol=1e-6)
+        restored = new(picture, scale, edges)
+        assert torch.allclose(restored, old(picture, scale, edges), atol=1e-6)
         assert (restored - picture).abs().max() > 1e-3  # the old network did something
-    assert not new.body[3].conv2.weight.any() and new.body[3].conv1.weight.any()
-    # the new blocks learn: their second convolution gets a gradient at once
-    new(picture, realism, edges).square().mean().backward()
-    assert new.body[3].conv2.weight.grad is not None and new.body[3].conv2.weight.grad.any()
+    new(picture, scale, edges).square().mean().backward()
+    if blocks > 2:  # a new block's second convolution starts at zero and gets a gradient
+        conv2 = new.body[blocks - 1].conv2.weight
+        assert not conv2.any() and new.body[blocks - 1].conv1.weight.any()
+        assert conv2.grad is not None and conv2.grad.any()
+    if width > 8:  # the old channels' reads of the new ones start at zero, get a gradient
+        conv2 = new.body[0].conv2.weight
+        assert not conv2[:8, 8:].any()
+        assert conv2.grad is not None and conv2.grad[:8, 8:].any()
 
 
 def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None:

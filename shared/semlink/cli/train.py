@@ -73,6 +73,13 @@ def train_restorer_cmd(
             "recipe's, 0)."
         ),
     ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            help="Feature channels (default: the recipe's); with --init from a narrower "
+            "network, the new channels start silent."
+        ),
+    ] = None,
     blocks: Annotated[
         int | None,
         typer.Option(
@@ -98,6 +105,8 @@ def train_restorer_cmd(
         recipe = replace(recipe, lr=lr)
     if blocks is not None:
         recipe = replace(recipe, blocks=blocks)
+    if width is not None:
+        recipe = replace(recipe, width=width)
     if ms_ssim_weight is not None:
         if not fidelity:
             raise typer.BadParameter("only the fidelity recipe (--fidelity) has an MSE loss")

@@ -13,6 +13,10 @@ Loss, per crop with its realism r drawn from [0, 1] (a quarter of the crops at r
 hinge GAN loss from a spectral-norm PatchGAN discriminator (trained in the same step, its
 loss on each fake weighted by that fake's r). At r = 0 the network is a plain fidelity
 (L1/MS-SSIM) restorer; towards r = 1 it trades fidelity for texture.
+
+The fidelity recipe (``--fidelity``, :data:`FIDELITY`) trains the network lite decodes
+realism 0 with: every crop at r = 0, MSE (optionally + ``--ms-ssim-weight`` x (1 -
+MS-SSIM), :func:`mse_loss`), no adversary.
 """
 
 from __future__ import annotations
@@ -148,6 +152,53 @@ def deepen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torc
         extra = own[key].shape[0] - weights[key].shape[0]
         grown[key] = torch.cat([weights[key], weights[key].new_zeros(extra, *own[key].shape[1:])])
     return grown
+
+
+def widen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a narrower :class:`PixelRestorer` made into ``model``'s width (same or
+    fewer blocks) without changing what it computes: the new feature channels start at
+    zero (``head``'s new rows zero) and stay zero (each block's second convolution writes
+    nothing into them), and the old channels read nothing from the new ones (each block's
+    second convolution reads none of its new inputs, ``tail`` none of its); the new first
+    convolutions keep ``model``'s initialisation, so the second ones get a gradient at once.
+    The FiLM rows of the new channels are zero (no modulation)."""
+    own = model.state_dict()
+    old, new = weights["head.weight"].shape[0], own["head.weight"].shape[0]
+    if new <= old:
+        return weights
+    grown = dict(weights)
+
+    def put(key: str, base: torch.Tensor) -> None:
+        """``base`` with the old weights in its leading rows (and columns)."""
+        value = base.clone()
+        value[tuple(slice(0, n) for n in weights[key].shape)] = weights[key]
+        grown[key] = value
+
+    put("head.weight", torch.zeros_like(own["head.weight"]))
+    put("head.bias", torch.zeros_like(own["head.bias"]))
+    for key in own:
+        if not key.startswith("body."):
+            continue
+        if key not in weights:
+            continue  # a block only the deeper model has: deepen's business
+        if ".conv1." in key:
+            put(key, own[key])
+        else:  # conv2: nothing into the new channels, nothing read from the new inputs
+            put(key, torch.zeros_like(own[key]))
+    put("tail.weight", torch.zeros_like(own["tail.weight"]))
+    # The FiLM's last layer: (scale, shift) per block, each ``width`` rows long.
+    for key in ("film.2.weight", "film.2.bias"):
+        chunks = weights[key].split(old)
+        rows = [torch.cat([c, c.new_zeros(new - old, *c.shape[1:])]) for c in chunks]
+        extra = own[key].shape[0] - new * len(chunks)
+        grown[key] = torch.cat([*rows, weights[key].new_zeros(extra, *own[key].shape[1:])])
+    return grown
+
+
+def grow(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """:func:`widen`, then :func:`deepen`: a smaller network's weights in ``model``'s shape,
+    computing what they did."""
+    return deepen(widen(weights, model), model)
 
 
 def coded_reference(image: NDArray[np.uint8], bpp: float) -> NDArray[np.uint8] | None:
@@ -379,7 +430,7 @@ def train(
     model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges, recipe.scale_input)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     if init is not None and not (out / CHECKPOINT).exists():
-        init_from(model, init, deepen)
+        init_from(model, init, grow)
     state = load_checkpoint(out, model, optimizer)
     adversary = None
     if recipe.adv_weight > 0 and not recipe.fidelity_only:
