@@ -333,7 +333,7 @@ def mse_loss(
     x (1 - MS-SSIM) of the picture clamped to [0, 1] as it is delivered (7-pixel windows,
     :data:`MS_SSIM_SCALES`). MSE alone is blind to the structure of what it cannot
     restore; the term moves the network's guesses towards the local contrast and
-    structure MS-SSIM scores, for a little PSNR."""
+    structure MS-SSIM scores, at the cost of a little PSNR."""
     error = F.mse_loss(image, target)
     if not ms_ssim_weight:
         return error
