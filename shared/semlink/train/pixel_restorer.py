@@ -176,22 +176,18 @@ def widen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch
 
     put("head.weight", torch.zeros_like(own["head.weight"]))
     put("head.bias", torch.zeros_like(own["head.bias"]))
-    for key in own:
-        if not key.startswith("body."):
-            continue
-        if key not in weights:
-            continue  # a block only the deeper model has: deepen's business
-        if ".conv1." in key:
+    for key in weights:  # blocks only a deeper model has are deepen's business
+        if key.startswith("body.") and ".conv1." in key:
             put(key, own[key])
-        else:  # conv2: nothing into the new channels, nothing read from the new inputs
+        elif key.startswith("body."):  # conv2: nothing into the new, nothing read from them
             put(key, torch.zeros_like(own[key]))
     put("tail.weight", torch.zeros_like(own["tail.weight"]))
-    # The FiLM's last layer: (scale, shift) per block, each ``width`` rows long.
+    # The FiLM's last layer: (scale, shift) per old block, each ``width`` rows long.
     for key in ("film.2.weight", "film.2.bias"):
         chunks = weights[key].split(old)
-        rows = [torch.cat([c, c.new_zeros(new - old, *c.shape[1:])]) for c in chunks]
-        extra = own[key].shape[0] - new * len(chunks)
-        grown[key] = torch.cat([*rows, weights[key].new_zeros(extra, *own[key].shape[1:])])
+        grown[key] = torch.cat(
+            [torch.cat([c, c.new_zeros(new - old, *c.shape[1:])]) for c in chunks]
+        )
     return grown
 
 
