@@ -203,6 +203,53 @@ def test_a_batch_with_the_fidelity_network_restores_each_picture_as_alone() -> N
         assert np.array_equal(out, restore(photo, 322, 241, texture, r, None, fidelity))
 
 
+def test_the_correction_fades_out_past_the_references_the_networks_learned_from() -> None:
+    """A reference richer than DOMAIN_BPP's upper end is shown as Lanczos draws it (the
+    networks would degrade it); between the ends the correction is scaled down."""
+    width, height = 322, 241
+    low, high = (round(b * width * height) for b in pixel.DOMAIN_BPP)
+    assert pixel.strength(None, width, height) == 1.0
+    assert pixel.strength(low, width, height) == pytest.approx(1.0)
+    assert pixel.strength((low + high) // 2, width, height) == pytest.approx(0.5, abs=1e-3)
+    assert pixel.strength(high, width, height) == pytest.approx(0.0, abs=1e-6)
+    texture, fidelity = tiny(1), tiny(2)
+    with torch.no_grad():
+        for net in (texture, fidelity):
+            for p in net.tail.parameters():
+                p.normal_(0, 0.1)
+    photo = small_photo()
+    plain = resize(photo, width, height).astype(np.float64)
+    for realism in (0.0, 0.6, 1.0):
+        full, half, none = pixel.restore_batch(
+            [photo] * 3,
+            width,
+            height,
+            texture,
+            [realism] * 3,
+            [None] * 3,
+            fidelity,
+            [low, (low + high) // 2, 8 * width * height],
+        )
+        assert np.array_equal(none, plain.astype(np.uint8))
+        assert np.array_equal(full, restore(photo, width, height, texture, realism, None, fidelity))
+        moved_full, moved_half = (np.abs(x - plain).mean() for x in (full, half))
+        assert moved_full > 2 and 0.4 < moved_half / moved_full < 0.6
+
+
+def test_a_rich_lite_packet_decodes_to_its_lanczos_picture() -> None:
+    """At 1 bit per pixel lite's reference is nearly full size and fine: every realism
+    decodes it as the restorer-off decode does; at 0.05 bpp the restorer works."""
+    if pixel.shipped_restorer() is None:
+        pytest.skip("the package has no restorer")
+    photo = np.ascontiguousarray(skimage.data.chelsea()[:240, :320])
+    rich = encode(photo, target_bpp=1.0).data
+    plain = decode(rich, restorer=False).image
+    for realism in (0.0, 1.0):
+        assert np.array_equal(decode(rich, realism=realism).image, plain)
+    lean = encode(photo, target_bpp=0.05).data
+    assert not np.array_equal(decode(lean, realism=0.0).image, decode(lean, restorer=False).image)
+
+
 def test_mse_fidelity_steps_lower_the_squared_error() -> None:
     net = tiny()
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)

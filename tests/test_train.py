@@ -191,13 +191,15 @@ def test_the_discriminator_learns_and_the_adversarial_step_runs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("width", "blocks", "adapt"), [(8, 4, "deepen"), (12, 2, "widen"), (12, 3, "grow")]
+    ("width", "blocks", "fine", "adapt"),
+    [(8, 4, 0, "deepen"), (12, 2, 0, "widen"), (12, 3, 0, "grow"), (8, 2, 6, "refine")],
 )
 def test_a_grown_restorer_computes_what_the_smaller_one_did(
-    tmp_path: Path, width: int, blocks: int, adapt: str
+    tmp_path: Path, width: int, blocks: int, fine: int, adapt: str
 ) -> None:
-    """``--blocks`` / ``--width`` with ``--init`` from a smaller network: the new blocks
-    start as the identity and the new channels silent, and both learn at once."""
+    """``--blocks`` / ``--width`` / ``--fine-width`` with ``--init`` from a smaller
+    network: the new blocks start as the identity, the new channels and the H/2 stage
+    silent, and all learn at once."""
     from semlink.restore.pixel import PixelRestorer
     from semlink.train import pixel_restorer
     from semlink.train.common import init_from
@@ -207,7 +209,7 @@ def test_a_grown_restorer_computes_what_the_smaller_one_did(
     for p in (old.tail.weight, old.film[2].weight, old.film[2].bias):
         torch.nn.init.normal_(p, std=0.05)  # (all start at zero: nothing to preserve)
     torch.save({"model": old.state_dict(), "step": 3}, tmp_path / "old.pt")
-    new = PixelRestorer(width=width, blocks=blocks, edges=True, scale_input=True)
+    new = PixelRestorer(width, blocks, edges=True, scale_input=True, fine_width=fine, fine_blocks=2)
     assert init_from(new, tmp_path / "old.pt", getattr(pixel_restorer, adapt)) == 3
     picture, edges = torch.rand(2, 3, 16, 24), torch.rand(2, 1, 4, 6)
     scale = torch.tensor([0.3, 0.9])
@@ -224,6 +226,9 @@ def test_a_grown_restorer_computes_what_the_smaller_one_did(
         conv2 = new.body[0].conv2.weight
         assert not conv2[:8, 8:].any()
         assert conv2.grad is not None and conv2.grad[:8, 8:].any()
+    if fine:  # the H/2 stage's last convolution starts at zero and gets a gradient
+        tail = new.fine_tail.weight
+        assert not tail.any() and tail.grad is not None and tail.grad.any()
 
 
 def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None:

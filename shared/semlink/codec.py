@@ -340,6 +340,8 @@ class _Decoding:
     learned: ShippedRestorer | None
     """lite's learned restorer to upsample with at ``result.realism`` (None: Lanczos)."""
     wire_bytes: int
+    reference_bits: int | None = None
+    """The reference layer's payload in bits (how much the restorer corrects depends on it)."""
 
 
 def _read_layers(
@@ -371,6 +373,7 @@ def _read_layers(
     result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
     stages = result.stage_seconds
     small: NDArray[np.uint8] | None = None
+    reference_bits = None
     for layer in packet.layers:
         if check is not None:
             check()
@@ -380,6 +383,7 @@ def _read_layers(
             small = decode_reference(
                 layer.codec, layer.payload, packet.width, packet.height, held.reference_codecs
             )
+            reference_bits = 8 * len(layer.payload)
         elif kind is LayerKind.CAPTION:
             result.caption = decode_text(layer.payload)
         elif kind is LayerKind.OBJECT:
@@ -404,7 +408,7 @@ def _read_layers(
         if learned is not None:
             result.realism = packet.realism / 100 if realism is None else realism
     wire_bytes = len(data) if isinstance(data, bytes) else len(serialize(packet))
-    return _Decoding(packet, held, result, small, learned, wire_bytes)
+    return _Decoding(packet, held, result, small, learned, wire_bytes, reference_bits)
 
 
 def _upsample(decoding: _Decoding) -> NDArray[np.uint8]:
@@ -425,6 +429,7 @@ def _upsample(decoding: _Decoding) -> NDArray[np.uint8]:
         realism,
         decoding.result.segmap,
         learned.fidelity,
+        decoding.reference_bits,
     )
 
 
@@ -587,12 +592,13 @@ def _restore_group(
     (memory), each picture is restored alone, so only its own failure reaches its caller."""
     from semlink.restore import pixel
 
-    smalls, realisms, segmaps = [], [], []
+    smalls, realisms, segmaps, bits = [], [], [], []
     for _, decoding in members:
         assert decoding.small is not None and decoding.result.realism is not None
         smalls.append(decoding.small)
         realisms.append(decoding.result.realism)
         segmaps.append(decoding.result.segmap)
+        bits.append(decoding.reference_bits)
     first = members[0][1]
     assert first.learned is not None
     start = time.perf_counter()
@@ -606,6 +612,7 @@ def _restore_group(
             realisms,
             segmaps,
             first.learned.fidelity,
+            bits,
         )
         out.update(zip((i for i, _ in members), pictures, strict=True))
     except Exception:

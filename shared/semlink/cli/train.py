@@ -87,6 +87,16 @@ def train_restorer_cmd(
             "network, the new blocks start as the identity."
         ),
     ] = None,
+    fine_width: Annotated[
+        int | None,
+        typer.Option(
+            help="Channels of a second stage on the H/2 grid (default: the recipe's, 0: "
+            "none); with --init from a network without one, it starts silent."
+        ),
+    ] = None,
+    fine_blocks: Annotated[
+        int, typer.Option(help="Residual blocks of the H/2 stage (with --fine-width).")
+    ] = 4,
 ) -> None:
     """Recipe c: lite's restorer (VVC reference -> full size, with a realism control) with
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
@@ -107,6 +117,8 @@ def train_restorer_cmd(
         recipe = replace(recipe, blocks=blocks)
     if width is not None:
         recipe = replace(recipe, width=width)
+    if fine_width:
+        recipe = replace(recipe, fine_width=fine_width, fine_blocks=fine_blocks)
     if ms_ssim_weight is not None:
         if not fidelity:
             raise typer.BadParameter("only the fidelity recipe (--fidelity) has an MSE loss")

@@ -44,6 +44,8 @@ from semlink.restore import SHIPPED_RESTORER
 EDGE_CHANNELS = 1
 GRID = 4
 """The network works on the H/GRID x W/GRID grid."""
+FINE_GRID = 2
+"""The optional fine stage (:attr:`PixelRestorer.fine_width`) works on the H/2 x W/2 grid."""
 
 
 def segment_edges(labels: NDArray[np.integer], width: int, height: int) -> NDArray[np.float32]:
@@ -74,10 +76,21 @@ class Block(nn.Module):
 
 class PixelRestorer(nn.Module):
     def __init__(
-        self, width: int = 48, blocks: int = 8, edges: bool = True, scale_input: bool = False
+        self,
+        width: int = 48,
+        blocks: int = 8,
+        edges: bool = True,
+        scale_input: bool = False,
+        fine_width: int = 0,
+        fine_blocks: int = 0,
     ) -> None:
         super().__init__()
         self.width, self.blocks = width, blocks
+        self.fine_width, self.fine_blocks = fine_width, fine_blocks
+        """A second stage on the H/2 grid (0: none): it reads the first stage's picture
+        (space-to-depth by 2) and its features (depth-to-space by 2) and adds a residual of
+        its own. At a reference of half the picture's side the H/4 grid holds 2 x 2 of its
+        pixels per cell; this stage works at the reference's own density."""
         self.scale_input = scale_input
         """The FiLM scalar is the reference's side share (:func:`side_share`) instead of the
         realism: the fidelity network, which only ever runs at realism 0, learns how much to
@@ -93,6 +106,19 @@ class PixelRestorer(nn.Module):
         self.film = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), last)
         self.tail = nn.Conv2d(width, cells, 3, padding=1, bias=False)
         nn.init.zeros_(self.tail.weight)  # starts as Lanczos
+        if fine_width:
+            if width % (GRID // FINE_GRID) ** 2:
+                raise ValueError(f"a fine stage needs a width divisible by 4, not {width}")
+            fine_cells = 3 * FINE_GRID * FINE_GRID
+            context = width // (GRID // FINE_GRID) ** 2
+            self.fine_head = nn.Conv2d(fine_cells + context, fine_width, 3, padding=1)
+            self.fine_body = nn.ModuleList(Block(fine_width) for _ in range(fine_blocks))
+            fine_last = nn.Linear(64, 2 * fine_width * fine_blocks)
+            nn.init.zeros_(fine_last.weight)
+            nn.init.zeros_(fine_last.bias)
+            self.fine_film = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), fine_last)
+            self.fine_tail = nn.Conv2d(fine_width, fine_cells, 3, padding=1, bias=False)
+            nn.init.zeros_(self.fine_tail.weight)  # starts as the first stage's picture
 
     def forward(
         self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
@@ -110,7 +136,16 @@ class PixelRestorer(nn.Module):
         film = self.film(realism.reshape(-1, 1).to(x.dtype)).chunk(2 * self.blocks, dim=1)
         for i, block in enumerate(self.body):
             x = block(x, film[2 * i], film[2 * i + 1])
-        return lanczos + F.pixel_shuffle(self.tail(x), GRID)
+        coarse = lanczos + F.pixel_shuffle(self.tail(x), GRID)
+        if not self.fine_width:
+            return coarse
+        ratio = GRID // FINE_GRID
+        parts = [F.pixel_unshuffle(coarse, FINE_GRID), F.pixel_shuffle(x, ratio)]
+        y = F.relu(self.fine_head(torch.cat(parts, dim=1)))
+        film = self.fine_film(realism.reshape(-1, 1).to(y.dtype)).chunk(2 * self.fine_blocks, 1)
+        for i, block in enumerate(self.fine_body):
+            y = block(y, film[2 * i], film[2 * i + 1])
+        return coarse + F.pixel_shuffle(self.fine_tail(y), FINE_GRID)
 
 
 DEGRID_CELLS = 5
@@ -168,6 +203,24 @@ one trained on references of 1/4 to 1/2 the side gained on every reference up to
 1.0): blind to the scale, it over-sharpens nearly full-size ones."""
 
 
+DOMAIN_BPP = (0.2, 0.4)
+"""Reference bits per picture pixel over which the restorer's correction fades out (full
+below the first, none from the second). Its networks learned from references of 0.015 to
+0.2 bits per pixel; past that a reference is better than anything they saw, and they
+degrade it. Lite's realism-0 gain over Lanczos on 20 BSDS500 val photos (40-59; scratch
+gainsweep.py, before the fade), by packet budget: 0.05 bpp +0.151 dB, 0.1 +0.080, 0.2
++0.020, 0.4 -0.095, 0.7 -0.259, 1.0 -0.358 (realism 1 lost 0.05 to 1.3 dB there)."""
+
+
+def strength(bits: int | None, width: int, height: int) -> float:
+    """How much of the restorer's correction a reference of ``bits`` (its layer's payload;
+    None: unknown, full) gets on a ``width`` x ``height`` picture (:data:`DOMAIN_BPP`)."""
+    if bits is None:
+        return 1.0
+    low, high = DOMAIN_BPP
+    return min(1.0, max(0.0, (high - bits / (width * height)) / (high - low)))
+
+
 def side_share(reference: NDArray[np.uint8], width: int, height: int) -> float:
     """The reference's larger side share of the picture's (its scale, 0..1)."""
     return max(reference.shape[1] / width, reference.shape[0] / height)
@@ -187,6 +240,7 @@ def restore(
     realism: float,
     segmap: NDArray[np.integer] | None = None,
     fidelity: PixelRestorer | None = None,
+    bits: int | None = None,
 ) -> NDArray[np.uint8]:
     """Full-size ``width`` x ``height`` image from a decoded small reference (and the
     packet's segmentation map) at ``realism`` in [0, 1].
@@ -195,15 +249,18 @@ def restore(
     lanczos) x activity + realism x degrid(network(realism) - lanczos) x activity``: the
     fidelity end is the fidelity-trained ``fidelity`` network's picture (Lanczos itself without
     one, or, when that network is blind to the scale, for a reference larger than
-    :data:`FIDELITY_MAX_SCALE` of the picture), the
-    realism end the realism network's texture, both faded out on flat areas
-    (:func:`activity`) and without the fixed 4-pixel grid pattern depth-to-space leaves
+    :data:`FIDELITY_MAX_SCALE` of the picture), the realism end the realism network's
+    texture, both scaled by :func:`strength` of the reference's ``bits`` (none past the
+    references the networks learned from), faded out on flat areas (:func:`activity`)
+    and without the fixed 4-pixel grid pattern depth-to-space leaves
     (:func:`degrid`; the MSE network prints one too: 11x the originals' energy on smooth
     areas of five photos without degrid, 3x on chelsea and coffee without the fade). A
     network whose weight is 0 does not run; a scale-aware fidelity network
     (:attr:`PixelRestorer.scale_input`) gets the reference's :func:`side_share` instead of
     0."""
-    return restore_batch([reference], width, height, network, [realism], [segmap], fidelity)[0]
+    return restore_batch(
+        [reference], width, height, network, [realism], [segmap], fidelity, [bits]
+    )[0]
 
 
 @torch.no_grad()
@@ -215,22 +272,25 @@ def restore_batch(
     realisms: Sequence[float],
     segmaps: Sequence[NDArray[np.integer] | None],
     fidelity: PixelRestorer | None = None,
+    bits: Sequence[int | None] | None = None,
 ) -> list[NDArray[np.uint8]]:
     """:func:`restore` for several pictures of one size: each network runs once on the
     stacked pictures that need it (each picture its own realism and segmentation map; at
     realism 0 the realism network stays out, at 1 the fidelity network). Every layer works
     on each picture apart, so a picture's result does not depend on its neighbours
     (tests/test_decode_batch.py checks it is the same as restoring it alone)."""
-    if not len(references) == len(realisms) == len(segmaps):
-        raise ValueError("one realism and one segmentation map (or None) per reference")
+    bits = [None] * len(references) if bits is None else bits
+    if not len(references) == len(realisms) == len(segmaps) == len(bits):
+        raise ValueError("one realism, segmentation map and bit count (or None) per reference")
     for realism in realisms:
         if not 0.0 <= realism <= 1.0 or math.isnan(realism):
             raise ValueError(f"realism is {realism}; it must be between 0 and 1")
     pictures = [resize(reference, width, height) for reference in references]
-    textured = [r != 0.0 for r in realisms]
+    weights = [strength(b, width, height) for b in bits]
+    textured = [r != 0.0 and w > 0 for r, w in zip(realisms, weights, strict=True)]
     faithful = [
-        fidelity is not None and r != 1.0 and upscales(reference, width, height, fidelity)
-        for reference, r in zip(references, realisms, strict=True)
+        fidelity is not None and r != 1.0 and w > 0 and upscales(reference, width, height, fidelity)
+        for reference, r, w in zip(references, realisms, weights, strict=True)
     ]
     live = [i for i in range(len(references)) if textured[i] or faithful[i]]
     if not live:
@@ -257,7 +317,8 @@ def restore_batch(
         part = x[rows]
         return net(part, r, None if edges is None else edges[rows]) - part
 
-    gate = activity(x)  # per picture: the same for a row alone or in the batch
+    # per picture: the same for a row alone or in the batch
+    gate = activity(x) * torch.tensor([weights[i] for i in live])[:, None, None, None]
     rows = [row for row, i in enumerate(live) if textured[i]]
     if rows:
         residual = degrid(run(network, rows, scales[rows])) * gate[rows]
@@ -319,6 +380,8 @@ def load_network(
         recipe["blocks"],
         recipe.get("edges", False),
         recipe.get("scale_input", False),
+        recipe.get("fine_width", 0),
+        recipe.get("fine_blocks", 0),
     )
     load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=name)
     return model.eval(), manifest
@@ -364,11 +427,13 @@ def upscale(
     segmap: NDArray[np.integer] | None = None,
     restorer: ShippedRestorer | None = None,
     realism: float | None = None,
+    bits: int | None = None,
 ) -> NDArray[np.uint8]:
     """The lite decoder's last stage: the learned ``restorer`` at ``realism`` (default: the
-    restorer's own default) when given, else Lanczos."""
+    restorer's own default) when given, else Lanczos; ``bits``: the reference layer's
+    payload (:func:`strength`)."""
     if restorer is None:
         return resize(reference, width, height)
     network, default, fidelity = restorer
     realism = default if realism is None else realism
-    return restore(reference, width, height, network, realism, segmap, fidelity)
+    return restore(reference, width, height, network, realism, segmap, fidelity, bits)

@@ -100,6 +100,10 @@ class PixelRestorerRecipe:
     realism (:attr:`PixelRestorer.scale_input`)."""
     high_budgets: int = 0
     """References per photo at :data:`HIGH_BPP_RANGE` besides the two at :data:`BPP_RANGE`."""
+    fine_width: int = 0
+    """Channels of the H/2 stage (:attr:`PixelRestorer.fine_width`; 0: none)."""
+    fine_blocks: int = 0
+    """Residual blocks of the H/2 stage."""
     ms_ssim_weight: float = 0.0
     """With :attr:`fidelity_only`: the loss is MSE + this x (1 - MS-SSIM) (:func:`mse_loss`)
     instead of MSE alone; needs crops over :data:`MS_SSIM_MIN_CROP` pixels."""
@@ -191,10 +195,20 @@ def widen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch
     return grown
 
 
+def refine(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a :class:`PixelRestorer` without a fine stage given ``model``'s, as
+    ``model`` initialised it: its last convolution and FiLM rows are zero, so the network
+    computes what the old one did and the fine stage learns from there."""
+    own = model.state_dict()
+    if any(key.startswith("fine_") for key in weights):
+        return weights
+    return {**weights, **{k: v for k, v in own.items() if k.startswith("fine_")}}
+
+
 def grow(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """:func:`widen`, then :func:`deepen`: a smaller network's weights in ``model``'s shape,
-    computing what they did."""
-    return deepen(widen(weights, model), model)
+    """:func:`widen`, then :func:`deepen`, then :func:`refine`: a smaller network's weights
+    in ``model``'s shape, computing what they did."""
+    return refine(deepen(widen(weights, model), model), model)
 
 
 def coded_reference(image: NDArray[np.uint8], bpp: float) -> NDArray[np.uint8] | None:
@@ -423,7 +437,14 @@ def train(
             f"{out / 'cache.pt'} was built without the references' scales; delete it "
             "(or train into a new directory) to rebuild it"
         )
-    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges, recipe.scale_input)
+    model = PixelRestorer(
+        recipe.width,
+        recipe.blocks,
+        recipe.edges,
+        recipe.scale_input,
+        recipe.fine_width,
+        recipe.fine_blocks,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     if init is not None and not (out / CHECKPOINT).exists():
         init_from(model, init, grow)
@@ -561,7 +582,14 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
     recipe = PixelRestorerRecipe()
     if (out / RECIPE).exists():
         recipe = PixelRestorerRecipe(**json.loads((out / RECIPE).read_text()))
-    model = PixelRestorer(recipe.width, recipe.blocks, recipe.edges, recipe.scale_input)
+    model = PixelRestorer(
+        recipe.width,
+        recipe.blocks,
+        recipe.edges,
+        recipe.scale_input,
+        recipe.fine_width,
+        recipe.fine_blocks,
+    )
     optimizer = torch.optim.Adam(model.parameters())
     state = load_checkpoint(out, model, optimizer)
     if recipe.fidelity_only:
