@@ -99,13 +99,8 @@ class PixelRestorer(nn.Module):
         cells = 3 * GRID * GRID
         self.head = nn.Conv2d(cells + self.edge_channels, width, 3, padding=1)
         self.body = nn.ModuleList(Block(width) for _ in range(blocks))
-        # realism -> (scale, shift) per block and channel; starts at zero (no effect)
-        last = nn.Linear(64, 2 * width * blocks)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.film = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), last)
-        self.tail = nn.Conv2d(width, cells, 3, padding=1, bias=False)
-        nn.init.zeros_(self.tail.weight)  # starts as Lanczos
+        self.film = _film(width, blocks)
+        self.tail = _silent(width, cells)  # starts as Lanczos
         if fine_width:
             if width % (GRID // FINE_GRID) ** 2:
                 raise ValueError(f"a fine stage needs a width divisible by 4, not {width}")
@@ -113,12 +108,8 @@ class PixelRestorer(nn.Module):
             context = width // (GRID // FINE_GRID) ** 2
             self.fine_head = nn.Conv2d(fine_cells + context, fine_width, 3, padding=1)
             self.fine_body = nn.ModuleList(Block(fine_width) for _ in range(fine_blocks))
-            fine_last = nn.Linear(64, 2 * fine_width * fine_blocks)
-            nn.init.zeros_(fine_last.weight)
-            nn.init.zeros_(fine_last.bias)
-            self.fine_film = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), fine_last)
-            self.fine_tail = nn.Conv2d(fine_width, fine_cells, 3, padding=1, bias=False)
-            nn.init.zeros_(self.fine_tail.weight)  # starts as the first stage's picture
+            self.fine_film = _film(fine_width, fine_blocks)
+            self.fine_tail = _silent(fine_width, fine_cells)  # starts as the first stage's
 
     def forward(
         self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
@@ -132,20 +123,39 @@ class PixelRestorer(nn.Module):
             if edges is None:
                 edges = lanczos.new_zeros(lanczos.shape[0], self.edge_channels, *parts[0].shape[2:])
             parts.append(edges)
-        x = F.relu(self.head(torch.cat(parts, dim=1)))
-        film = self.film(realism.reshape(-1, 1).to(x.dtype)).chunk(2 * self.blocks, dim=1)
-        for i, block in enumerate(self.body):
-            x = block(x, film[2 * i], film[2 * i + 1])
+        x = _through(self.body, self.film, F.relu(self.head(torch.cat(parts, dim=1))), realism)
         coarse = lanczos + F.pixel_shuffle(self.tail(x), GRID)
         if not self.fine_width:
             return coarse
-        ratio = GRID // FINE_GRID
-        parts = [F.pixel_unshuffle(coarse, FINE_GRID), F.pixel_shuffle(x, ratio)]
+        parts = [F.pixel_unshuffle(coarse, FINE_GRID), F.pixel_shuffle(x, GRID // FINE_GRID)]
         y = F.relu(self.fine_head(torch.cat(parts, dim=1)))
-        film = self.fine_film(realism.reshape(-1, 1).to(y.dtype)).chunk(2 * self.fine_blocks, 1)
-        for i, block in enumerate(self.fine_body):
-            y = block(y, film[2 * i], film[2 * i + 1])
+        y = _through(self.fine_body, self.fine_film, y, realism)
         return coarse + F.pixel_shuffle(self.fine_tail(y), FINE_GRID)
+
+
+def _film(width: int, blocks: int) -> nn.Sequential:
+    """realism -> (scale, shift) per block and channel; starts at zero (no effect)."""
+    last = nn.Linear(64, 2 * width * blocks)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Linear(1, 64), nn.ReLU(), last)
+
+
+def _silent(width: int, cells: int) -> nn.Conv2d:
+    """A stage's last convolution, zero: the stage adds nothing until it learns to."""
+    conv = nn.Conv2d(width, cells, 3, padding=1, bias=False)
+    nn.init.zeros_(conv.weight)
+    return conv
+
+
+def _through(
+    body: nn.ModuleList, film: nn.Module, x: torch.Tensor, realism: torch.Tensor
+) -> torch.Tensor:
+    """``x`` through the residual ``body``, each block modulated by ``film(realism)``."""
+    modulation = film(realism.reshape(-1, 1).to(x.dtype)).chunk(2 * len(body), dim=1)
+    for i, block in enumerate(body):
+        x = block(x, modulation[2 * i], modulation[2 * i + 1])
+    return x
 
 
 DEGRID_CELLS = 5

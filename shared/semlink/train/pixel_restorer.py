@@ -108,6 +108,17 @@ class PixelRestorerRecipe:
     """With :attr:`fidelity_only`: the loss is MSE + this x (1 - MS-SSIM) (:func:`mse_loss`)
     instead of MSE alone; needs crops over :data:`MS_SSIM_MIN_CROP` pixels."""
 
+    def network(self) -> PixelRestorer:
+        """A new network of this recipe's shape."""
+        return PixelRestorer(
+            self.width,
+            self.blocks,
+            self.edges,
+            self.scale_input,
+            self.fine_width,
+            self.fine_blocks,
+        )
+
     def __post_init__(self) -> None:
         if self.ms_ssim_weight and self.crop <= MS_SSIM_MIN_CROP:
             raise ValueError(
@@ -437,14 +448,7 @@ def train(
             f"{out / 'cache.pt'} was built without the references' scales; delete it "
             "(or train into a new directory) to rebuild it"
         )
-    model = PixelRestorer(
-        recipe.width,
-        recipe.blocks,
-        recipe.edges,
-        recipe.scale_input,
-        recipe.fine_width,
-        recipe.fine_blocks,
-    )
+    model = recipe.network()
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     if init is not None and not (out / CHECKPOINT).exists():
         init_from(model, init, grow)
@@ -582,14 +586,7 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
     recipe = PixelRestorerRecipe()
     if (out / RECIPE).exists():
         recipe = PixelRestorerRecipe(**json.loads((out / RECIPE).read_text()))
-    model = PixelRestorer(
-        recipe.width,
-        recipe.blocks,
-        recipe.edges,
-        recipe.scale_input,
-        recipe.fine_width,
-        recipe.fine_blocks,
-    )
+    model = recipe.network()
     optimizer = torch.optim.Adam(model.parameters())
     state = load_checkpoint(out, model, optimizer)
     if recipe.fidelity_only:
