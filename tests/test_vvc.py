@@ -261,7 +261,7 @@ def test_larger_budgets_buy_a_finer_qp_never_a_smaller_picture(chelsea: np.ndarr
     """Once the full-size picture fits at lite's QP, more bytes lower the QP. The size
     model's QP is off by several QPs there (the lambda alone barely moves sizes at low
     QPs): the fit used to give the missing bytes back by shrinking the picture (a BSDS500
-    photo at 3 bpp went to 0.8 of its side, 1.7 dB below its 1 bpp picture)."""
+    photo at 3 bpp went to 0.8 of its side, 1 dB below its 1 bpp picture)."""
     from semlink.streams.reference.base import scale_of
 
     last = 0.0
