@@ -20,6 +20,7 @@ from semlink.imaging import psnr, resize
 from semlink.packet import PacketError, PacketFormatError, PacketVersionError, parse, serialize
 from semlink.streams._varint import write_varint
 from semlink.streams.reference import ReferenceCodec, decode_reference, small_size, vvc, vvcps
+from semlink.streams.reference.base import scale_of
 from semlink.streams.reference.ratecontrol import (
     MAX_K,
     MAX_WASTE,
@@ -262,8 +263,6 @@ def test_larger_budgets_buy_a_finer_qp_never_a_smaller_picture(chelsea: np.ndarr
     model's QP is off by several QPs there (the lambda alone barely moves sizes at low
     QPs): the fit used to give the missing bytes back by shrinking the picture (a BSDS500
     photo at 3 bpp went to 0.8 of its side, 1 dB below its 1 bpp picture)."""
-    from semlink.streams.reference.base import scale_of
-
     last = 0.0
     for bpp in (1.0, 2.0, 3.0):
         result = encode(chelsea, target_bpp=bpp)

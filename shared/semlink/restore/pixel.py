@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, NamedTuple
@@ -110,6 +110,20 @@ class PixelRestorer(nn.Module):
             self.fine_body = nn.ModuleList(Block(fine_width) for _ in range(fine_blocks))
             self.fine_film = _film(fine_width, fine_blocks)
             self.fine_tail = _silent(fine_width, fine_cells)  # starts as the first stage's
+
+    @classmethod
+    def from_recipe(cls, recipe: Mapping[str, Any]) -> PixelRestorer:
+        """A new network of a recipe's shape (``PixelRestorerRecipe`` fields, as a shipped
+        manifest holds them; a field older manifests lack takes the value their networks
+        were built with)."""
+        return cls(
+            recipe["width"],
+            recipe["blocks"],
+            recipe.get("edges", False),
+            recipe.get("scale_input", False),
+            recipe.get("fine_width", 0),
+            recipe.get("fine_blocks", 0),
+        )
 
     def forward(
         self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
@@ -384,15 +398,7 @@ def load_network(
     raw = data.joinpath(f"{name}.safetensors").read_bytes()
     if hashlib.sha256(raw).hexdigest() != manifest["files"][f"{name}.safetensors"]:
         raise WeightsError(f"shipped {name}.safetensors does not match its manifest")
-    recipe = manifest["recipe"]
-    model = PixelRestorer(
-        recipe["width"],
-        recipe["blocks"],
-        recipe.get("edges", False),
-        recipe.get("scale_input", False),
-        recipe.get("fine_width", 0),
-        recipe.get("fine_blocks", 0),
-    )
+    model = PixelRestorer.from_recipe(manifest["recipe"])
     load_strict(model, {k: v.float() for k, v in load(raw).items()}, what=name)
     return model.eval(), manifest
 

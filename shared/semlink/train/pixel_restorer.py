@@ -110,14 +110,7 @@ class PixelRestorerRecipe:
 
     def network(self) -> PixelRestorer:
         """A new network of this recipe's shape."""
-        return PixelRestorer(
-            self.width,
-            self.blocks,
-            self.edges,
-            self.scale_input,
-            self.fine_width,
-            self.fine_blocks,
-        )
+        return PixelRestorer.from_recipe(asdict(self))
 
     def __post_init__(self) -> None:
         if self.ms_ssim_weight and self.crop <= MS_SSIM_MIN_CROP:
@@ -210,10 +203,9 @@ def refine(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torc
     """Weights of a :class:`PixelRestorer` without a fine stage given ``model``'s, as
     ``model`` initialised it: its last convolution and FiLM rows are zero, so the network
     computes what the old one did and the fine stage learns from there."""
-    own = model.state_dict()
     if any(key.startswith("fine_") for key in weights):
         return weights
-    return {**weights, **{k: v for k, v in own.items() if k.startswith("fine_")}}
+    return {**weights, **{k: v for k, v in model.state_dict().items() if k.startswith("fine_")}}
 
 
 def grow(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

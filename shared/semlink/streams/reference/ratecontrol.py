@@ -351,7 +351,8 @@ def _proposals(
             r = _aim(by_k[ks[i]], target)
     scales = [ks[i]]
     j = i + 1 if r < q0 else i - 1
-    if 0 <= j < len(ks) and not (j < i and r <= top + reach and top > q0):
+    held = top > q0 and r <= top + reach  # a large budget: no smaller picture beside it
+    if 0 <= j < len(ks) and not (j < i and held):
         scales.append(ks[j])
     lists = []
     for k in scales:
