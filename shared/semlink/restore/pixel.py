@@ -233,7 +233,7 @@ below the first, none from the second). Its networks learned from references of 
 0.2 bits per pixel; past that a reference is better than anything they saw, and they
 degrade it. Lite's realism-0 gain over Lanczos on 20 BSDS500 val photos (40-59; scratch
 gainsweep.py, before the fade), by packet budget: 0.05 bpp +0.151 dB, 0.1 +0.080, 0.2
-+0.020, 0.4 -0.095, 0.7 -0.259, 1.0 -0.358 (realism 1 lost 0.05 to 1.3 dB there)."""
++0.020, 0.4 -0.095, 0.7 -0.259, 1.0 -0.358 (realism 1 lost 0.03 to 1.31 dB at 0.4-1 bpp)."""
 
 
 def strength(bits: int | None, width: int, height: int) -> float:
