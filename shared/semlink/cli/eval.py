@@ -28,6 +28,7 @@ def eval_cmd(
         LITE_METHODS,
         bytes_to_match,
         comparison_lines,
+        realism_curve,
         write_reports,
     )
 
@@ -47,7 +48,18 @@ def eval_cmd(
         task = progress.add_task("evaluating", total=n)
         rows = run_eval(config, lambda name: progress.update(task, advance=1, description=name))
     summary = write_reports(rows, out)
-    table = Table("bpp target", "method", "real bpp", "PSNR", "MS-SSIM", "HaarPSI", "GMSD", "NIQE")
+    table = Table(
+        "bpp target",
+        "method",
+        "real bpp",
+        "PSNR",
+        "MS-SSIM",
+        "HaarPSI",
+        "GMSD",
+        "NIQE",
+        "LPIPS",
+        "DISTS",
+    )
     for row in summary.itertuples():
         if row.method in (*LITE_METHODS, "vvc", "best_baseline"):
             table.add_row(
@@ -59,13 +71,32 @@ def eval_cmd(
                 f"{row.haarpsi:.4f}",
                 f"{row.gmsd:.4f}",
                 f"{row.niqe:.3f}",
+                f"{row.lpips:.3f}",
+                f"{row.dists:.3f}",
             )
     console.print(table)
+    curve = Table("bpp target", "realism", "PSNR", "MS-SSIM", "LPIPS", "DISTS", "NIQE")
+    for row in realism_curve(summary).itertuples():
+        curve.add_row(
+            f"{row.target_bpp}",
+            f"{row.realism:g}",
+            f"{row.psnr:.2f}",
+            f"{row.ms_ssim:.4f}",
+            f"{row.lpips:.3f}",
+            f"{row.dists:.3f}",
+            f"{row.niqe:.3f}",
+        )
+    console.print("lite's realism curve (the same packets at each realism):")
+    console.print(curve)
     results = pd.read_csv(out / "results.csv")
     for method in LITE_METHODS:
         for line in [*comparison_lines(results, method), *bytes_to_match(summary, method=method)]:
             console.print(line)
-    console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, index.html)")
+    for method in ("lite", "lite_r1"):
+        for metric in ("lpips", "dists"):
+            for line in bytes_to_match(summary, metric, method, baseline="vvc"):
+                console.print(line)
+    console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, realism.png, index.html)")
 
 
 def register(app: typer.Typer) -> None:

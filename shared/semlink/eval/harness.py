@@ -4,10 +4,11 @@ Every method gets the same byte budget per image and rate: ``floor(bpp x W x H /
 Baselines (AVIF, HEVC, WebP, JPEG-XL, JPEG and VVC) send a whole standard file
 (container or parameter sets included, as a real deployment of that codec would) and
 each searches downscale factors, keeping its best PSNR; the "best baseline" per image is
-the best codec for that image. lite is reported four times from the same packet: as it
-ships (``lite``: learned restorer at the packet's default realism), at both ends of the
-realism control (``lite_r0``: fidelity, ``lite_r1``: texture) and upsampled with Lanczos
-(``lite_lanczos``).
+the best codec for that image. lite is reported from the same packet: as it ships
+(``lite``: learned restorer at the packet's default realism), along the realism control
+(``lite_r0``: fidelity, ``lite_r0.25`` ... ``lite_r1``: the perceptual end) and upsampled
+with Lanczos (``lite_lanczos``). Every method gets PSNR, MS-SSIM, HaarPSI, GMSD, LPIPS
+(AlexNet) and DISTS; NIQE for lite, VVC and the best baseline.
 Rates in results are always measured from the bytes actually produced.
 
 Baseline searches are cached per (image hash, budget, codec) in ``<out>/cache``.
@@ -31,7 +32,7 @@ from semlink.codec import decode, encode
 from semlink.imaging import resize
 from semlink.packet import Layer
 from semlink.quality import all_metrics
-from semlink.quality.artifacts import smoothest_block
+from semlink.quality.artifacts import busiest_block, smoothest_block
 from semlink.streams.reference import (
     SCALES,
     STANDARD,
@@ -43,6 +44,12 @@ from semlink.streams.reference import (
     unpack_file,
 )
 
+
+def realism_method(realism: float) -> str:
+    """The method name of lite decoded at ``realism``: lite_r0, lite_r0.25, ..., lite_r1."""
+    return f"lite_r{realism:g}"
+
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _CACHE_VERSION = "4"
 VVC_SCALES = (128, 85, 64)
@@ -51,10 +58,13 @@ the fill step refines the winner's scale and quality. Each scale costs several v
 at its medium preset."""
 
 
+REALISM_CURVE = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Realisms every lite packet is also decoded at: the realism curve (PSNR against LPIPS
+and DISTS along the control, ``realism.png``)."""
+
 LITE_DECODES: tuple[tuple[str, bool | None, float | None], ...] = (
     ("lite", None, None),
-    ("lite_r0", None, 0.0),
-    ("lite_r1", None, 1.0),
+    *((realism_method(r), None, r) for r in REALISM_CURVE),
     ("lite_lanczos", False, None),
 )
 """(method, restorer, realism): the decodes of each lite packet the evaluation reports."""
@@ -83,19 +93,25 @@ class Row:
     haarpsi: float = float("nan")
     gmsd: float = float("nan")
     niqe: float = float("nan")
+    lpips: float = float("nan")
+    """LPIPS v0.1, AlexNet (lower is better)."""
+    dists: float = float("nan")
     detail: str = ""
     encode_s: float = float("nan")
     decode_s: float = float("nan")
 
 
-CROP_METHODS = ("original", "vvc", "lite_r0", "lite")
-"""The gallery's 2x crops of a smooth area, left to right."""
+CROP_METHODS = ("original", "vvc", "lite_r0", "lite_r1")
+"""The gallery's 2x crops of a textured and of a smooth area, left to right."""
 
 
-def smooth_crops(pictures: Sequence[NDArray[np.uint8]], size: int = 96) -> NDArray[np.uint8]:
-    """The smoothest ``size`` x ``size`` area of the first picture (the original), cut from
-    every picture, enlarged 2x (nearest: no resampling hides a pattern), side by side."""
-    top, left = smoothest_block(pictures[0], size)
+def crops(
+    pictures: Sequence[NDArray[np.uint8]], size: int = 96, smooth: bool = False
+) -> NDArray[np.uint8]:
+    """The ``size`` x ``size`` area of the first picture (the original) with the most
+    texture (or, ``smooth``, the least), cut from every picture, enlarged 2x (nearest: no
+    resampling hides a pattern), side by side."""
+    top, left = (smoothest_block if smooth else busiest_block)(pictures[0], size)
     tiles = [
         np.repeat(np.repeat(p[top : top + size, left : left + size], 2, 0), 2, 1) for p in pictures
     ]
@@ -232,8 +248,9 @@ def _evaluate_image(args: tuple[Path, EvalConfig]) -> list[Row]:
                     **all_metrics(image, recon, with_niqe=codec is ReferenceCodec.VVC),
                 )
             )
-        crops = smooth_crops([pictures[m] for m in CROP_METHODS if m in pictures])
-        Image.fromarray(crops).save(recon_dir / f"{path.stem}-{rate}-crops.png")
+        row = [pictures[m] for m in CROP_METHODS if m in pictures]
+        Image.fromarray(crops(row)).save(recon_dir / f"{path.stem}-{rate}-crops.png")
+        Image.fromarray(crops(row, smooth=True)).save(recon_dir / f"{path.stem}-{rate}-smooth.png")
         if per_codec:
             codec, result, recon = max(per_codec, key=lambda item: item[1]["psnr"])
             Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")

@@ -14,7 +14,8 @@ import pandas as pd
 
 from semlink.eval.harness import Row, rows_as_dicts
 
-METRICS = ("bpp", "psnr", "ms_ssim", "haarpsi", "gmsd", "niqe")
+METRICS = ("bpp", "psnr", "ms_ssim", "haarpsi", "gmsd", "niqe", "lpips", "dists")
+LOWER_IS_BETTER = ("gmsd", "niqe", "lpips", "dists")
 
 
 def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
@@ -29,11 +30,14 @@ def write_reports(rows: Sequence[Row], out: Path) -> pd.DataFrame:
     )
     summary.to_csv(out / "summary.csv", index=False)
     _plot(summary, out / "rd.png")
+    _plot_realism(summary, out / "realism.png")
     _gallery(frame, out)
     return summary
 
 
 LITE_METHODS = ("lite", "lite_r0", "lite_r1", "lite_lanczos")
+"""The lite decodes the command line reports on (the realism curve's middle points are in
+the CSVs and ``realism.png``)."""
 
 
 def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
@@ -46,8 +50,8 @@ def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
         other = base.loc[group.index]
         n = len(group)
         wins = []
-        for metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
-            lower_is_better = metric in ("gmsd", "niqe")
+        for metric in ("psnr", "ms_ssim", "haarpsi", "niqe", "lpips", "dists"):
+            lower_is_better = metric in LOWER_IS_BETTER
             better = (
                 group[metric] < other[metric] if lower_is_better else group[metric] > other[metric]
             )
@@ -68,21 +72,25 @@ def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
 
 
 def bytes_to_match(
-    summary: pd.DataFrame, metric: str = "ms_ssim", method: str = "lite"
+    summary: pd.DataFrame,
+    metric: str = "ms_ssim",
+    method: str = "lite",
+    baseline: str = "best_baseline",
 ) -> list[str]:
-    """Per rate: the bits ``method`` needs to reach the best baseline's mean ``metric`` there,
+    """Per rate: the bits ``method`` needs to reach ``baseline``'s mean ``metric`` there,
     interpolating its measured curve linearly in bpp (no extrapolation)."""
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # compare as "higher is better"
     lite = summary[summary.method == method].sort_values("bpp")
-    base = summary[summary.method == "best_baseline"].sort_values("bpp")
-    xs, ys = lite["bpp"].to_numpy(), lite[metric].to_numpy()
+    base = summary[summary.method == baseline].sort_values("bpp")
+    xs, ys = lite["bpp"].to_numpy(), sign * lite[metric].to_numpy()
     lines = []
     for _, row in base.iterrows():
-        target = row[metric]
+        target = sign * row[metric]
         if pd.isna(target) or len(xs) < 2:
             continue
         head = (
-            f"{row.target_bpp} bpp: best baseline {metric} {target:.4f} at {row.bpp:.4f} bpp; "
-            f"{method}"
+            f"{row.target_bpp} bpp: {baseline} {metric} {sign * target:.4f} at {row.bpp:.4f} "
+            f"bpp; {method}"
         )
         if target < ys[0]:
             saved = 1 - xs[0] / row.bpp
@@ -102,47 +110,78 @@ def bytes_to_match(
     return lines
 
 
+RD_STYLES = {
+    "lite": ("o-", "tab:red", 2.5),
+    "lite_r0": ("o-", "tab:purple", 1.5),
+    "lite_r1": ("o--", "tab:pink", 2.0),
+    "lite_lanczos": ("o:", "tab:orange", 1.0),
+    "best_baseline": ("s--", "black", 1.5),
+    "vvc": ("d-", "tab:blue", 2.5),
+}
+
+
 def _plot(summary: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    panels = (
+        ("psnr", "PSNR (dB), higher is better"),
+        ("ms_ssim", "MS-SSIM, higher is better"),
+        ("haarpsi", "HaarPSI, higher is better"),
+        ("lpips", "LPIPS (AlexNet), lower is better"),
+        ("dists", "DISTS, lower is better"),
+    )
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     palette = plt.get_cmap("Dark2")
     for index, (method, group) in enumerate(summary.groupby("method")):
-        style = {
-            "lite": "o-",
-            "lite_r0": "o-",
-            "lite_r1": "o:",
-            "lite_lanczos": "o-",
-            "best_baseline": "s--",
-            "vvc": "d-",
-        }.get(str(method), ".:")
-        width = 2.5 if method in ("lite", "lite_r0", "lite_lanczos", "best_baseline") else 1.0
-        color = {
-            "lite": "tab:red",
-            "lite_r0": "tab:purple",
-            "lite_r1": "tab:pink",
-            "lite_lanczos": "tab:orange",
-            "best_baseline": "black",
-            "vvc": "tab:blue",
-        }.get(str(method), palette(index))
-        for ax, metric in zip(axes, ("psnr", "ms_ssim", "haarpsi"), strict=True):
-            if group[metric].notna().any():
-                ax.plot(
-                    group["bpp"],
-                    group[metric],
-                    style,
-                    color=color,
-                    label=str(method),
-                    linewidth=width,
-                )
-    for ax, metric in zip(axes, ("PSNR (dB)", "MS-SSIM", "HaarPSI"), strict=True):
+        name = str(method)
+        if name.startswith("lite_r") and name not in RD_STYLES:
+            continue  # the realism curve's middle points: realism.png
+        style, color, width = RD_STYLES.get(name, (".:", palette(index), 1.0))
+        for ax, (metric, _) in zip(axes.flat, panels, strict=False):
+            if metric in group and group[metric].notna().any():
+                ax.plot(group["bpp"], group[metric], style, color=color, label=name, lw=width)
+    for ax, (_, label) in zip(axes.flat, panels, strict=False):
         ax.set_xlabel("bits per pixel (real packet/file bytes)")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    axes.flat[5].axis("off")
+    axes.flat[5].legend(handles, labels, loc="center", fontsize=10)
     fig.suptitle(
-        "semlink lite vs standard codecs incl. VVC (each with a downscale search), mean over images"
+        "semlink lite vs standard codecs (VVC included, each with a downscale search), "
+        "mean over the evaluated images"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def realism_curve(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per rate, lite's decodes along the realism control (``lite_r0`` ... ``lite_r1``) with
+    their realism as a column, sorted."""
+    curve = summary[summary.method.str.fullmatch(r"lite_r[0-9.]+")].copy()
+    curve["realism"] = curve.method.str[len("lite_r") :].astype(float)
+    return curve.sort_values(["target_bpp", "realism"])
+
+
+def _plot_realism(summary: pd.DataFrame, path: Path) -> None:
+    curve = realism_curve(summary)
+    vvc = summary[summary.method == "vvc"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, metric in zip(axes, ("lpips", "dists"), strict=True):
+        for index, (rate, group) in enumerate(curve.groupby("target_bpp")):
+            color = plt.get_cmap("tab10")(index)
+            ax.plot(group[metric], group["psnr"], "o-", color=color, label=f"lite {rate} bpp")
+            for row in group.itertuples():
+                ax.annotate(f"{row.realism:g}", (getattr(row, metric), row.psnr), fontsize=8)
+            base = vvc[vvc.target_bpp == rate]
+            if len(base):
+                ax.plot(base[metric], base["psnr"], "d", color=color, ms=9, label=f"VVC {rate}")
+        ax.set_xlabel(f"{'LPIPS (AlexNet)' if metric == 'lpips' else 'DISTS'}, lower is better")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("lite's realism control: the same packets decoded at realism 0 ... 1 (labels)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -152,9 +191,11 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         "<style>body{font-family:sans-serif} img{width:19%;margin:2px}</style>",
         "<h1>semlink lite vs the best standard codec (VVC included)</h1>",
         "<p>Each row: original | best baseline | VVC | lite at realism 0 | lite (default "
-        "realism), at equal byte budgets; below, 2x crops of the image's smoothest 96x96 area. "
+        "realism), at equal byte budgets; below, 2x crops of the image's most textured and "
+        "smoothest 96x96 areas: original | VVC | lite realism 0 | lite realism 1. "
         "<a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
         "<img src=rd.png style='width:100%'>",
+        "<img src=realism.png style='width:80%'>",
     ]
     for (image, rate), group in frame.groupby(["image", "target_bpp"]):
         by_method = {row.method: row for row in group.itertuples()}
@@ -164,15 +205,16 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         caption = (
             f"{html.escape(str(image))} @ {rate} bpp - "
             f"baseline {html.escape(str(base.detail))}: {base.bpp:.4f} bpp "
-            f"{base.psnr:.2f} dB MS-SSIM {base.ms_ssim:.3f} | "
+            f"{base.psnr:.2f} dB MS-SSIM {base.ms_ssim:.3f} LPIPS {base.lpips:.3f} | "
             f"lite ({html.escape(str(lite.detail))}): {lite.bpp:.4f} bpp "
-            f"{lite.psnr:.2f} dB MS-SSIM {lite.ms_ssim:.3f}"
+            f"{lite.psnr:.2f} dB MS-SSIM {lite.ms_ssim:.3f} LPIPS {lite.lpips:.3f}"
         )
         parts.append(f"<h3>{caption}</h3>")
         parts.append(f"<img src='images/{image}-original.png'>")
         for name in ("best_baseline", "vvc", "lite_r0", "lite"):
             parts.append(f"<img src='images/{image}-{rate}-{name}.png' alt='{name}'>")
-        crops = out / "images" / f"{image}-{rate}-crops.png"
-        if crops.exists():
-            parts.append(f"<br><img src='images/{crops.name}' style='width:95%'>")
+        for kind in ("crops", "smooth"):
+            crops = out / "images" / f"{image}-{rate}-{kind}.png"
+            if crops.exists():
+                parts.append(f"<br><img src='images/{crops.name}' style='width:95%'>")
     (out / "index.html").write_text("\n".join(parts))

@@ -21,9 +21,15 @@ def _tensor(image: NDArray[np.uint8]) -> torch.Tensor:
 
 
 def all_metrics(
-    reference: NDArray[np.uint8], image: NDArray[np.uint8], *, with_niqe: bool = True
+    reference: NDArray[np.uint8],
+    image: NDArray[np.uint8],
+    *,
+    with_niqe: bool = True,
+    with_perceptual: bool = True,
 ) -> dict[str, float]:
-    """PSNR, MS-SSIM, HaarPSI, GMSD (lower is better) and NIQE (lower is better)."""
+    """PSNR, MS-SSIM, HaarPSI, GMSD (lower is better), NIQE (lower is better) and LPIPS
+    (AlexNet, v0.1) and DISTS (both lower is better; NaN where their weights were not
+    fetched, :mod:`semlink.quality.perceptual_weights`)."""
     if reference.shape != image.shape:
         raise ValueError(f"shapes differ: {reference.shape} vs {image.shape}")
     x, y = _tensor(image), _tensor(reference)
@@ -41,4 +47,16 @@ def all_metrics(
             out["niqe"] = niqe(image)
         except MissingWeightsError:
             out["niqe"] = float("nan")
+    if with_perceptual:
+        out.update(perceptual_metrics(reference, image))
     return out
+
+
+def perceptual_metrics(reference: NDArray[np.uint8], image: NDArray[np.uint8]) -> dict[str, float]:
+    """LPIPS-AlexNet and DISTS, NaN where the weights are missing."""
+    from semlink.quality.perceptual import dists, lpips
+
+    try:
+        return {"lpips": lpips(reference, image), "dists": dists(reference, image)}
+    except MissingWeightsError:
+        return {"lpips": float("nan"), "dists": float("nan")}

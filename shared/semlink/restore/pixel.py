@@ -343,19 +343,21 @@ def restore_batch(
 
     # per picture: the same for a row alone or in the batch
     gate = activity(x) * torch.tensor([weights[i] for i in live])[:, None, None, None]
+
+    def condition(net: PixelRestorer, rows: list[int], realism: torch.Tensor) -> torch.Tensor:
+        """A network's FiLM input: the realism, or each reference's side share."""
+        if not net.scale_input:
+            return realism
+        return torch.tensor([side_share(references[live[row]], width, height) for row in rows])
+
     rows = [row for row, i in enumerate(live) if textured[i]]
     if rows:
-        residual = degrid(run(network, rows, scales[rows])) * gate[rows]
-        out[rows] += scales[rows, None, None, None] * residual
+        residual = run(network, rows, condition(network, rows, scales[rows]))
+        out[rows] += scales[rows, None, None, None] * degrid(residual) * gate[rows]
     rows = [row for row, i in enumerate(live) if faithful[i]]
     if rows and fidelity is not None:
-        condition = torch.zeros(len(rows))
-        if fidelity.scale_input:
-            condition = torch.tensor(
-                [side_share(references[live[row]], width, height) for row in rows]
-            )
-        residual = degrid(run(fidelity, rows, condition)) * gate[rows]
-        out[rows] += (1 - scales[rows, None, None, None]) * residual
+        residual = run(fidelity, rows, condition(fidelity, rows, torch.zeros(len(rows))))
+        out[rows] += (1 - scales[rows, None, None, None]) * degrid(residual) * gate[rows]
     out = out[:, :, :height, :width]
     restored = (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     for row, i in enumerate(live):

@@ -511,10 +511,11 @@ def evaluate(
     bpp: float = 0.03,
     fidelity: PixelRestorer | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Mean PSNR / MS-SSIM / HaarPSI / NIQE on held-out BSDS500 val photos at ``bpp``: the
-    VVC baseline (a standard VVC file, downscale search, same bytes; searches cached in
-    ``cache``), lite's reference with Lanczos, and the restorer (``model``, with the
-    ``fidelity`` network at its realism-0 end) at every realism in :data:`REALISMS`."""
+    """Mean PSNR / MS-SSIM / HaarPSI / NIQE / LPIPS / DISTS on held-out BSDS500 val photos
+    at ``bpp``: the VVC baseline (a standard VVC file, downscale search, same bytes;
+    searches cached in ``cache``), lite's reference with Lanczos, and the restorer
+    (``model``, with the ``fidelity`` network at its realism-0 end) at every realism in
+    :data:`REALISMS`."""
     from semlink.eval.harness import standard_baseline
     from semlink.quality.metrics import all_metrics
     from semlink.restore.pixel import restore
@@ -534,7 +535,7 @@ def evaluate(
             outputs[f"realism {r}"] = restore(small, width, height, model, r, None, fidelity)
         for name, decoded in outputs.items():
             for metric, value in all_metrics(image, decoded).items():
-                if metric in ("psnr", "ms_ssim", "haarpsi", "niqe"):
+                if metric in ("psnr", "ms_ssim", "haarpsi", "niqe", "lpips", "dists"):
                     totals.setdefault(name, {}).setdefault(metric, []).append(value)
     return {
         name: {k: round(float(np.mean(v)), 4) for k, v in metrics.items()}
