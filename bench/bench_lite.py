@@ -7,7 +7,8 @@ standard VVC sender runs, once, if it already knew scale and QP) and with lite's
 configuration (fast, 128x128 CTUs); lite's decode
 (reference + learned restorer at the packet's realism, when its weights are present)
 against a plain VVC decode of the same stream plus Lanczos. Also prints budget fill,
-restorer-off and realism-0 (fidelity network) decode times and peak RSS.
+restorer-off, realism-0 (fidelity network) and realism-1 (perceptual network) decode
+times and peak RSS.
 
 Run: ``.venv/bin/python bench/bench_lite.py [--images N] [--bpp 0.03]``.
 """
@@ -61,6 +62,7 @@ def main() -> None:
         _, lite_dec = timed(lambda: decode(result.data))  # noqa: B023
         _, lanczos_dec = timed(lambda: decode(result.data, restorer=False))  # noqa: B023
         _, fidelity_dec = timed(lambda: decode(result.data, realism=0.0))  # noqa: B023
+        _, realism_dec = timed(lambda: decode(result.data, realism=1.0))  # noqa: B023
         layer = result.packet.layers[0]
         k = layer.payload[0] or 256
         small = resize(image, *small_size(w, h, k))
@@ -71,12 +73,23 @@ def main() -> None:
         )
         fill = len(result.data) / budget
         rows.append(
-            (lite_enc, vvc_enc, lite_dec, vvc_dec, lanczos_dec, fill, own_enc, fidelity_dec)
+            (
+                lite_enc,
+                vvc_enc,
+                lite_dec,
+                vvc_dec,
+                lanczos_dec,
+                fill,
+                own_enc,
+                fidelity_dec,
+                realism_dec,
+            )
         )
         print(
             f"{path.stem}: lite encode {lite_enc:.2f} s (one VVC encode: medium "
             f"{vvc_enc:.2f} s, lite's configuration {own_enc:.2f} s), "
-            f"decode {lite_dec:.2f} s (realism 0 {fidelity_dec:.2f} s; VVC + Lanczos "
+            f"decode {lite_dec:.2f} s (realism 0 {fidelity_dec:.2f} s, realism 1 "
+            f"{realism_dec:.2f} s; VVC + Lanczos "
             f"{vvc_dec * 1000:.0f} ms, lite without restorer {lanczos_dec * 1000:.0f} ms), "
             f"budget used {fill:.1%}"
         )
@@ -87,7 +100,8 @@ def main() -> None:
         f"median: encode lite/VVC {med[0] / med[1]:.2f}x ({med[0]:.2f} s vs one medium encode "
         f"{med[1]:.2f} s; one encode in lite's configuration {med[6]:.2f} s), "
         f"decode lite/VVC {med[2] / med[3]:.1f}x ({med[2]:.2f} s vs {med[3] * 1000:.0f} ms; "
-        f"at realism 0 {med[7]:.2f} s; without restorer {med[4] * 1000:.0f} ms); budget used min "
+        f"at realism 0 {med[7]:.2f} s, at realism 1 {med[8]:.2f} s = {med[8] / med[3]:.1f}x "
+        f"VVC + Lanczos; without restorer {med[4] * 1000:.0f} ms); budget used min "
         f"{min(r[5] for r in rows):.1%}; peak RSS {rss:.0f} MiB (largest ffmpeg {children:.0f} MiB)"
     )
 

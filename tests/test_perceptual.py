@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 from pathlib import Path
 
@@ -133,6 +134,6 @@ def test_a_jpeg_quality_ladder_scores_monotonically() -> None:
         Image.fromarray(photo).save(buffer, "JPEG", quality=quality)
         jpeg = np.asarray(Image.open(buffer).convert("RGB"))
         scores.append((lpips(photo, jpeg), lpips(photo, jpeg, "vgg"), dists(photo, jpeg)))
-    for worse, better in zip(scores, scores[1:], strict=False):
+    for worse, better in itertools.pairwise(scores):
         assert all(b < w for w, b in zip(worse, better, strict=True)), scores
     assert scores[0][0] > 0.3 and scores[-1][0] < 0.02, scores

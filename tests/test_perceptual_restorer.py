@@ -1,0 +1,157 @@
+"""Recipe p, lite's realism end (semlink.train.perceptual_restorer): tiny random networks,
+properties of the recipe (training sees what the decoder delivers, the discriminator is
+conditional, steps lower the loss, runs resume), the default-realism rule."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+
+from semlink.imaging import resize
+from semlink.quality.perceptual import LPIPS
+from semlink.quality.perceptual_weights import MANIFEST, weights_dir
+from semlink.restore import pixel
+from semlink.train.perceptual_restorer import (
+    PerceptualRecipe,
+    _judge,
+    choose_realism,
+    conditional_discriminator,
+    decoded,
+    train,
+    training_step,
+)
+from semlink.train.pixel_restorer import make_batch
+
+from .test_restorer import Records
+
+TINY = PerceptualRecipe(width=8, blocks=1, fine_width=4, fine_blocks=1, batch=2, crop=64)
+
+
+def _noisy(recipe: PerceptualRecipe = TINY, seed: int = 0) -> pixel.PixelRestorer:
+    """A tiny network whose output is not Lanczos (its silent last layers drawn at random)."""
+    torch.manual_seed(seed)
+    net = recipe.network()
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.02)
+        net.fine_tail.weight.normal_(0, 0.02)
+    return net.eval()
+
+
+def _cache() -> dict[str, list[torch.Tensor]]:
+    photo = np.ascontiguousarray(skimage.data.astronaut()[::4, ::4][:128, :128])
+    small = resize(photo, 32, 32)
+    coarse = resize(small, 128, 128)
+    return {
+        "originals": [torch.from_numpy(photo.copy())],
+        "lanczos": [torch.from_numpy(coarse.copy())],
+        "edges": [torch.zeros(32, 32, dtype=torch.uint8)],
+        "scale": [torch.tensor(0.25)],
+        "bpp": [torch.tensor(0.03)],
+    }
+
+
+def test_training_sees_the_picture_the_decoder_delivers() -> None:
+    """``decoded`` (what the loss sees) is ``restore`` at realism 1 to within rounding:
+    degrid, the flat-area gate and the side share as FiLM input, all as the decoder does."""
+    photo = np.ascontiguousarray(skimage.data.chelsea()[:240, :320])
+    small = resize(photo, 80, 60)
+    net = _noisy()
+    delivered = pixel.restore(small, 320, 240, net, 1.0)
+    lanczos = torch.from_numpy(resize(small, 320, 240).copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        trained = decoded(net, lanczos, torch.tensor([0.25]), None)
+    trained_u8 = (trained.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(trained_u8 - delivered.astype(np.float64)).max() <= 1
+    assert not np.array_equal(delivered, resize(small, 320, 240))  # the network did act
+
+
+def test_a_scale_aware_realism_network_gets_the_side_share_not_the_realism() -> None:
+    small = np.ascontiguousarray(skimage.data.chelsea()[:60:, :80])
+    texture = Records(width=8, blocks=1, scale_input=True)
+    pixel.restore(small, 320, 240, texture, 0.6)
+    assert texture.seen == pytest.approx([0.25])
+
+
+def test_the_discriminator_learns_whether_a_picture_fits_its_reference() -> None:
+    """Real: a picture beside its own reference; fake: the same picture beside another
+    photo's. Only a discriminator that sees the reference can tell them apart."""
+    torch.manual_seed(0)
+    photo = torch.from_numpy(skimage.data.astronaut()[::8, ::8][:64, :64].copy())
+    other = torch.from_numpy(skimage.data.coffee()[::4, ::4][:64, :64].copy())
+    picture = photo.permute(2, 0, 1)[None].float() / 255
+    own = F.interpolate(F.avg_pool2d(picture, 4), scale_factor=4.0, mode="bilinear")
+    wrong = F.interpolate(
+        F.avg_pool2d(other.permute(2, 0, 1)[None].float() / 255, 4), scale_factor=4.0
+    )
+    disc = conditional_discriminator(8)
+    optimizer = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        real = F.relu(1 - _judge(disc, picture, own)).mean()
+        fake = F.relu(1 + _judge(disc, picture, wrong)).mean()
+        (real + fake).backward()
+        optimizer.step()
+        losses.append(float((real + fake).detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    with torch.no_grad():
+        assert float(_judge(disc, picture, own).mean()) > float(_judge(disc, picture, wrong).mean())
+
+
+def test_perceptual_steps_lower_lpips_and_the_adversary_joins() -> None:
+    torch.manual_seed(0)
+    lpips = LPIPS.build("alex")
+    for lin in lpips.lins:
+        torch.nn.init.uniform_(lin.weight, 0, 0.1)
+    net = TINY.network()
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    batch = make_batch(_cache(), 2, 64, random.Random(0), 0.0, 0.0, scales=True)
+    recipe = PerceptualRecipe(**{**TINY.__dict__, "bf16": False, "l1": 0.0})
+    terms = [training_step(net, optimizer, batch, recipe, lpips, None) for _ in range(40)]
+    assert terms[-1]["lpips"] < 0.7 * terms[0]["lpips"], [t["lpips"] for t in terms]
+    disc = conditional_discriminator(8)
+    before = [p.detach().clone() for p in disc.parameters()]
+    disc_opt = torch.optim.Adam(disc.parameters(), lr=2e-4)
+    joined = training_step(net, optimizer, batch, recipe, lpips, (disc, disc_opt))
+    assert {"l1", "lpips", "gen", "disc", "loss"} <= set(joined)
+    assert joined["loss"] == pytest.approx(joined["lpips"] + recipe.adv * joined["gen"], rel=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters(), strict=True))
+
+
+@pytest.mark.skipif(not (weights_dir() / MANIFEST).is_file(), reason="no LPIPS weights fetched")
+def test_a_run_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """Generator, discriminator and both optimizers are checkpointed; a second call goes on
+    from the step the first stopped at, from the weights it left."""
+    recipe = PerceptualRecipe(**{**TINY.__dict__, "lpips_net": "alex", "adv_start": 1})
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(_cache(), run / "cache.pt")
+    assert train(tmp_path, run, steps=2, recipe=recipe).step == 2
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    disc = torch.load(run / "discriminator" / "checkpoint.pt", weights_only=True)
+    assert first["step"] == disc["step"] == 2
+    assert train(tmp_path, run, steps=3, recipe=recipe).step == 3
+    second = torch.load(run / "checkpoint.pt", weights_only=True)
+    moved = (second["model"]["head.weight"] - first["model"]["head.weight"]).abs().max()
+    assert 0 < moved < 1e-3  # one more Adam step from where it stopped, not a fresh start
+    assert json.loads((run / "recipe.json").read_text())["lpips_net"] == "alex"
+
+
+def test_the_default_realism_is_the_most_perceptual_within_the_psnr_allowance() -> None:
+    def results(psnrs: list[float], scores: list[float]) -> dict[str, dict[str, float]]:
+        out = {"vvc": {"psnr": 23.0}}
+        for r, p, s in zip((0.0, 0.25, 0.5, 0.75, 1.0), psnrs, scores, strict=True):
+            out[f"realism {r}"] = {"psnr": p, "lpips": s, "dists": s / 2}
+        return out
+
+    scores = [0.8, 0.7, 0.6, 0.5, 0.4]
+    assert choose_realism(results([23.5, 23.3, 22.9, 21.2, 21.0], scores)) == 0.5
+    assert choose_realism(results([23.5, 23.3, 22.9, 22.2, 21.6], scores)) == 1.0
+    assert choose_realism(results([20.0] * 5, scores)) == 0.0
