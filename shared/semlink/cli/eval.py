@@ -18,6 +18,14 @@ def eval_cmd(
     bpp: Annotated[str, typer.Option("--bpp", help="Comma-separated rates.")] = "0.02,0.03,0.05",
     out: Annotated[Path, typer.Option("-o", "--out", help="Report folder.")] = Path("out/eval"),
     workers: Annotated[int, typer.Option("--workers", help="Parallel image workers.")] = 2,
+    baselines: Annotated[
+        str | None,
+        typer.Option(
+            "--baselines",
+            help="Comma-separated standard codecs to compare (default: all of avif, hevc, "
+            "webp, jpegxl, jpeg, vvc). `--baselines vvc` is the quick run.",
+        ),
+    ] = None,
 ) -> None:
     """Compare lite with the standard codecs (VVC included) at equal real bytes; write CSV,
     RD plot and HTML."""
@@ -31,13 +39,19 @@ def eval_cmd(
         realism_curve,
         write_reports,
     )
+    from semlink.streams.reference import STANDARD
 
+    known = tuple(c.name.lower() for c in STANDARD)
+    chosen = known if baselines is None else tuple(b.strip().lower() for b in baselines.split(","))
+    unknown = [b for b in chosen if b not in known]
+    if unknown:
+        raise _fail(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(known)}")
     try:
         rates = tuple(float(r) for r in bpp.split(","))
         n = len(list_images(images))
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc
-    config = EvalConfig(images=images, out=out, rates=rates, workers=workers)
+    config = EvalConfig(images=images, out=out, rates=rates, workers=workers, baselines=chosen)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
