@@ -8,6 +8,13 @@
 # Weights: the random real-size ones `semlink weights synth` writes (generated into
 # $SEMLINK_SYNTH_DIR, default ~/.cache/semlink/synth, when missing; ~7.4 GB).
 # Exit status: 0 after the table; 2 when no CUDA GPU is present (nothing was measured).
+#
+# Lite's perceptual restorer (issue 31, recipe p) on the GPU instead of the sedic bench:
+#   SEMLINK_GPU_TRAIN=out/train/perceptual-gpu SEMLINK_GPU_TRAIN_MINUTES=8 bash bench/gpu_check.sh
+# trains (or resumes) that run with --device cuda for that long and prints steps per second;
+# it needs BSDS500 beside the weights directory ($SEMLINK_WEIGHTS_DIR/../data/train/bsds500,
+# by default ../shared/data/train/bsds500) and the LPIPS weights
+# make install fetched. The same command continues the run on a later call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -33,6 +40,11 @@ print(f"onnxruntime {ort.__version__}: {', '.join(providers)}")
 if "CUDAExecutionProvider" not in providers:
     print("WARNING: onnxruntime has no CUDAExecutionProvider: the edge analysis runs on the CPU")
 PYEOF
+
+if [ -n "${SEMLINK_GPU_TRAIN:-}" ]; then
+    exec "$(dirname "$PY")/semlink" train perceptual --device cuda --out "$SEMLINK_GPU_TRAIN" \
+        --minutes "${SEMLINK_GPU_TRAIN_MINUTES:-8}" "$@"
+fi
 
 ROOT=${SEMLINK_SYNTH_DIR:-$HOME/.cache/semlink/synth}
 "$PY" -c "from pathlib import Path; from semlink.models.synth import cached; cached(Path('$ROOT'))"

@@ -168,15 +168,14 @@ def train(
     torch.manual_seed(recipe.seed)
     data = build_cache(bsds, cache or out / "cache.pt", seed=recipe.seed, high=1)
     model = recipe.network()
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     if init is not None and not (out / "checkpoint.pt").exists():
         init_from(model, init, grow)
+    model.to(device)  # before the optimizers: a resumed state follows its parameters' device
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     state = load_checkpoint(out, model, optimizer)
-    disc_net = conditional_discriminator(recipe.disc_width)
+    disc_net = conditional_discriminator(recipe.disc_width).to(device)
     disc_opt = torch.optim.Adam(disc_net.parameters(), lr=recipe.disc_lr, betas=(0.5, 0.999))
     load_checkpoint(out / DISCRIMINATOR, disc_net, disc_opt)
-    model.to(device)
-    disc_net.to(device)
     perceptual = load_lpips(recipe.lpips_net).to(device)
     rng = random.Random(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
     log = (out / "terms.jsonl").open("a")
