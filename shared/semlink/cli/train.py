@@ -164,6 +164,9 @@ def train_perceptual_cmd(
     ] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu or cuda.")] = "cpu",
     adv: Annotated[float | None, typer.Option(help="Adversarial loss weight.")] = None,
+    adv_start: Annotated[
+        int | None, typer.Option(help="Steps of L1 + LPIPS before the discriminator joins.")
+    ] = None,
     lpips_weight: Annotated[float | None, typer.Option(help="LPIPS-VGG loss weight.")] = None,
     ship_to: ShipTo = None,
 ) -> None:
@@ -179,6 +182,8 @@ def train_perceptual_cmd(
     recipe = PerceptualRecipe()
     if adv is not None:
         recipe = replace(recipe, adv=adv)
+    if adv_start is not None:
+        recipe = replace(recipe, adv_start=adv_start)
     if lpips_weight is not None:
         recipe = replace(recipe, lpips=lpips_weight)
     if init is None and not (out / "checkpoint.pt").exists():

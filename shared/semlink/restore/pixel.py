@@ -200,6 +200,21 @@ def degrid(residual: torch.Tensor) -> torch.Tensor:
     return F.pixel_shuffle((cells - fixed).reshape(n, -1, h // GRID, w // GRID), GRID)
 
 
+TINT_CELL = 32
+"""Side, in pixels, of the areas over which the realism network's residual has its mean
+taken out (:func:`detail_only`)."""
+
+
+def detail_only(residual: torch.Tensor) -> torch.Tensor:
+    """``residual`` without its local mean colour: its mean over each TINT_CELL x TINT_CELL
+    area, interpolated smoothly, is subtracted. The realism network invents detail (edges,
+    texture); the colour and brightness of each area stay the reference's. An adversary
+    left free shifted a BSDS500 photo's mean blue by 5 levels and darkened areas it
+    re-drew with more contrast."""
+    means = F.avg_pool2d(residual, TINT_CELL, ceil_mode=True)
+    return residual - F.interpolate(means, size=residual.shape[2:], mode="bilinear")
+
+
 FLAT = 3.0 / 255
 """Local contrast (standard deviation over a 12x12-pixel area) below which an area counts
 as flat: the restorer's texture fades out there (:func:`activity`)."""
@@ -352,8 +367,8 @@ def restore_batch(
 
     rows = [row for row, i in enumerate(live) if textured[i]]
     if rows:
-        residual = run(network, rows, condition(network, rows, scales[rows]))
-        out[rows] += scales[rows, None, None, None] * degrid(residual) * gate[rows]
+        residual = detail_only(degrid(run(network, rows, condition(network, rows, scales[rows]))))
+        out[rows] += scales[rows, None, None, None] * residual * gate[rows]
     rows = [row for row, i in enumerate(live) if faithful[i]]
     if rows and fidelity is not None:
         residual = run(fidelity, rows, condition(fidelity, rows, torch.zeros(len(rows))))

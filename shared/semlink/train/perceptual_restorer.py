@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semlink.restore.pixel import PixelRestorer, activity, degrid
+from semlink.restore.pixel import PixelRestorer, activity, degrid, detail_only
 from semlink.train.common import (
     DISCRIMINATOR,
     RunState,
@@ -97,8 +97,9 @@ def decoded(
     model: PixelRestorer, lanczos: torch.Tensor, scale: torch.Tensor, edges: torch.Tensor | None
 ) -> torch.Tensor:
     """The picture the decoder delivers at realism 1 (before clamping): the Lanczos picture
-    plus the network's residual without its fixed grid pattern, faded out on flat areas."""
-    residual = degrid(model(lanczos, scale, edges) - lanczos)
+    plus the network's residual without its fixed grid pattern and its local mean colour,
+    faded out on flat areas."""
+    residual = detail_only(degrid(model(lanczos, scale, edges) - lanczos))
     return lanczos + residual * activity(lanczos)
 
 
