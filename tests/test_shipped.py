@@ -42,6 +42,20 @@ def test_shipped_restorer_matches_its_manifest() -> None:
     assert shipped <= 5 * 10**6  # the issue's bound: <= 5 MB fp16
 
 
+def test_the_shipped_realism_end_is_the_perceptual_end() -> None:
+    """On the held-out photos its manifest records, realism 1 scores better than realism 0
+    and than VVC on both perceptual metrics (LPIPS-AlexNet and DISTS, neither trained on),
+    and the default realism follows the stated rule."""
+    from semlink.train.perceptual_restorer import choose_realism
+
+    manifest = json.loads(DATA.joinpath("pixel_restorer.json").read_text())
+    (results,) = manifest["results"].values()
+    for metric in ("lpips", "dists"):
+        assert results["realism 1.0"][metric] < results["realism 0.0"][metric], metric
+        assert results["realism 1.0"][metric] < results["vvc"][metric], metric
+    assert manifest["recipe"]["realism"] == choose_realism(results)
+
+
 def test_shipped_fidelity_restorer_matches_its_manifest_and_beats_lanczos() -> None:
     """The realism-0 network: checked like the realism network, both within the 5 MB bound
     together, and on its held-out photos above the Lanczos picture in PSNR and MS-SSIM."""
