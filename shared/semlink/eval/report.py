@@ -95,7 +95,7 @@ def bytes_to_match(
         if target < ys[0]:
             saved = 1 - xs[0] / row.bpp
             lines.append(
-                f"{head} is above it already at its lowest rate {xs[0]:.4f} bpp "
+                f"{head} is past it already at its lowest rate {xs[0]:.4f} bpp "
                 f"(>= {saved:.1%} fewer bytes)"
             )
             continue
