@@ -23,18 +23,23 @@ from semlink.restore.pixel import segment_edges
 CHECKPOINT = "checkpoint.pt"
 
 
-def discriminator(width: int = 32) -> nn.Module:
-    """PatchGAN with spectral norm: one real/fake score per ~22-pixel patch."""
+def discriminator(width: int = 32, channels: int = 3, extra: int = 0) -> nn.Module:
+    """PatchGAN with spectral norm: one real/fake score per ~22-pixel patch; ``channels``
+    input channels (6: a picture and its reference), ``extra`` more 3x3 layers before the
+    score."""
     sn = nn.utils.spectral_norm
-    return nn.Sequential(
-        sn(nn.Conv2d(3, width, 4, 2, 1)),
+    layers: list[nn.Module] = [
+        sn(nn.Conv2d(channels, width, 4, 2, 1)),
         nn.LeakyReLU(0.2),
         sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
         nn.LeakyReLU(0.2),
         sn(nn.Conv2d(2 * width, 4 * width, 4, 2, 1)),
         nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
-    )
+    ]
+    for _ in range(extra):
+        layers += [sn(nn.Conv2d(4 * width, 4 * width, 3, 1, 1)), nn.LeakyReLU(0.2)]
+    layers.append(sn(nn.Conv2d(4 * width, 1, 3, 1, 1)))
+    return nn.Sequential(*layers)
 
 
 @dataclass

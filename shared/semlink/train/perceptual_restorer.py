@@ -38,6 +38,7 @@ from semlink.restore.pixel import PixelRestorer, activity, degrid, detail_only
 from semlink.train.common import (
     DISCRIMINATOR,
     RunState,
+    discriminator,
     init_from,
     load_checkpoint,
     run,
@@ -79,18 +80,7 @@ class PerceptualRecipe:
 def conditional_discriminator(width: int = 48) -> nn.Module:
     """PatchGAN (spectral norm) over the picture and its Lanczos reference, 6 channels:
     one score per ~22-pixel patch."""
-    sn = nn.utils.spectral_norm
-    return nn.Sequential(
-        sn(nn.Conv2d(6, width, 4, 2, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(2 * width, 4 * width, 4, 2, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(4 * width, 4 * width, 3, 1, 1)),
-        nn.LeakyReLU(0.2),
-        sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
-    )
+    return discriminator(width, channels=6, extra=1)
 
 
 def decoded(
