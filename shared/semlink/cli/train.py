@@ -177,6 +177,7 @@ def train_perceptual_cmd(
     from dataclasses import replace
     from importlib import resources
 
+    from semlink.train.common import CHECKPOINT
     from semlink.train.perceptual_restorer import PerceptualRecipe, train
 
     recipe = PerceptualRecipe()
@@ -186,7 +187,7 @@ def train_perceptual_cmd(
         recipe = replace(recipe, adv_start=adv_start)
     if lpips_weight is not None:
         recipe = replace(recipe, lpips=lpips_weight)
-    if init is None and not (out / "checkpoint.pt").exists():
+    if init is None and not (out / CHECKPOINT).exists():
         init = Path(str(resources.files("semlink") / "data" / "fidelity_restorer.safetensors"))
     bsds = _bsds()
     bar, progress = _bar()

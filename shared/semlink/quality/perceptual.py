@@ -19,6 +19,7 @@ fetched, built once per process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -232,8 +233,6 @@ against one original, whose features are then computed once."""
 def _reference_taps(
     metric: str, reference: NDArray[np.uint8], taps: Callable[[torch.Tensor], list[torch.Tensor]]
 ) -> list[torch.Tensor]:
-    import hashlib
-
     key = (metric, hashlib.sha256(np.ascontiguousarray(reference).tobytes()).hexdigest())
     if key not in _REFERENCE:
         for old in [k for k in _REFERENCE if k[0] == metric]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 import subprocess
@@ -224,8 +225,6 @@ def fetch(dest: Path | None = None, sources: Path | None = None) -> Path:
         (dest / "lpips-0.1.4-alex.pth").write_bytes(
             _checked(lpips, LPIPS, "lpips/weights/v0.1/alex.pth")
         )
-    import json
-
     manifest = {name: sha256_of(dest / name) for name in FILES}
     (dest / MANIFEST).write_text(json.dumps({"files": manifest}, indent=2) + "\n")
     return dest
@@ -234,8 +233,6 @@ def fetch(dest: Path | None = None, sources: Path | None = None) -> Path:
 def load(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
     """The converted tensors of ``name`` (a key of :data:`FILES`, ``.safetensors``), checked
     against the directory's manifest."""
-    import json
-
     from safetensors.torch import load as load_bytes
 
     directory = directory or weights_dir()

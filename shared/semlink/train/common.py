@@ -4,6 +4,7 @@ weights manifest."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -40,6 +41,14 @@ def discriminator(width: int = 32, channels: int = 3, extra: int = 0) -> nn.Modu
         layers += [sn(nn.Conv2d(4 * width, 4 * width, 3, 1, 1)), nn.LeakyReLU(0.2)]
     layers.append(sn(nn.Conv2d(4 * width, 1, 3, 1, 1)))
     return nn.Sequential(*layers)
+
+
+def cosine_lr(optimizer: torch.optim.Optimizer, base: float, step: int, decay_steps: int) -> None:
+    """Set ``optimizer``'s learning rate on a cosine from ``base`` at step 0 to 0 at
+    ``decay_steps`` (and after)."""
+    fraction = min(1.0, step / decay_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = base * 0.5 * (1 + math.cos(math.pi * fraction))
 
 
 @dataclass

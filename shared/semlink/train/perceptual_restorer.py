@@ -24,7 +24,6 @@ every 50 steps, and a run continues where it was stopped. Runs on a GPU as it is
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,13 +35,16 @@ from torch import nn
 
 from semlink.restore.pixel import PixelRestorer, activity, degrid, detail_only
 from semlink.train.common import (
+    CHECKPOINT,
     DISCRIMINATOR,
     RunState,
+    cosine_lr,
     discriminator,
     init_from,
     load_checkpoint,
     run,
     save_checkpoint,
+    ship,
 )
 from semlink.train.pixel_restorer import REALISMS, RECIPE, build_cache, grow, make_batch
 
@@ -159,7 +161,7 @@ def train(
     torch.manual_seed(recipe.seed)
     data = build_cache(bsds, cache or out / "cache.pt", seed=recipe.seed, high=1)
     model = recipe.network()
-    if init is not None and not (out / "checkpoint.pt").exists():
+    if init is not None and not (out / CHECKPOINT).exists():
         init_from(model, init, grow)
     model.to(device)  # before the optimizers: a resumed state follows its parameters' device
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
@@ -173,9 +175,7 @@ def train(
 
     def step() -> float:
         if recipe.decay_steps:
-            fraction = min(1.0, state.step / recipe.decay_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * fraction))
+            cosine_lr(optimizer, recipe.lr, state.step, recipe.decay_steps)
         batch = make_batch(
             data, recipe.batch, recipe.crop, rng, recipe.edge_share, 0.0, True, scales=True
         )
@@ -230,7 +230,6 @@ def ship_perceptual(out: Path, dest: Path, bsds: Path, limit: int = 20) -> Path:
     choose the default realism (:func:`choose_realism`) and write the fp16 weights and
     manifest as lite's realism network (:data:`~semlink.restore.pixel.SHIPPED`)."""
     from semlink.restore.pixel import FIDELITY, SHIPPED, load_network
-    from semlink.train.common import ship
     from semlink.train.pixel_restorer import evaluate
 
     recipe = PerceptualRecipe(**json.loads((out / RECIPE).read_text()))

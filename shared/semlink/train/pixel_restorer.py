@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,6 +45,7 @@ from semlink.train.common import (
     Adversary,
     RunState,
     bsds_photos,
+    cosine_lr,
     init_from,
     load_adversary,
     load_checkpoint,
@@ -452,9 +452,7 @@ def train(
 
     def step() -> float | None:
         if recipe.decay_steps:
-            fraction = min(1.0, state.step / recipe.decay_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * fraction))
+            cosine_lr(optimizer, recipe.lr, state.step, recipe.decay_steps)
         share = 1.0 if recipe.fidelity_only else recipe.fidelity_share
         batch = make_batch(
             cache,
