@@ -24,6 +24,7 @@ from semlink.codec import (
     decode_batch,
     decode_preview,
 )
+from semlink.packet import PacketError, parse
 from semlink.profiles import LITE
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
@@ -32,6 +33,7 @@ from semlink.streams.text import english_model
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc
 
 NAME = "decoder"
+MiB = 1024 * 1024
 DECODE = "/semlink.v1.DecoderService/Decode"
 
 
@@ -62,6 +64,28 @@ def image_bytes(image: np.ndarray, fmt: int) -> bytes:
     return buffer.getvalue()
 
 
+RESPONSE_SLACK = 64 * 1024
+"""Bytes a response needs beside its image (stats, caption, descriptions), generously."""
+
+
+def check_answer_size(packet: bytes, fmt: int, max_message_bytes: int | None) -> None:
+    """Raise ``ValueError`` before decoding when the raw-RGB answer to ``packet`` could not
+    be sent (a header of a few bytes can claim a picture larger than any message)."""
+    if fmt != decoder_pb2.IMAGE_FORMAT_RAW_RGB or max_message_bytes is None:
+        return
+    try:
+        header = parse(packet)
+    except PacketError:
+        return  # the decode says what is wrong with it
+    size = 3 * header.width * header.height
+    if size + RESPONSE_SLACK > max_message_bytes:
+        raise ValueError(
+            f"the {header.width}x{header.height} picture is {size / MiB:.1f} MiB as raw RGB, "
+            f"more than this server sends in one message ({max_message_bytes / MiB:.0f} MiB); "
+            f"ask for PNG or WebP, or raise the server's --max-message-bytes"
+        )
+
+
 class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
     def __init__(self, runtime: ServiceRuntime, models: Resolver) -> None:
         self.runtime = runtime
@@ -79,6 +103,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
                 queue_seconds=waited,
                 width=width,
                 height=height,
+                no_reference="reference" not in result.layers_used,
             ),
             caption=result.caption or "",
             object_descriptions=[d for d, _ in result.objects],
@@ -94,6 +119,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         realism = options.realism if options.HasField("realism") else None
         try:
             check_format(options.format)  # refused before the call waits or decodes
+            check_answer_size(packet, options.format, self.runtime.max_message_bytes)
             if realism is not None:
                 check_realism(realism)
         except ValueError as exc:
@@ -129,6 +155,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
             options = request.options
             try:
                 check_format(options.format)
+                check_answer_size(request.packet, options.format, self.runtime.max_message_bytes)
                 if options.HasField("realism"):
                     check_realism(options.realism)
             except ValueError as exc:

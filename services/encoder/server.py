@@ -16,7 +16,14 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from semlink.codec import EncodeResult, ObjectHint, budget_bytes, encode, read_image
+from semlink.codec import (
+    EncodeResult,
+    ObjectHint,
+    budget_bytes,
+    check_hint_size,
+    encode,
+    read_image,
+)
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.streams.text import english_model
@@ -26,13 +33,18 @@ NAME = "encoder"
 DEFAULT_BPP = 0.03
 
 
-def _mask(data: bytes, index: int) -> np.ndarray | None:
+def _mask(data: bytes, index: int, width: int, height: int) -> np.ndarray | None:
+    """Object ``index``'s mask from its PNG, its size checked from the header before the
+    pixels are decoded: a mask larger than its ``width`` x ``height`` image is refused."""
     if not data:
         return None
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if im.format != "PNG":
+                raise ValueError(f"object {index}: mask_png is a {im.format} file, not a PNG")
+            check_hint_size(f"object {index}'s mask", *im.size, width, height)
             return np.asarray(im.convert("L")) > 0
-    except Exception as exc:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(f"object {index}: mask_png is not a readable PNG ({exc})") from exc
 
 
@@ -54,8 +66,9 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             # A budget that is zero, negative, NaN or infinite is refused before the image is read.
             budget_bytes(1, 1, max_bytes=max_bytes, target_bpp=target_bpp)
             image = read_image(request.image)
+            height, width = image.shape[:2]
             objects = [
-                ObjectHint(o.description, _mask(o.mask_png, i))
+                ObjectHint(o.description, _mask(o.mask_png, i, width, height))
                 for i, o in enumerate(request.hints.objects)
             ]
             check()
@@ -68,6 +81,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 objects=objects,
                 models=self.models,
                 realism=request.realism if request.HasField("realism") else None,
+                semantics_only=request.semantics_only,
             )
 
         result, waited = await self.runtime.run(context, work)

@@ -259,10 +259,12 @@ class _Forwarder:
             if not self.runtime.ready.is_set():
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "no replica is ready yet")
             self._depth(+1)
+            response = self.host.call.remote(method, request, context.time_remaining())
             try:
-                code, payload = await self.host.call.remote(
-                    method, request, context.time_remaining()
-                )
+                code, payload = await response
+            except asyncio.CancelledError:  # the client went away: so does the replica's work
+                response.cancel()
+                raise
             except Exception as exc:
                 await self._fail(context, exc)
                 raise

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from semlink import calls
 from semlink.imaging import as_rgb, read_image, resize
 from semlink.packet import (
     DEFAULT_LIMITS,
@@ -43,7 +44,7 @@ from semlink.profiles import Profile, Role, get_profile
 from semlink.resolver import Models, Resolver, models_for
 from semlink.streams import LayerKind
 from semlink.streams.objects import decode_object, encode_object
-from semlink.streams.reference import decode_reference, encode_reference
+from semlink.streams.reference import decode_reference, encode_reference, smallest_reference
 from semlink.streams.segmap import decode_segmap, encode_segmap
 from semlink.streams.text import decode_text, encode_text
 
@@ -190,6 +191,90 @@ def _check_streams(
             raise ValueError(f"profile {spec.name} carries no {kind.name.lower()} layers")
 
 
+def _check_hint_sizes(
+    width: int, height: int, objects: Sequence[ObjectHint], segmap: NDArray[np.integer] | None
+) -> None:
+    """Masks and maps are drawn on the image: one larger than it is a mistake, and refused
+    before it costs memory (smaller ones are scaled up)."""
+    for index, hint in enumerate(objects):
+        if hint.mask is not None:
+            mask_height, mask_width = np.shape(hint.mask)[:2]
+            check_hint_size(f"object {index}'s mask", mask_width, mask_height, width, height)
+    if segmap is not None:
+        map_height, map_width = np.shape(segmap)[:2]
+        check_hint_size("the segmentation map", map_width, map_height, width, height)
+
+
+def check_hint_size(what: str, hint_width: int, hint_height: int, width: int, height: int) -> None:
+    """ValueError when a ``hint_width`` x ``hint_height`` mask or map exceeds its image."""
+    if hint_width > width or hint_height > height:
+        raise ValueError(
+            f"{what} is {hint_width}x{hint_height}, larger than the {width}x{height} image; "
+            f"send it at the image's size or smaller"
+        )
+
+
+def _fit_reference(
+    rgb: NDArray[np.uint8],
+    budget: int,
+    build: Callable[[Sequence[Layer]], bytes],
+    semantic: Sequence[Layer],
+    held: Models,
+) -> list[Layer] | None:
+    """The reference layer that takes every byte ``semantic`` leaves, before them; None
+    when no picture fits beside them."""
+    # The largest payload whose layer still fits (its framing grows with varint lengths).
+    reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD
+    while reference_budget >= 0:
+        probe = Layer(LayerKind.REFERENCE, 15, bytes(reference_budget + 1))
+        try:
+            if len(build([probe, *semantic])) > budget:
+                break
+        except PacketLimitError:  # past the largest packet: it does not fit either
+            break
+        reference_budget += 1
+    while reference_budget > 0:
+        found = encode_reference(rgb, reference_budget, held.reference_codecs, reconstruct=False)
+        if found is None:
+            return None
+        codec, payload, _ = found
+        candidate = [Layer(LayerKind.REFERENCE, codec, payload), *semantic]
+        if len(build(candidate)) <= budget:
+            return candidate
+        reference_budget -= len(build(candidate)) - budget  # framing estimate was short
+    return None
+
+
+def _with_reference(
+    rgb: NDArray[np.uint8],
+    budget: int,
+    build: Callable[[Sequence[Layer]], bytes],
+    semantic: Sequence[Layer],
+    held: Models,
+) -> list[Layer]:
+    """The packet's layers with a picture: hints that leave no room for the smallest one
+    are dropped (least salient first); a budget that holds no picture even alone is a
+    :class:`BudgetError` naming the smallest that does."""
+    layers = _fit_reference(rgb, budget, build, semantic, held)
+    if layers is not None:
+        return layers
+    codec, payload = smallest_reference(rgb)
+    least = Layer(LayerKind.REFERENCE, codec, payload)
+    need = len(build([least]))
+    if need > budget:
+        height, width = rgb.shape[:2]
+        bpp = math.ceil(need * 8 / (width * height) * 10_000) / 10_000
+        raise BudgetError(
+            f"a budget of {budget} bytes holds no picture of this {width}x{height} image: "
+            f"the smallest packet with one takes {need} bytes; raise max_bytes to at least "
+            f"{need} (target_bpp to {bpp:g}), or ask for semantics only"
+        )
+    kept = list(semantic)
+    while kept and len(build([least, *kept])) > budget:
+        kept.pop()
+    return _fit_reference(rgb, budget, build, kept, held) or [least, *kept]
+
+
 def encode(
     image: NDArray[np.generic] | Image.Image,
     profile: str | Profile = "lite",
@@ -202,6 +287,7 @@ def encode(
     mask_scale: int = 8,
     models: Models | Resolver | None = None,
     realism: float | None = None,
+    semantics_only: bool = False,
 ) -> EncodeResult:
     """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels / 8).
 
@@ -215,6 +301,10 @@ def encode(
     byte. ``models``: the models to encode with (default: the process's). ``realism``
     (profiles with the learned restorer, from 0 for fidelity to 1 for texture) is written
     into the header for the decoder (default: the shipped restorer's chosen value).
+
+    A budget too small for any picture of ``image`` is a :class:`BudgetError` that names
+    the smallest budget that holds one, unless ``semantics_only`` asks for a packet of
+    the hints alone (no reference picture is then coded at all).
     """
     stages: dict[str, float] = {}
     budget_bytes(1, 1, max_bytes=max_bytes, target_bpp=target_bpp)  # refused before any work
@@ -229,6 +319,7 @@ def encode(
     if held.profile != spec:
         raise ValueError(f"the models given are {held.profile.name}'s, not {spec.name}'s")
     _check_streams(spec, caption, objects, segmap)
+    _check_hint_sizes(width, height, objects, segmap)
     hundredths = 0
     if spec.holds(Role.RESTORER):
         from semlink.restore import default_realism
@@ -241,6 +332,7 @@ def encode(
     if spec.holds(Role.EXTRACTOR) and caption is None and not objects:
         caption, objects = _extract(rgb, budget, stages, held)
         semantic_cap = int(budget * EXTRACTED_SEMANTIC_SHARE)
+    calls.check()
     start = time.perf_counter()
     semantic: list[Layer] = []
     if caption:
@@ -277,28 +369,11 @@ def encode(
     while semantic and len(build(semantic)) > min(budget, header_only + semantic_cap):
         semantic.pop()
     start = time.perf_counter()
-    # The largest payload whose layer still fits (its framing grows with varint lengths).
-    reference_budget = budget - len(build(semantic)) - _REFERENCE_LAYER_OVERHEAD
-    while reference_budget >= 0:
-        probe = Layer(LayerKind.REFERENCE, 15, bytes(reference_budget + 1))
-        try:
-            if len(build([probe, *semantic])) > budget:
-                break
-        except PacketLimitError:  # past the largest packet: it does not fit either
-            break
-        reference_budget += 1
-    layers = list(semantic)
-    while reference_budget > 0:
-        found = encode_reference(rgb, reference_budget, held.reference_codecs, reconstruct=False)
-        if found is None:
-            break
-        codec, payload, _ = found
-        candidate = [Layer(LayerKind.REFERENCE, codec, payload), *semantic]
-        data = build(candidate)
-        if len(data) <= budget:
-            layers = candidate
-            break
-        reference_budget -= len(data) - budget  # framing estimate was short: try again
+    calls.check()
+    if semantics_only:
+        layers = list(semantic)
+    else:
+        layers = _with_reference(rgb, budget, build, semantic, held)
     stages["reference"] = time.perf_counter() - start
     data = build(layers)
     return EncodeResult(data=data, packet=parse(data), stage_seconds=stages)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from semlink import calls
 from semlink.imaging import resize
 from semlink.restore import SHIPPED_RESTORER
 
@@ -168,6 +169,7 @@ def _through(
     """``x`` through the residual ``body``, each block modulated by ``film(realism)``."""
     modulation = film(realism.reshape(-1, 1).to(x.dtype)).chunk(2 * len(body), dim=1)
     for i, block in enumerate(body):
+        calls.check()  # a stopped call's picture is not finished (a no-op outside calls)
         x = block(x, modulation[2 * i], modulation[2 * i + 1])
     return x
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 from pydantic import BaseModel, Field
 
+from semlink import calls
+from semlink.calls import CallScope, DeadlineExceeded, Stopped
 from semlink.obs import ServiceMetrics
 from semlink.serving.errors import message_of, status_for
 from semlink.serving.interceptors import MetricsInterceptor, TokenAuthInterceptor
@@ -58,10 +59,6 @@ class ServerConfig(BaseModel):
     token: str | None = Field(None, description="Require 'authorization: Bearer <token>'.")
 
 
-class DeadlineExceeded(RuntimeError):
-    """The caller's deadline passed between two stages; the rest of the work is skipped."""
-
-
 @dataclass(frozen=True)
 class RpcFailure:
     """How one call of a batch ends when it does not succeed: a status and its message."""
@@ -81,22 +78,12 @@ def failure_of(exc: BaseException) -> RpcFailure:
         return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, DeadlineExceeded):
         return RpcFailure(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+    if isinstance(exc, Stopped):  # the client cancelled (it no longer reads the answer)
+        return RpcFailure(grpc.StatusCode.CANCELLED, str(exc))
     code = status_for(exc)
     if code is None:
         return RpcFailure(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
     return RpcFailure(code, message_of(exc))
-
-
-def deadline_check(remaining: float | None) -> Callable[[], None]:
-    """A ``check()`` that raises :class:`DeadlineExceeded` once ``remaining`` seconds from
-    now have passed (None: never)."""
-    deadline = None if remaining is None else time.monotonic() + remaining
-
-    def check() -> None:
-        if deadline is not None and time.monotonic() > deadline:
-            raise DeadlineExceeded("the call's deadline passed; partial work was dropped")
-
-    return check
 
 
 @dataclass
@@ -107,23 +94,39 @@ class ServiceRuntime:
     metrics: ServiceMetrics
     queue: WorkQueue
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    max_message_bytes: int | None = None
+    """The largest message the server sends (None: no limit of its own): answers that
+    would be larger are refused before the work that makes them."""
 
     async def run(
         self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], None]], object]
     ) -> tuple[object, float]:
         """Run ``work(check)`` on the queue, mapping every failure to a status with a message.
 
-        ``check()`` raises :class:`DeadlineExceeded` once the caller's deadline has passed;
+        The work runs under the call's :class:`~semlink.calls.CallScope`: when the
+        deadline passes or the client cancels, the subprocesses it started are killed at
+        once and ``check()`` (and :func:`semlink.calls.check` anywhere below) raises
+        :class:`~semlink.calls.DeadlineExceeded` / :class:`~semlink.calls.CallCancelled`;
         work calls it between stages.
         """
         if not self.ready.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE, self._loading())
-        check = deadline_check(context.time_remaining())
+        scope = CallScope(context.time_remaining())
+
+        def job() -> object:
+            with calls.running(scope):
+                return work(scope.check)
+
         try:
-            result, waited = await self.queue.run(lambda: work(check))
+            result, waited = await self.queue.run(job)
+        except asyncio.CancelledError:  # the client cancelled or its deadline passed
+            scope.cancel_call()
+            raise
         except Exception as exc:
             failure = failure_of(exc)
             await context.abort(failure.code, failure.details)
+        finally:
+            scope.close()
         self.metrics.queue_seconds.labels(self.name).observe(waited)
         return result, waited
 
@@ -139,12 +142,19 @@ class ServiceRuntime:
         if not self.ready.is_set():
             loading = RpcFailure(grpc.StatusCode.UNAVAILABLE, self._loading())
             return [loading for _ in timeouts], 0.0
-        checks = [deadline_check(timeout) for timeout in timeouts]
+        scopes = [CallScope(timeout) for timeout in timeouts]
         try:
-            results, waited = await self.queue.run(lambda: work(checks))
+            results, waited = await self.queue.run(lambda: work([s.check for s in scopes]))
+        except asyncio.CancelledError:
+            for scope in scopes:
+                scope.cancel_call()
+            raise
         except Exception as exc:
             failure = failure_of(exc)
             return [failure for _ in timeouts], 0.0
+        finally:
+            for scope in scopes:
+                scope.close()
         for _ in timeouts:
             self.metrics.queue_seconds.labels(self.name).observe(waited)
         return [failure_of(r) if isinstance(r, Exception) else r for r in results], waited
@@ -201,6 +211,7 @@ async def start_service(
         name,
         metrics,
         WorkQueue(config.workers, config.max_waiting, metrics.queue_depth.labels(name).set),
+        max_message_bytes=config.max_message_bytes,
     )
     interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(metrics)]
     if config.token:

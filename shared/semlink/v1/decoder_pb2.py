@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semlink/v1/decoder.proto\x12\nsemlink.v1\"w\n\rDecodeOptions\x12\x0c\n\x04seed\x18\x01 \x01(\x04\x12\r\n\x05steps\x18\x02 \x01(\r\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.semlink.v1.ImageFormat\x12\x14\n\x07realism\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\n\n\x08_realism\"K\n\rDecodeRequest\x12\x0e\n\x06packet\x18\x01 \x01(\x0c\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.semlink.v1.DecodeOptions\"Q\n\x13\x44\x65\x63odeStreamRequest\x12\x0e\n\x06packet\x18\x01 \x01(\x0c\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.semlink.v1.DecodeOptions\"u\n\x0e\x44\x65\x63odeResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12&\n\x05stats\x18\x02 \x01(\x0b\x32\x17.semlink.v1.DecodeStats\x12\x0f\n\x07\x63\x61ption\x18\x03 \x01(\t\x12\x1b\n\x13object_descriptions\x18\x04 \x03(\t\"\xcf\x01\n\x0b\x44\x65\x63odeStats\x12\x13\n\x0blayers_used\x18\x01 \x03(\t\x12@\n\rstage_seconds\x18\x02 \x03(\x0b\x32).semlink.v1.DecodeStats.StageSecondsEntry\x12\x15\n\rqueue_seconds\x18\x03 \x01(\x01\x12\r\n\x05width\x18\x04 \x01(\r\x12\x0e\n\x06height\x18\x05 \x01(\r\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"j\n\x14\x44\x65\x63odeStreamResponse\x12&\n\x05stage\x18\x01 \x01(\x0e\x32\x17.semlink.v1.DecodeStage\x12*\n\x06result\x18\x02 \x01(\x0b\x32\x1a.semlink.v1.DecodeResponse*r\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x02\x12\x18\n\x14IMAGE_FORMAT_RAW_RGB\x10\x03*]\n\x0b\x44\x65\x63odeStage\x12\x1c\n\x18\x44\x45\x43ODE_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45\x43ODE_STAGE_PREVIEW\x10\x01\x12\x16\n\x12\x44\x45\x43ODE_STAGE_FINAL\x10\x02\x32\xa6\x01\n\x0e\x44\x65\x63oderService\x12?\n\x06\x44\x65\x63ode\x12\x19.semlink.v1.DecodeRequest\x1a\x1a.semlink.v1.DecodeResponse\x12S\n\x0c\x44\x65\x63odeStream\x12\x1f.semlink.v1.DecodeStreamRequest\x1a .semlink.v1.DecodeStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semlink/v1/decoder.proto\x12\nsemlink.v1\"w\n\rDecodeOptions\x12\x0c\n\x04seed\x18\x01 \x01(\x04\x12\r\n\x05steps\x18\x02 \x01(\r\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.semlink.v1.ImageFormat\x12\x14\n\x07realism\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\n\n\x08_realism\"K\n\rDecodeRequest\x12\x0e\n\x06packet\x18\x01 \x01(\x0c\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.semlink.v1.DecodeOptions\"Q\n\x13\x44\x65\x63odeStreamRequest\x12\x0e\n\x06packet\x18\x01 \x01(\x0c\x12*\n\x07options\x18\x02 \x01(\x0b\x32\x19.semlink.v1.DecodeOptions\"u\n\x0e\x44\x65\x63odeResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12&\n\x05stats\x18\x02 \x01(\x0b\x32\x17.semlink.v1.DecodeStats\x12\x0f\n\x07\x63\x61ption\x18\x03 \x01(\t\x12\x1b\n\x13object_descriptions\x18\x04 \x03(\t\"\xe5\x01\n\x0b\x44\x65\x63odeStats\x12\x13\n\x0blayers_used\x18\x01 \x03(\t\x12@\n\rstage_seconds\x18\x02 \x03(\x0b\x32).semlink.v1.DecodeStats.StageSecondsEntry\x12\x15\n\rqueue_seconds\x18\x03 \x01(\x01\x12\r\n\x05width\x18\x04 \x01(\r\x12\x0e\n\x06height\x18\x05 \x01(\r\x12\x14\n\x0cno_reference\x18\x06 \x01(\x08\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"j\n\x14\x44\x65\x63odeStreamResponse\x12&\n\x05stage\x18\x01 \x01(\x0e\x32\x17.semlink.v1.DecodeStage\x12*\n\x06result\x18\x02 \x01(\x0b\x32\x1a.semlink.v1.DecodeResponse*r\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x02\x12\x18\n\x14IMAGE_FORMAT_RAW_RGB\x10\x03*]\n\x0b\x44\x65\x63odeStage\x12\x1c\n\x18\x44\x45\x43ODE_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45\x43ODE_STAGE_PREVIEW\x10\x01\x12\x16\n\x12\x44\x45\x43ODE_STAGE_FINAL\x10\x02\x32\xa6\x01\n\x0e\x44\x65\x63oderService\x12?\n\x06\x44\x65\x63ode\x12\x19.semlink.v1.DecodeRequest\x1a\x1a.semlink.v1.DecodeResponse\x12S\n\x0c\x44\x65\x63odeStream\x12\x1f.semlink.v1.DecodeStreamRequest\x1a .semlink.v1.DecodeStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DECODESTATS_STAGESECONDSENTRY']._loaded_options = None
   _globals['_DECODESTATS_STAGESECONDSENTRY']._serialized_options = b'8\001'
-  _globals['_IMAGEFORMAT']._serialized_start=758
-  _globals['_IMAGEFORMAT']._serialized_end=872
-  _globals['_DECODESTAGE']._serialized_start=874
-  _globals['_DECODESTAGE']._serialized_end=967
+  _globals['_IMAGEFORMAT']._serialized_start=780
+  _globals['_IMAGEFORMAT']._serialized_end=894
+  _globals['_DECODESTAGE']._serialized_start=896
+  _globals['_DECODESTAGE']._serialized_end=989
   _globals['_DECODEOPTIONS']._serialized_start=40
   _globals['_DECODEOPTIONS']._serialized_end=159
   _globals['_DECODEREQUEST']._serialized_start=161
@@ -46,11 +46,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECODERESPONSE']._serialized_start=321
   _globals['_DECODERESPONSE']._serialized_end=438
   _globals['_DECODESTATS']._serialized_start=441
-  _globals['_DECODESTATS']._serialized_end=648
-  _globals['_DECODESTATS_STAGESECONDSENTRY']._serialized_start=597
-  _globals['_DECODESTATS_STAGESECONDSENTRY']._serialized_end=648
-  _globals['_DECODESTREAMRESPONSE']._serialized_start=650
-  _globals['_DECODESTREAMRESPONSE']._serialized_end=756
-  _globals['_DECODERSERVICE']._serialized_start=970
-  _globals['_DECODERSERVICE']._serialized_end=1136
+  _globals['_DECODESTATS']._serialized_end=670
+  _globals['_DECODESTATS_STAGESECONDSENTRY']._serialized_start=619
+  _globals['_DECODESTATS_STAGESECONDSENTRY']._serialized_end=670
+  _globals['_DECODESTREAMRESPONSE']._serialized_start=672
+  _globals['_DECODESTREAMRESPONSE']._serialized_end=778
+  _globals['_DECODERSERVICE']._serialized_start=992
+  _globals['_DECODERSERVICE']._serialized_end=1158
 # @@protoc_insertion_point(module_scope)

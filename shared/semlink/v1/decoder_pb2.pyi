@@ -68,7 +68,7 @@ class DecodeResponse(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., stats: _Optional[_Union[DecodeStats, _Mapping]] = ..., caption: _Optional[str] = ..., object_descriptions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DecodeStats(_message.Message):
-    __slots__ = ("layers_used", "stage_seconds", "queue_seconds", "width", "height")
+    __slots__ = ("layers_used", "stage_seconds", "queue_seconds", "width", "height", "no_reference")
     class StageSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,12 +81,14 @@ class DecodeStats(_message.Message):
     QUEUE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    NO_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     layers_used: _containers.RepeatedScalarFieldContainer[str]
     stage_seconds: _containers.ScalarMap[str, float]
     queue_seconds: float
     width: int
     height: int
-    def __init__(self, layers_used: _Optional[_Iterable[str]] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., queue_seconds: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    no_reference: bool
+    def __init__(self, layers_used: _Optional[_Iterable[str]] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., queue_seconds: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., no_reference: _Optional[bool] = ...) -> None: ...
 
 class DecodeStreamResponse(_message.Message):
     __slots__ = ("stage", "result")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semlink/v1/encoder.proto\x12\nsemlink.v1\"\xae\x01\n\rEncodeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x13\n\tmax_bytes\x18\x03 \x01(\rH\x00\x12\x14\n\ntarget_bpp\x18\x04 \x01(\x01H\x00\x12&\n\x05hints\x18\x05 \x01(\x0b\x32\x17.semlink.v1.EncodeHints\x12\x14\n\x07realism\x18\x06 \x01(\x02H\x01\x88\x01\x01\x42\x08\n\x06\x62udgetB\n\n\x08_realism\"G\n\x0b\x45ncodeHints\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12\'\n\x07objects\x18\x02 \x03(\x0b\x32\x16.semlink.v1.ObjectHint\"3\n\nObjectHint\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x10\n\x08mask_png\x18\x02 \x01(\x0c\"H\n\x0e\x45ncodeResponse\x12\x0e\n\x06packet\x18\x01 \x01(\x0c\x12&\n\x05stats\x18\x02 \x01(\x0b\x32\x17.semlink.v1.EncodeStats\"\x90\x02\n\x0b\x45ncodeStats\x12\x14\n\x0cpacket_bytes\x18\x01 \x01(\r\x12\x16\n\x0e\x62its_per_pixel\x18\x02 \x01(\x01\x12&\n\x06layers\x18\x03 \x03(\x0b\x32\x16.semlink.v1.LayerBytes\x12@\n\rstage_seconds\x18\x04 \x03(\x0b\x32).semlink.v1.EncodeStats.StageSecondsEntry\x12\x15\n\rqueue_seconds\x18\x05 \x01(\x01\x12\r\n\x05width\x18\x06 \x01(\r\x12\x0e\n\x06height\x18\x07 \x01(\r\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\")\n\nLayerBytes\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05\x62ytes\x18\x02 \x01(\r2Q\n\x0e\x45ncoderService\x12?\n\x06\x45ncode\x12\x19.semlink.v1.EncodeRequest\x1a\x1a.semlink.v1.EncodeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semlink/v1/encoder.proto\x12\nsemlink.v1\"\xc6\x01\n\rEncodeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x13\n\tmax_bytes\x18\x03 \x01(\rH\x00\x12\x14\n\ntarget_bpp\x18\x04 \x01(\x01H\x00\x12&\n\x05hints\x18\x05 \x01(\x0b\x32\x17.semlink.v1.EncodeHints\x12\x14\n\x07realism\x18\x06 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0esemantics_only\x18\x07 \x01(\x08\x42\x08\n\x06\x62udgetB\n\n\x08_realism\"G\n\x0b\x45ncodeHints\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12\'\n\x07objects\x18\x02 \x03(\x0b\x32\x16.semlink.v1.ObjectHint\"3\n\nObjectHint\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x10\n\x08mask_png\x18\x02 \x01(\x0c\"H\n\x0e\x45ncodeResponse\x12\x0e\n\x06packet\x18\x01 \x01(\x0c\x12&\n\x05stats\x18\x02 \x01(\x0b\x32\x17.semlink.v1.EncodeStats\"\x90\x02\n\x0b\x45ncodeStats\x12\x14\n\x0cpacket_bytes\x18\x01 \x01(\r\x12\x16\n\x0e\x62its_per_pixel\x18\x02 \x01(\x01\x12&\n\x06layers\x18\x03 \x03(\x0b\x32\x16.semlink.v1.LayerBytes\x12@\n\rstage_seconds\x18\x04 \x03(\x0b\x32).semlink.v1.EncodeStats.StageSecondsEntry\x12\x15\n\rqueue_seconds\x18\x05 \x01(\x01\x12\r\n\x05width\x18\x06 \x01(\r\x12\x0e\n\x06height\x18\x07 \x01(\r\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\")\n\nLayerBytes\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05\x62ytes\x18\x02 \x01(\r2Q\n\x0e\x45ncoderService\x12?\n\x06\x45ncode\x12\x19.semlink.v1.EncodeRequest\x1a\x1a.semlink.v1.EncodeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENCODESTATS_STAGESECONDSENTRY']._loaded_options = None
   _globals['_ENCODESTATS_STAGESECONDSENTRY']._serialized_options = b'8\001'
   _globals['_ENCODEREQUEST']._serialized_start=41
-  _globals['_ENCODEREQUEST']._serialized_end=215
-  _globals['_ENCODEHINTS']._serialized_start=217
-  _globals['_ENCODEHINTS']._serialized_end=288
-  _globals['_OBJECTHINT']._serialized_start=290
-  _globals['_OBJECTHINT']._serialized_end=341
-  _globals['_ENCODERESPONSE']._serialized_start=343
-  _globals['_ENCODERESPONSE']._serialized_end=415
-  _globals['_ENCODESTATS']._serialized_start=418
-  _globals['_ENCODESTATS']._serialized_end=690
-  _globals['_ENCODESTATS_STAGESECONDSENTRY']._serialized_start=639
-  _globals['_ENCODESTATS_STAGESECONDSENTRY']._serialized_end=690
-  _globals['_LAYERBYTES']._serialized_start=692
-  _globals['_LAYERBYTES']._serialized_end=733
-  _globals['_ENCODERSERVICE']._serialized_start=735
-  _globals['_ENCODERSERVICE']._serialized_end=816
+  _globals['_ENCODEREQUEST']._serialized_end=239
+  _globals['_ENCODEHINTS']._serialized_start=241
+  _globals['_ENCODEHINTS']._serialized_end=312
+  _globals['_OBJECTHINT']._serialized_start=314
+  _globals['_OBJECTHINT']._serialized_end=365
+  _globals['_ENCODERESPONSE']._serialized_start=367
+  _globals['_ENCODERESPONSE']._serialized_end=439
+  _globals['_ENCODESTATS']._serialized_start=442
+  _globals['_ENCODESTATS']._serialized_end=714
+  _globals['_ENCODESTATS_STAGESECONDSENTRY']._serialized_start=663
+  _globals['_ENCODESTATS_STAGESECONDSENTRY']._serialized_end=714
+  _globals['_LAYERBYTES']._serialized_start=716
+  _globals['_LAYERBYTES']._serialized_end=757
+  _globals['_ENCODERSERVICE']._serialized_start=759
+  _globals['_ENCODERSERVICE']._serialized_end=840
 # @@protoc_insertion_point(module_scope)

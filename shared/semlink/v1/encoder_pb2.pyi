@@ -7,20 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("image", "profile", "max_bytes", "target_bpp", "hints", "realism")
+    __slots__ = ("image", "profile", "max_bytes", "target_bpp", "hints", "realism", "semantics_only")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     TARGET_BPP_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
     REALISM_FIELD_NUMBER: _ClassVar[int]
+    SEMANTICS_ONLY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     profile: str
     max_bytes: int
     target_bpp: float
     hints: EncodeHints
     realism: float
-    def __init__(self, image: _Optional[bytes] = ..., profile: _Optional[str] = ..., max_bytes: _Optional[int] = ..., target_bpp: _Optional[float] = ..., hints: _Optional[_Union[EncodeHints, _Mapping]] = ..., realism: _Optional[float] = ...) -> None: ...
+    semantics_only: bool
+    def __init__(self, image: _Optional[bytes] = ..., profile: _Optional[str] = ..., max_bytes: _Optional[int] = ..., target_bpp: _Optional[float] = ..., hints: _Optional[_Union[EncodeHints, _Mapping]] = ..., realism: _Optional[float] = ..., semantics_only: _Optional[bool] = ...) -> None: ...
 
 class EncodeHints(_message.Message):
     __slots__ = ("caption", "objects")

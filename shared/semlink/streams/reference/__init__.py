@@ -28,7 +28,7 @@ from semlink.streams.reference.base import (
     small_size,
 )
 from semlink.streams.reference.learned import LEARNED, decode_learned, pack_learned, search_learned
-from semlink.streams.reference.ratecontrol import fit_vvc
+from semlink.streams.reference.ratecontrol import fit_vvc, smallest_vvc
 from semlink.streams.reference.registry import CLASSICAL, CODECS, STANDARD, codec
 from semlink.streams.reference.search import search
 
@@ -78,6 +78,13 @@ def decode_reference(
             f"expected {expected[0]}x{expected[1]}"
         )
     return image
+
+
+def smallest_reference(image: NDArray[np.uint8]) -> tuple[int, bytes]:
+    """(codec id, payload) of the smallest reference layer lite can send of ``image``."""
+    height, width = image.shape[:2]
+    least = smallest_vvc(image)
+    return int(least.codec), pack_file(least.codec, least.k, least.data, width, height)
 
 
 def encode_reference(
@@ -132,5 +139,6 @@ __all__ = [
     "search",
     "search_learned",
     "small_size",
+    "smallest_reference",
     "unpack_file",
 ]

@@ -53,10 +53,11 @@ from itertools import zip_longest
 import numpy as np
 from numpy.typing import NDArray
 
+from semlink import calls
 from semlink.imaging import psnr, resize
 from semlink.streams.reference.base import Candidate, small_size
 from semlink.streams.reference.sizemodel import predicted_size
-from semlink.streams.reference.vvc import VVC, Cancel, VvcCodec, coded_size, payload_size
+from semlink.streams.reference.vvc import MAX_QP, VVC, Cancel, VvcCodec, coded_size, payload_size
 from semlink.streams.reference.vvcps import padded_size
 
 STEPS = 8
@@ -165,12 +166,17 @@ def fit_vvc(
     height, width = image.shape[:2]
     if max_bytes < 8:
         return None
+    calls.check()
     k0 = first_scale(width, height, max_bytes)
     # The size model at k0 and a 1.4x larger scale: this picture's own size exponent (1.2
     # on smooth photos, 2.4 on kodim06-like fine texture) for the prediction.
     scales = sorted({k0, min(MAX_K, round(k0 * GUESS_SPREAD))})
     qp = target_qp(max_bytes)
-    guesses = [predicted_size(resize(image, *small_size(width, height, k)), qp) for k in scales]
+    guesses = []
+    for k in scales:
+        small = resize(image, *small_size(width, height, k))
+        calls.check()  # (between the slow steps of a large picture)
+        guesses.append(predicted_size(small, qp))
     gamma = GAMMA
     if len(scales) == 2:
         gamma = min(
@@ -193,7 +199,9 @@ def fit_vvc(
     """Every encode that ended (filled in by the workers, in whatever order they end)."""
     tried: dict[Key, tuple[bytes, int]] = {}
     """The encodes the fit has looked at, in the order they were started."""
-    cancel = Cancel()
+    cancel = Cancel(calls.current())
+    """Set when the fit ends (stops the encode still running) or when the call is stopped
+    (the encodes are run by the pool's threads, which do not see the call's context)."""
 
     def fills(size: int) -> bool:
         return fill * max_bytes <= size <= max_bytes
@@ -206,8 +214,11 @@ def fit_vvc(
 
     def attempt(key: Key) -> None:
         k, q = key
-        small = resize(image, *small_size(width, height, k))
-        data = codec.encode_qp(small, q / STEPS, cancel=cancel, base=base_for(q))
+        with calls.running(cancel):  # the pool's thread: calls.check() below sees the fit's
+            cancel.check()
+            small = resize(image, *small_size(width, height, k))
+            cancel.check()
+            data = codec.encode_qp(small, q / STEPS, cancel=cancel, base=base_for(q))
         measured[key] = (data, payload_size(data))
 
     # Both cores stay busy: when an encode ends without filling the budget, the next guess
@@ -239,7 +250,7 @@ def fit_vvc(
                 if not queue:  # the proposals are spent: halve the gaps the window fell in
                     launch(_between(tried, fill * max_bytes, max_bytes))
         finally:
-            cancel.set()  # stops what still runs (it ends in Cancelled, which nobody reads)
+            cancel.set()  # stops what still runs (it ends in Stopped, which nobody reads)
     fitting = [(s, key) for key, (_, s) in tried.items() if s <= max_bytes]
     if not fitting:
         return fit_vvc_smallest(image, max_bytes, codec)
@@ -405,3 +416,11 @@ def fit_vvc_smallest(
             return Candidate(codec.id, k, 0, data, size, psnr(recon, image), recon)
         k //= 2
     return None
+
+
+def smallest_vvc(image: NDArray[np.uint8], codec: VvcCodec = VVC) -> Candidate:
+    """The smallest picture of ``image`` the rate control can send (the smallest scale at
+    QP 63; not decoded): a budget that cannot hold it holds no picture at all."""
+    height, width = image.shape[:2]
+    data = codec.encode_qp(resize(image, *small_size(width, height, MIN_K)), MAX_QP)
+    return Candidate(codec.id, MIN_K, 0, data, payload_size(data), math.nan, _EMPTY)

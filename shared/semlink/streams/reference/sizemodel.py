@@ -20,6 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.fft import dctn
 
+from semlink import calls
+
 REFERENCE_QP = 45
 """The QP the thresholds are given at."""
 THRESHOLDS = (16.0, 64.0, 256.0)
@@ -33,22 +35,33 @@ bpp the fit needed 4.97 encodes instead of 6.52 with the two ``faster`` probes i
 (probes included), median 0.61 s instead of 0.70 s (configuration 2)."""
 
 
+BAND_ROWS = 1024
+"""Rows of the picture the features look at at once (a multiple of 8): a large picture
+costs one band's float copies, not the whole picture's, and the call's deadline is
+checked between bands. Pictures of at most this many rows take one band."""
+
+
 def features(picture: NDArray[np.uint8], qp: float) -> NDArray[np.float64]:
     """The regressors of :data:`COEFFICIENTS` for ``picture`` (RGB, the size vvenc codes)
     coded at ``qp``: 1, QP - 45, log pixels, log1p of each threshold's log-magnitude sum."""
-    rgb = picture.astype(np.float64)  # (the encoder's choices follow: same on every CPU)
-    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-    height, width = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
+    height, width = (picture.shape[0] // 8) * 8, (picture.shape[1] // 8) * 8
     out = [1.0, qp - REFERENCE_QP, math.log(max(1, picture.shape[0] * picture.shape[1]))]
     if height == 0 or width == 0:
         return np.array(out + [0.0] * len(THRESHOLDS))
-    blocks = y[:height, :width].reshape(height // 8, 8, width // 8, 8).transpose(0, 2, 1, 3)
-    ac = np.abs(dctn(blocks, axes=(2, 3), norm="ortho"))
-    ac[:, :, 0, 0] = 0
     step = 2 ** ((qp - REFERENCE_QP) / 6)
-    for threshold in THRESHOLDS:
-        out.append(math.log1p(float(np.log2(1 + ac / (threshold * step)).sum())))
-    return np.array(out)
+    sums = [0.0] * len(THRESHOLDS)
+    for top in range(0, height, BAND_ROWS):
+        calls.check()
+        rgb = picture[top : min(height, top + BAND_ROWS), :width].astype(np.float64)
+        # (the encoder's choices follow: the same arithmetic on every CPU)
+        y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+        rows = y.shape[0]
+        blocks = y.reshape(rows // 8, 8, width // 8, 8).transpose(0, 2, 1, 3)
+        ac = np.abs(dctn(blocks, axes=(2, 3), norm="ortho"))
+        ac[:, :, 0, 0] = 0
+        for index, threshold in enumerate(THRESHOLDS):
+            sums[index] += float(np.log2(1 + ac / (threshold * step)).sum())
+    return np.array(out + [math.log1p(total) for total in sums])
 
 
 def predicted_size(

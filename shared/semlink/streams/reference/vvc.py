@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 import subprocess
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
+from semlink import calls
+from semlink.calls import Cancel
 from semlink.packet.errors import PacketFormatError, PacketVersionError
 from semlink.streams._varint import read_varint, write_varint
 from semlink.streams.reference import vvcps
@@ -127,40 +128,15 @@ def ffmpeg_version() -> str:
         return "missing"
 
 
-class Cancelled(Exception):
-    """An encode was stopped because its caller no longer needs it."""
-
-
-class Cancel:
-    """Stops the ffmpeg processes started with it: :meth:`set` kills those running and
-    any started later, and their :func:`_run` raises :class:`Cancelled`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: set[subprocess.Popen[bytes]] = set()
-        self.cancelled = False
-
-    def set(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            for process in self._running:
-                process.kill()
-
-    def track(self, process: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._running.add(process)
-            if self.cancelled:
-                process.kill()
-
-    def untrack(self, process: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._running.discard(process)
-
-
 def _run(
     args: list[str], data: bytes, timeout: float, what: str, cancel: Cancel | None = None
 ) -> bytes:
-    """Run ffmpeg on ``data``; ``cancel`` can stop it (then :class:`Cancelled`)."""
+    """Run ffmpeg on ``data``; ``cancel`` (default: the running call's,
+    :func:`semlink.calls.current`) kills it when set, and its reason is raised."""
+    if cancel is None:
+        cancel = calls.current()
+    if cancel is not None:
+        cancel.check()  # never start a process for work nobody waits for
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args]
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -179,8 +155,8 @@ def _run(
             if cancel is not None:
                 cancel.untrack(process)
         returncode = process.returncode
-    if cancel is not None and cancel.cancelled:
-        raise Cancelled(what)
+    if cancel is not None and cancel.reason is not None:
+        raise cancel.reason
     if returncode != 0:
         reason = stderr.decode(errors="replace").strip().splitlines()
         raise PacketFormatError(f"{what} failed: {reason[-1] if reason else returncode}")
@@ -206,8 +182,23 @@ def _padded(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return np.pad(image, ((0, ch - height), (0, cw - width), (0, 0)), mode="edge")
 
 
+YUV_BAND_ROWS = 512
+"""Rows converted at once (even): a large picture costs one band's int32 copies, and the
+call's deadline is checked between bands. The bytes do not depend on it."""
+
+
 def rgb_to_yuv420(image: NDArray[np.uint8]) -> bytes:
     """Planar 10-bit little-endian Y, Cb, Cr of an even-sized RGB picture."""
+    planes: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+    for top in range(0, image.shape[0], YUV_BAND_ROWS):
+        calls.check()
+        for plane, band in zip(planes, _yuv420(image[top : top + YUV_BAND_ROWS]), strict=True):
+            plane.append(band)
+    return b"".join(b"".join(plane) for plane in planes)
+
+
+def _yuv420(image: NDArray[np.uint8]) -> tuple[bytes, bytes, bytes]:
+    """Y, Cb and Cr samples of rows of :func:`rgb_to_yuv420`'s picture (an even number)."""
     rgb = image.astype(np.int32)  # every sum below stays under 2^29
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     # Coefficients x 2^16 (x 4 for 10 bits); luma and chroma kept at that scale until
@@ -221,8 +212,10 @@ def rgb_to_yuv420(image: NDArray[np.uint8]) -> bytes:
     offset = 4 * (512 << 16) + (1 << 17)  # four samples' 512 offset, and rounding
     cb = 4 * (-11059 * rs - 21709 * gs + 32768 * bs) + offset
     cr = 4 * (32768 * rs - 27439 * gs - 5329 * bs) + offset
-    planes = [y >> 16, cb >> 18, cr >> 18]
-    return b"".join(np.clip(p, 0, 1023).astype("<u2").tobytes() for p in planes)
+    luma, blue, red = (
+        np.clip(p, 0, 1023).astype("<u2").tobytes() for p in (y >> 16, cb >> 18, cr >> 18)
+    )
+    return luma, blue, red
 
 
 def _upsample(c: NDArray[np.int32]) -> NDArray[np.int32]:
