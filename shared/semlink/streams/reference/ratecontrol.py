@@ -173,8 +173,8 @@ def fit_vvc(
     scales = sorted({k0, min(MAX_K, round(k0 * GUESS_SPREAD))})
     qp = target_qp(max_bytes)
     guesses = []
-    for k in scales:
-        small = resize(image, *small_size(width, height, k))
+    for scale in scales:
+        small = resize(image, *small_size(width, height, scale))
         calls.check()  # (between the slow steps of a large picture)
         guesses.append(predicted_size(small, qp))
     gamma = GAMMA
