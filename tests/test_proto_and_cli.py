@@ -81,9 +81,8 @@ def test_eval_writes_csv_plot_and_gallery(
     Image.fromarray(chelsea).save(images / "chelsea.png")
     Image.fromarray(astronaut[::2, ::2]).save(images / "astronaut.png")
     out = tmp_path / "report"
-    result = runner.invoke(
-        app, ["eval", str(images), "--bpp", "0.05", "-o", str(out), "--workers", "1"]
-    )
+    args = ["eval", str(images), "--bpp", "0.05", "-o", str(out), "--workers", "1"]
+    result = runner.invoke(app, [*args, "--cache", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     for name in ("results.csv", "summary.csv", "rd.png", "index.html"):
         assert (out / name).stat().st_size > 0

@@ -43,11 +43,13 @@ the CSVs and ``realism.png``)."""
 def comparison_lines(frame: pd.DataFrame, method: str = "lite") -> list[str]:
     """Per rate: how often ``method`` beats the best baseline image by image, budget use,
     codecs, time."""
-    lines = []
+    lines: list[str] = []
     lite = frame[frame.method == method].set_index(["image", "target_bpp"])
     base = frame[frame.method == "best_baseline"].set_index(["image", "target_bpp"])
+    if base.empty:  # no baseline ran (``--methods`` without one)
+        return lines
     for rate, group in lite.groupby(level="target_bpp"):
-        other = base.loc[group.index]
+        other = base.reindex(group.index)  # NaN (never beaten) where no baseline fitted
         n = len(group)
         wins = []
         for metric in ("psnr", "ms_ssim", "haarpsi", "niqe", "lpips", "dists"):
@@ -178,7 +180,8 @@ def _plot_realism(summary: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel(f"{'LPIPS (AlexNet)' if metric == 'lpips' else 'DISTS'}, lower is better")
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # nothing to plot without lite_r* and vvc
+            ax.legend(fontsize=8)
     fig.suptitle("lite's realism control: the same packets decoded at realism 0 ... 1 (labels)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -191,27 +194,29 @@ def _gallery(frame: pd.DataFrame, out: Path) -> None:
         "<style>body{font-family:sans-serif} img{width:19%;margin:2px}</style>",
         "<h1>semlink lite vs the best standard codec (VVC included)</h1>",
         "<p>Each row: original | best baseline | VVC | lite at realism 0 | lite (default "
-        "realism), at equal byte budgets; below, 2x crops of the image's most textured and "
-        "smoothest 96x96 areas: original | VVC | lite realism 0 | lite realism 1. "
+        "realism), those the run had, at equal byte budgets; below, 2x crops of the image's "
+        "most textured and smoothest 96x96 areas: original | VVC | lite realism 0 | lite "
+        "realism 1. "
         "<a href=summary.csv>summary.csv</a> <a href=results.csv>results.csv</a></p>",
         "<img src=rd.png style='width:100%'>",
         "<img src=realism.png style='width:80%'>",
     ]
     for (image, rate), group in frame.groupby(["image", "target_bpp"]):
         by_method = {row.method: row for row in group.itertuples()}
-        lite, base = by_method.get("lite"), by_method.get("best_baseline")
-        if lite is None or base is None:
+        shown = [name for name in ("best_baseline", "vvc", "lite_r0", "lite") if name in by_method]
+        if not shown:
             continue
-        caption = (
-            f"{html.escape(str(image))} @ {rate} bpp - "
-            f"baseline {html.escape(str(base.detail))}: {base.bpp:.4f} bpp "
-            f"{base.psnr:.2f} dB MS-SSIM {base.ms_ssim:.3f} LPIPS {base.lpips:.3f} | "
-            f"lite ({html.escape(str(lite.detail))}): {lite.bpp:.4f} bpp "
-            f"{lite.psnr:.2f} dB MS-SSIM {lite.ms_ssim:.3f} LPIPS {lite.lpips:.3f}"
-        )
-        parts.append(f"<h3>{caption}</h3>")
+        captions = []
+        for name, label in (("best_baseline", "baseline"), ("lite", "lite")):
+            row = by_method.get(name)
+            if row is not None:
+                captions.append(
+                    f"{label} ({html.escape(str(row.detail))}): {row.bpp:.4f} bpp "
+                    f"{row.psnr:.2f} dB MS-SSIM {row.ms_ssim:.3f} LPIPS {row.lpips:.3f}"
+                )
+        parts.append(f"<h3>{html.escape(str(image))} @ {rate} bpp - {' | '.join(captions)}</h3>")
         parts.append(f"<img src='images/{image}-original.png'>")
-        for name in ("best_baseline", "vvc", "lite_r0", "lite"):
+        for name in shown:
             parts.append(f"<img src='images/{image}-{rate}-{name}.png' alt='{name}'>")
         for kind in ("crops", "smooth"):
             crops = out / "images" / f"{image}-{rate}-{kind}.png"
