@@ -3,8 +3,9 @@
 - ``codec``: ``encode`` (image -> packet), ``decode`` (packet -> image), ``info`` (a packet's
   header and layers)
 - ``eval``: lite against classical codecs at equal real bytes on a folder of images
-- ``weights``: ``fetch``, ``verify``, ``list``, ``export-onnx``
-- ``train``: ``restorer``, ``ref-codec``, ``latent-codec``
+- ``weights``: ``fetch``, ``perceptual``, ``verify``, ``synth``, ``list``, ``export-onnx``
+- ``train``: ``restorer``, ``perceptual``, ``latent-restorer``, ``ref-codec``,
+  ``latent-codec``, ``size-model``
 - ``demo``: encoder, link and decoder services with sample photos pushed through them
 
 ``serve`` (``encoder``, ``decoder``, ``link``) belongs to the deployables: ``services/cli.py``
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 HELP = (
     "semlink: semantic image coding for bandwidth-starved links.\n\n"
     "Command groups: codec (encode, decode, info), eval, "
-    "weights (fetch, verify, list, export-onnx), train (restorer, ref-codec, latent-codec), "
+    "weights (fetch, perceptual, verify, synth, list, export-onnx), train (restorer, "
+    "perceptual, latent-restorer, ref-codec, latent-codec, size-model), "
     "demo, and serve (encoder, decoder, link), which the services add."
 )
 
@@ -34,6 +36,7 @@ def build_app() -> typer.Typer:
 
     from semlink.cli import codec, demo, train, weights
     from semlink.cli import eval as evaluation
+    from semlink.cli._common import reflow_help
 
     app = typer.Typer(help=HELP, no_args_is_help=True)
     codec.register(app)
@@ -41,6 +44,7 @@ def build_app() -> typer.Typer:
     weights.register(app)
     train.register(app)
     demo.register(app)
+    reflow_help(app)
     return app
 
 

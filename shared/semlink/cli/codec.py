@@ -8,7 +8,21 @@ from typing import Annotated
 
 import typer
 
-from semlink.cli._common import Tiny, _fail, _load_image, _models, console
+from semlink.cli._common import (
+    Tiny,
+    _fail,
+    _image_format,
+    _load_image,
+    _models,
+    _writable,
+    console,
+    image_extensions,
+)
+from semlink.cli._console import print_warning
+from semlink.cli.info import not_a_packet_hint
+
+PACKET_SUFFIX = ".slk"
+"""The extension of a semlink packet file."""
 
 Packet = Annotated[Path, typer.Argument(help="Packet file (.slk).")]
 Realism = Annotated[
@@ -22,7 +36,10 @@ Realism = Annotated[
 
 def encode_cmd(
     image: Annotated[Path, typer.Argument(help="Input image (PNG, JPEG, WebP, ...).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Packet file to write (.slk).")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Packet file to write (.slk; not an image name)."),
+    ],
     max_bytes: Annotated[
         int | None, typer.Option("--max-bytes", help="Packet size limit in bytes.")
     ] = None,
@@ -46,6 +63,8 @@ def encode_cmd(
         raise _fail("give --max-bytes or --bpp, not both")
     if max_bytes is None and bpp is None:
         bpp = 0.03
+    _writable(output)
+    _packet_name(output)
     pixels = _load_image(image)
     try:
         result = encode(
@@ -59,7 +78,10 @@ def encode_cmd(
         )
     except (BudgetError, PacketError, ValueError, KeyError, WeightsError) as exc:
         raise _fail(str(exc)) from exc
-    output.write_bytes(result.data)
+    try:
+        output.write_bytes(result.data)
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror or exc}") from exc
     console.print(
         f"{image} -> {output}: {len(result.data)} bytes, {result.bits_per_pixel:.4f} bpp, "
         f"layers {', '.join(f'{k} {n} B' for k, n in result.layer_bytes())}"
@@ -69,7 +91,12 @@ def encode_cmd(
 def decode_cmd(
     packet: Packet,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Image to write (PNG, WebP, ...).")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Image to write; its extension picks the format (.png, .webp, ...).",
+        ),
     ],
     tiny: Tiny = False,
     steps: Annotated[int | None, typer.Option(help="Diffusion steps (default: DynDiff).")] = None,
@@ -80,15 +107,26 @@ def decode_cmd(
     from semlink.models.weights import WeightsError
     from semlink.packet import PacketError
 
+    _writable(output)
+    image_format = _image_format(output)
     try:
-        result = decode(packet.read_bytes(), steps=steps, models=_models(tiny), realism=realism)
+        data = packet.read_bytes()
     except FileNotFoundError as exc:
         raise _fail(f"no such packet file: {packet}") from exc
-    except (PacketError, WeightsError, ValueError) as exc:
+    except OSError as exc:
+        raise _fail(f"cannot read {packet}: {exc.strerror or exc}") from exc
+    try:
+        result = decode(data, steps=steps, models=_models(tiny), realism=realism)
+    except PacketError as exc:
+        raise _fail(not_a_packet_hint(packet, data, str(exc))) from exc
+    except (WeightsError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     from PIL import Image
 
-    Image.fromarray(result.image).save(output)
+    try:
+        Image.fromarray(result.image).save(output, image_format)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot write {output} as {image_format}: {exc}") from exc
     restored = "" if result.realism is None else f", restorer at realism {result.realism:.2f}"
     console.print(
         f"{packet} -> {output}: {result.image.shape[1]}x{result.image.shape[0]}, layers used: "
@@ -100,6 +138,23 @@ def decode_cmd(
         console.print(f"caption: {result.caption}")
     for description, _ in result.objects:
         console.print(f"object: {description}")
+
+
+def _packet_name(output: Path) -> None:
+    """Refuse an image file name for a packet; warn about any other name than .slk.
+
+    A packet written as x.png is opened by every image viewer and refused by all of them,
+    and ``encode photo.png -o photo.png`` would replace the photo with its packet: refused,
+    before any work. Other names (x.bin, no extension) are the user's choice: a warning."""
+    ext = output.suffix.lower()
+    if ext == PACKET_SUFFIX:
+        return
+    if ext in image_extensions():
+        raise _fail(
+            f"{output} has an image extension ({ext}), but encode writes a semlink packet, "
+            f"not an image: name it {output.with_suffix(PACKET_SUFFIX)}"
+        )
+    print_warning(f"{output}: semlink packets are named *{PACKET_SUFFIX}; writing it anyway")
 
 
 def info_cmd(packet: Packet) -> None:

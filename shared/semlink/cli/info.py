@@ -36,11 +36,14 @@ def render(packet: Path) -> tuple[str, RenderableType]:
 
     try:
         data = packet.read_bytes()
-        parsed = parse(data)
     except FileNotFoundError as exc:
         raise InfoError(f"no such packet file: {packet}") from exc
+    except OSError as exc:  # a folder, no permission
+        raise InfoError(f"cannot read {packet}: {exc.strerror or exc}") from exc
+    try:
+        parsed = parse(data)
     except PacketError as exc:
-        raise InfoError(str(exc)) from exc
+        raise InfoError(not_a_packet_hint(packet, data, str(exc))) from exc
     try:
         profile_name = get_profile(parsed.profile).name
     except KeyError:
@@ -60,6 +63,30 @@ def render(packet: Path) -> tuple[str, RenderableType]:
         )
         table.add_row(str(i), kind, str(layer.codec), str(len(layer.payload)), str(size))
     return header, table
+
+
+IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def not_a_packet_hint(path: Path, data: bytes, message: str) -> str:
+    """``message`` (why ``data`` is not a packet), with what to do when the file is an image
+    given where a packet was expected."""
+    kind = next((name for magic, name in IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    if kind is None and data[8:12] == b"WEBP" and data.startswith(b"RIFF"):
+        kind = "WebP"
+    if kind is None:
+        return message
+    return (
+        f"{path} is a {kind} image, not a semlink packet: "
+        f"`semlink encode {path} -o {path.with_suffix('.slk')}` makes one"
+    )
 
 
 def show_info(packet: Path) -> None:
@@ -82,9 +109,9 @@ def answer(argv: list[str]) -> int | None:
     try:
         header, table = render(Path(argv[1]))
     except InfoError as exc:
-        from semlink.cli._console import console
+        from semlink.cli._console import print_error
 
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         return ERROR_EXIT
     except Exception:
         return None

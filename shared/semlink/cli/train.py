@@ -101,7 +101,7 @@ def train_restorer_cmd(
 ) -> None:
     """Recipe c: lite's restorer (VVC reference -> full size, with a realism control) with
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
-    resumable. ``--ship-to`` evaluates on held-out photos, picks the default realism and
+    resumable. --ship DIR evaluates on held-out photos, picks the default realism and
     writes the fp16 weights and manifest."""
     from dataclasses import replace
 
@@ -171,7 +171,7 @@ def train_perceptual_cmd(
     ship_to: ShipTo = None,
 ) -> None:
     """Recipe p: lite's realism end (L1 + LPIPS-VGG + a conditional PatchGAN) on BSDS500
-    VVC references; resumable. ``--ship-to`` evaluates it on held-out photos (LPIPS-Alex,
+    VVC references; resumable. --ship DIR evaluates it on held-out photos (LPIPS-Alex,
     DISTS, PSNR along the realism curve), picks the default realism and writes the fp16
     weights and manifest."""
     from dataclasses import replace
@@ -226,7 +226,7 @@ def train_latent_restorer_cmd(
     """Research recipe: a restorer in TAEF2's latent space (reference + segment edges ->
     TAEF2 latent, pixel/MS-SSIM/adversarial losses through TAEF2's decoder). Not shipped:
     TAEF2's decoder alone takes ~3 s per 768x512 picture on 2 cores. Its cache of TAEF2
-    latents feeds ``train latent-codec``."""
+    latents feeds `semlink train latent-codec`."""
     from semlink.config import settings
     from semlink.models.weights import WeightsError
     from semlink.train.restorer import train

@@ -19,6 +19,7 @@ from semlink.packet.errors import (
     PacketFormatError,
     PacketIntegrityError,
     PacketLimitError,
+    PacketTruncatedError,
     PacketVersionError,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "PacketFormatError",
     "PacketIntegrityError",
     "PacketLimitError",
+    "PacketTruncatedError",
     "PacketVersionError",
     "bits_per_pixel",
     "check_dimensions",

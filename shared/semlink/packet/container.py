@@ -17,6 +17,7 @@ from semlink.packet.errors import (
     PacketFormatError,
     PacketIntegrityError,
     PacketLimitError,
+    PacketTruncatedError,
     PacketVersionError,
 )
 from semlink.v1 import packet_pb2
@@ -145,6 +146,57 @@ def serialize(packet: Packet, limits: Limits = DEFAULT_LIMITS) -> bytes:
     return data
 
 
+_FIELDS = {1: ("format version", 0), 2: ("model fingerprint", 5), 3: ("size", 0)}
+_FIELDS |= {4: ("profile", 0), 5: ("seed", 0), 6: ("layer", 2)}
+"""The packet message's fields: number -> (name, protobuf wire type)."""
+
+
+def _truncation(data: bytes) -> str | None:
+    """What a packet cut short says it needed ("layer 1 says 431"), or None when ``data`` is
+    not the start of a semlink packet (a field it does not define comes before the end).
+
+    Walks the packet message's fields as protobuf lays them out: every tag up to the end
+    must be one of the packet's fields with its wire type (each fits one byte); the cut
+    falls inside the last one's value or length."""
+    n, pos, layer = len(data), 0, 0
+
+    def varint_end(at: int) -> int | None:
+        while at < n:
+            if not data[at] & 0x80:
+                return at + 1
+            at += 1
+        return None
+
+    while pos < n:
+        tag = data[pos]
+        field = _FIELDS.get(tag >> 3)
+        if tag & 0x80 or field is None or field[1] != tag & 7:
+            return None
+        name, wire = field
+        pos += 1
+        if wire == 0:
+            end = varint_end(pos)
+            if end is None:
+                return f"its header's {name} field says at least {n + 1}"
+            pos = end
+        elif wire == 5:
+            if pos + 4 > n:
+                return f"its header's {name} field says {pos + 4}"
+            pos += 4
+        else:
+            end = varint_end(pos)
+            if end is None:
+                return f"layer {layer}'s length is cut short, at least {n + 1}"
+            length = 0
+            for shift, byte in enumerate(data[pos:end]):
+                length |= (byte & 0x7F) << (7 * shift)
+            pos = end + length
+            if pos > n:
+                return f"layer {layer} says {pos}"
+            layer += 1
+    return None
+
+
 def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = True) -> Packet:
     """Parse hostile bytes into a :class:`Packet`, enforcing every limit.
 
@@ -162,6 +214,12 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS, *, verify_crc: bool = Tr
     try:
         message.ParseFromString(bytes(data))
     except (DecodeError, RuntimeError, ValueError) as exc:
+        cut = _truncation(bytes(data))
+        if cut is not None:
+            raise PacketTruncatedError(
+                f"packet is truncated: {len(data)} bytes, {cut}: it was cut short in transit "
+                "or while copying; receive or copy the whole packet"
+            ) from exc
         raise PacketFormatError(f"not a semlink packet (protobuf decode failed: {exc})") from exc
     # Protobuf keeps fields it does not know and accepts duplicates: damaged framing can
     # parse "successfully" into something else. A semlink packet has no unknown fields and

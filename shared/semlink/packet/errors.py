@@ -1,8 +1,9 @@
 """Typed errors for packet parsing. Each says what was wrong and what would be right.
 
 The services map them to gRPC status codes (``semlink.serving.errors``; README, "Services"):
-``PacketFormatError`` -> INVALID_ARGUMENT, ``PacketLimitError`` -> INVALID_ARGUMENT,
-``PacketIntegrityError`` and ``EntropyMismatchError`` -> DATA_LOSS, ``PacketVersionError`` and
+``PacketFormatError`` (``PacketTruncatedError`` included) -> INVALID_ARGUMENT,
+``PacketLimitError`` -> INVALID_ARGUMENT, ``PacketIntegrityError`` and
+``EntropyMismatchError`` -> DATA_LOSS, ``PacketVersionError`` and
 ``FingerprintMismatchError`` -> FAILED_PRECONDITION.
 """
 
@@ -15,6 +16,11 @@ class PacketError(ValueError):
 
 class PacketFormatError(PacketError):
     """The bytes are not a semlink packet (not protobuf, or fields out of range)."""
+
+
+class PacketTruncatedError(PacketFormatError):
+    """The bytes are the start of a semlink packet that was cut short: a layer (or a header
+    field) runs past the end."""
 
 
 class PacketLimitError(PacketError):
