@@ -42,6 +42,14 @@ def serve_cmd(
         int, typer.Option(help="Waiting requests before RESOURCE_EXHAUSTED.")
     ] = 8,
     grace: Annotated[float, typer.Option(help="Seconds SIGTERM waits for in-flight calls.")] = 30.0,
+    memory_budget_gib: Annotated[
+        float,
+        typer.Option(
+            help="Memory the requests in flight may hold together, in GiB (0 = no limit). "
+            "Each reserves its picture's estimate first; one that could never fit gets "
+            "RESOURCE_EXHAUSTED saying how large a picture fits."
+        ),
+    ] = 6.0,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (enables TLS).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key.")] = None,
     tls_client_ca: Annotated[
@@ -121,6 +129,7 @@ def serve_cmd(
         workers=workers,
         max_waiting=max_waiting,
         grace_seconds=grace,
+        memory_budget=round(memory_budget_gib * 2**30) if memory_budget_gib > 0 else None,
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,

@@ -24,6 +24,14 @@ from semlink.calls import CallScope, DeadlineExceeded
 from semlink.codec import BudgetError, ObjectHint, decode
 from semlink.demo import free_port
 from semlink.serving.client import channel, png_bytes, wait_until_serving
+from semlink.serving.memory import (
+    DECODE,
+    DEFAULT_MEMORY_BUDGET,
+    ENCODE,
+    GiB,
+    MemoryBudget,
+    OverBudget,
+)
 from semlink.streams.reference import vvc
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc
 from services.decoder import server as decoder_server
@@ -257,3 +265,74 @@ def test_the_compose_demo_publishes_its_ports_on_localhost_by_default() -> None:
     assert published
     for port in published:
         assert str(port).startswith("${SEMLINK_BIND:-127.0.0.1}:"), port
+
+
+# --- memory: stated, and enforced before the work --------------------------------------
+
+
+def test_a_picture_that_could_never_fit_the_memory_budget_is_refused_first() -> None:
+    encoder = encoder_server.EncoderService()
+    budget = ENCODE.bytes_for(1000, 1000)  # a megapixel fits, four do not
+    enc = ServiceThread(
+        "encoder", config(memory_budget=budget), encoder.add_servicers, encoder.load
+    )
+    enc.start()
+    try:
+        chan = channel(enc.address)
+        wait_until_serving(chan)
+        stub = encoder_pb2_grpc.EncoderServiceStub(chan)
+        big = png_bytes(np.zeros((2000, 2000, 3), np.uint8))
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.Encode(encoder_pb2.EncodeRequest(image=big, target_bpp=0.03))
+        assert failed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        details = failed.value.details() or ""
+        assert "2000x2000 picture needs about" in details
+        assert "pictures up to 1.0 megapixels fit (for example 1000x1000" in details
+        small = png_bytes(np.full((600, 800, 3), 120, np.uint8))
+        assert stub.Encode(encoder_pb2.EncodeRequest(image=small, target_bpp=0.03)).packet
+    finally:
+        enc.stop()
+
+
+def test_the_budget_holds_a_request_back_until_it_fits() -> None:
+    import asyncio
+
+    async def scenario() -> list[str]:
+        budget = MemoryBudget(100)
+        order: list[str] = []
+        await budget.acquire(70)
+
+        async def second() -> None:
+            await budget.acquire(50)
+            order.append("second runs")
+            await budget.release(50)
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        order.append("first ends")
+        await budget.release(70)
+        await waiting
+        return order
+
+    assert asyncio.run(scenario()) == ["first ends", "second runs"]
+    with pytest.raises(OverBudget, match="more than this service's memory budget"):
+        MemoryBudget(100).check(ENCODE, 4000, 4000, "encode")
+
+
+def test_the_default_budget_keeps_a_service_inside_8_gib() -> None:
+    """The defaults: the largest picture each service accepts fits the budget alone (it is
+    served, never refused outright), two of them at once do not (the second waits), and
+    the budget plus the process (0.6-0.9 GiB measured by bench/bench_memory.py) stays
+    inside a 2-core, 8 GiB container."""
+    from semlink.config import settings
+    from semlink.packet import DEFAULT_LIMITS
+
+    assert DEFAULT_MEMORY_BUDGET + GiB <= 8 * GiB
+    for model, pixels in (
+        (DECODE, settings().max_decode_pixels),
+        (ENCODE, DEFAULT_LIMITS.max_pixels),
+    ):
+        assert model.bytes_for(pixels, 1) <= DEFAULT_MEMORY_BUDGET
+        assert 2 * model.bytes_for(pixels, 1) > DEFAULT_MEMORY_BUDGET
+        budget = MemoryBudget(DEFAULT_MEMORY_BUDGET)
+        budget.check(model, pixels, 1, "code")  # not refused

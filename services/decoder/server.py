@@ -27,8 +27,8 @@ from semlink.codec import (
 from semlink.packet import PacketError, parse
 from semlink.profiles import LITE
 from semlink.resolver import Resolver, default_resolver
-from semlink.serving import ServerConfig, ServiceRuntime, run_service
-from semlink.serving.server import BatchHandler, RpcFailure
+from semlink.serving import ServerConfig, ServiceRuntime, memory, run_service
+from semlink.serving.server import Admission, BatchHandler, RpcFailure
 from semlink.streams.text import english_model
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc
 
@@ -66,6 +66,15 @@ def image_bytes(image: np.ndarray, fmt: int) -> bytes:
 
 RESPONSE_SLACK = 64 * 1024
 """Bytes a response needs beside its image (stats, caption, descriptions), generously."""
+
+
+def _size(packet: bytes) -> tuple[int, int] | None:
+    """(width, height) the packet's header claims (None: unreadable; the decode says why)."""
+    try:
+        header = parse(packet)
+    except PacketError:
+        return None
+    return header.width, header.height
 
 
 def check_answer_size(packet: bytes, fmt: int, max_message_bytes: int | None) -> None:
@@ -137,7 +146,9 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
                 realism=realism,
             )
 
-        result, waited = await self.runtime.run(context, work)
+        result, waited = await self.runtime.run(
+            context, work, Admission(memory.DECODE, _size(packet), "decode")
+        )
         assert isinstance(result, DecodeResult)
         for stage, seconds in result.stage_seconds.items():
             self.runtime.metrics.decode_seconds.labels(stage).observe(seconds)

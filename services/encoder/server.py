@@ -24,8 +24,11 @@ from semlink.codec import (
     encode,
     read_image,
 )
+from semlink.imaging import image_size
 from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
+from semlink.serving.memory import ENCODE
+from semlink.serving.server import Admission
 from semlink.streams.text import english_model
 from semlink.v1 import encoder_pb2, encoder_pb2_grpc
 
@@ -84,7 +87,8 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 semantics_only=request.semantics_only,
             )
 
-        result, waited = await self.runtime.run(context, work)
+        admission = Admission(ENCODE, image_size(request.image), "encode")
+        result, waited = await self.runtime.run(context, work, admission)
         assert isinstance(result, EncodeResult)
         m = self.runtime.metrics
         m.packet_bytes.labels(NAME).observe(len(result.data))

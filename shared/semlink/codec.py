@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from semlink import calls
+from semlink.errors import BudgetError
 from semlink.imaging import as_rgb, read_image, resize
 from semlink.packet import (
     DEFAULT_LIMITS,
@@ -59,10 +60,6 @@ codec (2), payload tag and length (<= 4), CRC32C (5)."""
 EXTRACTED_SEMANTIC_SHARE = 0.5
 """At most this share of the budget goes to semantics the encoder extracted itself (the
 reference image needs the rest); objects are dropped from the least salient up."""
-
-
-class BudgetError(ValueError):
-    """The byte budget is not a usable number, or cannot hold even the packet header."""
 
 
 def check_realism(realism: float) -> float:

@@ -63,6 +63,16 @@ def read_image(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
         ) from exc
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from an uploaded file's header, nothing decoded; None when it is
+    not a readable image (:func:`read_image` then says why)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:
+        return None
+
+
 def resize(image: NDArray[np.uint8], width: int, height: int) -> NDArray[np.uint8]:
     """Lanczos-3 resampling to ``width`` x ``height`` (uint8 RGB in, uint8 RGB out)."""
     if image.shape[1] == width and image.shape[0] == height:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from semlink.codec import BudgetError
+from semlink.errors import BudgetError
 from semlink.models.weights import WeightsError
 from semlink.packet import (
     EntropyMismatchError,

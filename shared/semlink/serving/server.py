@@ -29,6 +29,7 @@ from semlink.calls import CallScope, DeadlineExceeded, Stopped
 from semlink.obs import ServiceMetrics
 from semlink.serving.errors import message_of, status_for
 from semlink.serving.interceptors import MetricsInterceptor, TokenAuthInterceptor
+from semlink.serving.memory import DEFAULT_MEMORY_BUDGET, MemoryBudget, MemoryModel, OverBudget
 from semlink.serving.queue import Overloaded, WorkQueue
 
 MiB = 1024 * 1024
@@ -57,6 +58,12 @@ class ServerConfig(BaseModel):
         None, description="Set to require client certificates (mTLS)."
     )
     token: str | None = Field(None, description="Require 'authorization: Bearer <token>'.")
+    memory_budget: int | None = Field(
+        DEFAULT_MEMORY_BUDGET,
+        gt=0,
+        description="Bytes the requests in flight may hold together (None: no limit); "
+        "each reserves its picture's estimate (semlink.serving.memory) before it runs.",
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ each -> its response message or :class:`RpcFailure`, in order."""
 
 def failure_of(exc: BaseException) -> RpcFailure:
     """The status and message a failure of a call's work maps to (INTERNAL if unexpected)."""
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, (Overloaded, OverBudget)):
         return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, DeadlineExceeded):
         return RpcFailure(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
@@ -86,6 +93,17 @@ def failure_of(exc: BaseException) -> RpcFailure:
     return RpcFailure(code, message_of(exc))
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What a call's picture costs: its memory model, its size (width, height; None:
+    unknown before the work reads it, then the work's own limits apply) and the verb the
+    refusal uses ("encode", "decode")."""
+
+    model: MemoryModel
+    size: tuple[int, int] | None
+    what: str
+
+
 @dataclass
 class ServiceRuntime:
     """What a servicer needs from its server: metrics, the work queue, readiness."""
@@ -95,11 +113,16 @@ class ServiceRuntime:
     queue: WorkQueue
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     max_message_bytes: int | None = None
+    memory: MemoryBudget | None = None
+    """Admission by memory (None: none)."""
     """The largest message the server sends (None: no limit of its own): answers that
     would be larger are refused before the work that makes them."""
 
     async def run(
-        self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], None]], object]
+        self,
+        context: grpc.aio.ServicerContext,
+        work: Callable[[Callable[[], None]], object],
+        memory: Admission | None = None,
     ) -> tuple[object, float]:
         """Run ``work(check)`` on the queue, mapping every failure to a status with a message.
 
@@ -107,10 +130,18 @@ class ServiceRuntime:
         deadline passes or the client cancels, the subprocesses it started are killed at
         once and ``check()`` (and :func:`semlink.calls.check` anywhere below) raises
         :class:`~semlink.calls.DeadlineExceeded` / :class:`~semlink.calls.CallCancelled`;
-        work calls it between stages.
+        work calls it between stages. ``memory``: what the work's picture reserves from the
+        service's memory budget before it starts (RESOURCE_EXHAUSTED when it never fits).
         """
         if not self.ready.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE, self._loading())
+        need = 0
+        if memory is not None and memory.size is not None and self.memory is not None:
+            try:
+                need = self.memory.check(memory.model, *memory.size, memory.what)
+            except OverBudget as exc:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            await self.memory.acquire(need)
         scope = CallScope(context.time_remaining())
 
         def job() -> object:
@@ -127,6 +158,8 @@ class ServiceRuntime:
             await context.abort(failure.code, failure.details)
         finally:
             scope.close()
+            if need and self.memory is not None:
+                await self.memory.release(need)
         self.metrics.queue_seconds.labels(self.name).observe(waited)
         return result, waited
 
@@ -212,6 +245,7 @@ async def start_service(
         metrics,
         WorkQueue(config.workers, config.max_waiting, metrics.queue_depth.labels(name).set),
         max_message_bytes=config.max_message_bytes,
+        memory=None if config.memory_budget is None else MemoryBudget(config.memory_budget),
     )
     interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(metrics)]
     if config.token:
