@@ -37,11 +37,11 @@ models loaded, measured) and the requests in flight, which together never reserv
 than this: two worst-case requests run one after the other, not at once."""
 
 ENCODE = MemoryModel(fixed=256 * MiB, per_pixel=66.0)
-"""lite's encode from the uploaded file: measured 130 / 437 / 1181 / 4070 MiB above the
+"""lite's encode from the uploaded file: measured 127 / 426 / 1107 / 4033 MiB above the
 process at 1 / 4 / 16 / 64 megapixels (the decoded upload, the size model's float
 bands, the scaled pictures, two vvenc processes); the formula is above each."""
-DECODE = MemoryModel(fixed=192 * MiB, per_pixel=256.0)
-"""lite's decode at the shipped realism, answer written as PNG: measured 429 / 955 / 3913
+DECODE = MemoryModel(fixed=224 * MiB, per_pixel=256.0)
+"""lite's decode at the shipped realism, answer written as PNG: measured 421 / 970 / 3921
 MiB above the process at 1 / 4 / 16 megapixels (the restorer's float feature maps at
 half and full size dominate); the formula is above each. The decoder's default picture
 limit, 4096x4096, costs 4.2 GiB by it: one at a time in the default budget."""
