@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,3 +40,60 @@ def tiny_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     settings.cache_clear()
     yield
     settings.cache_clear()
+
+
+# Tests that need Debian's prometheus package (tests/test_prometheus.py, promtool in
+# tests/test_alerts.py) skip without it, and .ci/run installs it: a skip that easy to miss
+# lets `make test` pass here while checking less than CI, so the run says so at its end.
+# SEMLINK_REQUIRE_PROMETHEUS=1 (.ci/run sets it) turns such a skip into a failed run.
+PROMETHEUS_SKIP = "apt-get install prometheus"
+"""Words in the skip reason of every test that needs the prometheus package."""
+REQUIRE_PROMETHEUS = "SEMLINK_REQUIRE_PROMETHEUS"
+
+
+def _required() -> bool:
+    return os.environ.get(REQUIRE_PROMETHEUS, "") not in {"", "0"}
+
+
+def _prometheus_skips(reporter: pytest.TerminalReporter) -> list[tuple[str, str]]:
+    """(test id, skip reason) of every test skipped for want of the prometheus package."""
+    skips = []
+    for report in reporter.stats.get("skipped", []):
+        if isinstance(report.longrepr, tuple) and PROMETHEUS_SKIP in str(report.longrepr[2]):
+            reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            skips.append((report.nodeid, reason))
+    return skips
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    """After the short test summary (-ra): which tests did not run for want of Prometheus."""
+    yield
+    skips = _prometheus_skips(terminalreporter)
+    if not skips:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", f"{len(skips)} SKIPPED because no prometheus binary", red=True, bold=True)
+    per_file = Counter(nodeid.partition("::")[0] for nodeid, _ in skips)
+    tr.write_line(", ".join(f"{path}: {n}" for path, n in sorted(per_file.items())))
+    tr.write_line(
+        "The dashboards, alerts and rules were not checked on a real Prometheus here; CI "
+        "(.ci/run) installs it and runs them. To run them here: "
+        "sudo apt-get install --no-install-recommends prometheus",
+        red=True,
+        bold=True,
+    )
+    if _required():
+        tr.write_line(f"{REQUIRE_PROMETHEUS} is set: this run fails.", red=True, bold=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if (
+        _required()
+        and reporter is not None
+        and _prometheus_skips(reporter)
+        and session.exitstatus == pytest.ExitCode.OK
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
