@@ -4,9 +4,10 @@ Encoder, link and decoder run as local processes; Prometheus runs the shipped
 deploy/prometheus/prometheus.yml (its jobs and rule files) with the targets pointed at those
 processes and 1 s scrape and evaluation intervals. After a short demo load (Encode ->
 Transmit -> Decode over gRPC): every target is up, every PromQL expression of the Grafana
-dashboards and the signal of every alerting rule (its expression without the threshold)
-return data, Prometheus evaluates every rule without error, and an overload of the decoder
-makes SemlinkDecoderQueueSaturated pending or firing. Skipped only where no ``prometheus``
+dashboards (but the Ray decoder's batching, which a plain process never exports) and the
+signal of every alerting rule (its expression without the threshold) return data,
+Prometheus evaluates every rule without error, and an overload of the decoder makes
+SemlinkDecoderQueueSaturated pending or firing. Skipped only where no ``prometheus``
 binary is on PATH (``apt-get install prometheus``; .ci/run installs it).
 """
 
@@ -63,6 +64,9 @@ SATURATION_ALERT = "SemlinkDecoderQueueSaturated"
 # Grafana's interval variables: as wide as the dashboards' own windows.
 INTERVAL_VARIABLE = re.compile(r"\$(?:__rate_interval|__interval|__range)\b|\$\{__\w+\}")
 TEMPLATE_VARIABLE = re.compile(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+\]\]")
+# Series only a decoder on Ray Serve exports (its batches): this stack's decoder is a plain
+# process, so their panels' queries must parse and evaluate, and may return nothing.
+RAY_ONLY = re.compile(r"\bsemlink_decode_batch_size_")
 THRESHOLD = re.compile(r"\s*(?:>=|<=|==|!=|>|<)\s*[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?\s*$")
 
 
@@ -294,7 +298,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     empty = []
     for dashboard, title, expr in queries:
         result = query(stack.prometheus, expr)
-        if not finite_values(result):
+        if not finite_values(result) and not RAY_ONLY.search(expr):
             empty.append(f"{dashboard} / {title}: {expr} -> {result}")
     assert not empty, "queries without data:\n" + "\n".join(empty)
 
