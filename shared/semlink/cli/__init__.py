@@ -7,6 +7,7 @@
 - ``train``: ``restorer``, ``perceptual``, ``latent-restorer``, ``ref-codec``,
   ``latent-codec``, ``size-model``
 - ``demo``: encoder, link and decoder services with sample photos pushed through them
+- ``data``: ``kodak`` (the evaluation suite, downloaded or copied and checked)
 
 ``serve`` (``encoder``, ``decoder``, ``link``) belongs to the deployables: ``services/cli.py``
 adds it to an app built here, and that app is the ``semlink`` console script. The library
@@ -26,7 +27,7 @@ HELP = (
     "Command groups: codec (encode, decode, info), eval, "
     "weights (fetch, perceptual, verify, synth, list, export-onnx), train (restorer, "
     "perceptual, latent-restorer, ref-codec, latent-codec, size-model), "
-    "demo, and serve (encoder, decoder, link), which the services add."
+    "demo, data (kodak), and serve (encoder, decoder, link), which the services add."
 )
 
 
@@ -34,7 +35,7 @@ def build_app() -> typer.Typer:
     """A fresh root app with the library's command groups registered."""
     import typer
 
-    from semlink.cli import codec, demo, train, weights
+    from semlink.cli import codec, data, demo, train, weights
     from semlink.cli import eval as evaluation
     from semlink.cli._common import reflow_help
 
@@ -44,6 +45,7 @@ def build_app() -> typer.Typer:
     weights.register(app)
     train.register(app)
     demo.register(app)
+    data.register(app)
     reflow_help(app)
     return app
 
