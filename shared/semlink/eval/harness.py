@@ -375,7 +375,9 @@ def run_eval(config: EvalConfig, progress: Report | None = None) -> list[Row]:
     report = progress or _silent
     if config.workers <= 1 or len(paths) == 1:
         return [row for path in paths for row in _evaluate_image(path, config, report)]
-    context = multiprocessing.get_context()
+    # Workers start fresh ("spawn"): a fork of a process whose torch already ran (thread
+    # pools, their locks) can hang in the child.
+    context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     with ProcessPoolExecutor(
         max_workers=min(config.workers, len(paths)),
