@@ -1,4 +1,5 @@
-"""The two calls everything goes through: :func:`encode` and :func:`decode`.
+"""The codec's calls: :func:`encode` and :func:`decode`, and for the services
+:func:`decode_batch` (several packets, one restorer run) and :func:`decode_preview`.
 
 ``encode(image, profile, max_bytes | target_bpp, hints) -> EncodeResult`` builds a
 packet within the byte budget (text, objects and segmentation map are budgeted

@@ -22,8 +22,9 @@ class Role(StrEnum):
     """A part a model plays in a profile."""
 
     SHIPPED_CODECS = "shipped-codecs"
-    """The project-trained reference codecs shipped in the package (``semlink/data/<name>/``)
-    compete in rate control; both ends hold them."""
+    """Project-trained reference codecs shipped in the package (``semlink/data/<name>/``)
+    compete with VVC in rate control, both ends holding them; none is shipped today (none
+    beats VVC yet: docs/training.md), so lite's references are VVC's."""
     REFERENCE_CODECS = "reference-codecs"
     """Learned reference codecs from ``SEMLINK_REFERENCE_MODELS`` compete in rate control."""
     RESTORER = "restorer"

@@ -107,11 +107,6 @@ class ArithmeticEncoder:
         self._ops.append((np.array([symbol], dtype=np.int32), None))
         self._categoricals.append(probabilities)
 
-    def encode_bits(self, bits: NDArray[np.integer], p_ones: NDArray[np.float64]) -> None:
-        """Batch form of :meth:`encode_bit` for vectorized encoders."""
-        self._bits.extend(int(b) for b in bits)
-        self._p_ones.extend(float(p) for p in p_ones)
-
     def _flush_bits(self) -> None:
         if self._bits:
             bits = np.asarray(self._bits, dtype=np.int32)
