@@ -375,9 +375,11 @@ def run_eval(config: EvalConfig, progress: Report | None = None) -> list[Row]:
     report = progress or _silent
     if config.workers <= 1 or len(paths) == 1:
         return [row for path in paths for row in _evaluate_image(path, config, report)]
-    # Workers start fresh ("spawn"): a fork of a process whose torch already ran (thread
-    # pools, their locks) can hang in the child.
-    context = multiprocessing.get_context("spawn")
+    # Workers fork from a fresh server process that has imported this module (and torch)
+    # once but run nothing: a fork of a process whose torch already ran (thread pools, their
+    # locks) can hang in the child, and "spawn" imports torch again in every worker.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     queue = context.Queue()
     with ProcessPoolExecutor(
         max_workers=min(config.workers, len(paths)),
