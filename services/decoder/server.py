@@ -68,11 +68,15 @@ RESPONSE_SLACK = 64 * 1024
 """Bytes a response needs beside its image (stats, caption, descriptions), generously."""
 
 
-def _size(packet: bytes) -> tuple[int, int] | None:
-    """(width, height) the packet's header claims (None: unreadable; the decode says why)."""
+def _size(packet: bytes, max_pixels: int) -> tuple[int, int] | None:
+    """(width, height) the packet's header claims; None where the decode itself refuses it
+    (unreadable, or past the decoder's picture limit: INVALID_ARGUMENT says why, not the
+    memory budget)."""
     try:
         header = parse(packet)
     except PacketError:
+        return None
+    if header.width * header.height > max_pixels:
         return None
     return header.width, header.height
 
@@ -147,7 +151,13 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
             )
 
         result, waited = await self.runtime.run(
-            context, work, Admission(memory.DECODE, _size(packet), "decode")
+            context,
+            work,
+            Admission(
+                memory.DECODE,
+                _size(packet, self.models.settings.max_decode_pixels),
+                "decode",
+            ),
         )
         assert isinstance(result, DecodeResult)
         for stage, seconds in result.stage_seconds.items():

@@ -64,13 +64,16 @@ def read_image(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from an uploaded file's header, nothing decoded; None when it is
-    not a readable image (:func:`read_image` then says why)."""
+    """(width, height) from an uploaded file's header, nothing decoded; None when
+    :func:`read_image` refuses it (not a readable image, or past the size limits: it then
+    says why)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return im.size
+            width, height = im.size
+        check_dimensions(width, height, DEFAULT_LIMITS)
     except Exception:
         return None
+    return width, height
 
 
 def resize(image: NDArray[np.uint8], width: int, height: int) -> NDArray[np.uint8]:
