@@ -3,17 +3,45 @@
 #   make test   installs into .venv (with dev tools) and runs lint, types and the tests
 #   make compose-test  builds and runs the docker-compose stack, checks it, tears it down
 #                      (installs Docker with apt-get if missing; root; not part of CI)
+# They install requirements.lock: the lean CPU set (CPU torch, plain onnxruntime; ~2.7 GB).
+# The GPU decoder's set (CUDA torch, onnxruntime-gpu; ~7.4 GB) is requirements-gpu.lock:
+#   make LOCK=requirements-gpu.lock install     (or demo, test; docs/install.md)
 PYTHON ?= python3.11
 VENV ?= .venv
+LOCK ?= requirements.lock
+# torch and torchvision are installed first, in a pip call of their own: for a lock that pins
+# a CPU torch (2.13.0+cpu) pip also asks the PyTorch CPU index, else it finds them in its
+# find-links (a local wheel store) or on PyPI. An unreachable index then costs pip's retries
+# for these two (~8 s each), not for every package of the lock.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PINS = $(shell grep -E '^(torch|torchvision)==' $(LOCK))
+TORCH_FROM = $(if $(findstring +cpu,$(TORCH_PINS)),--extra-index-url $(TORCH_INDEX))
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+PIP := $(BIN)/pip --disable-pip-version-check
+STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test test-cpus install lint proto eval clean compose-test
 
-$(STAMP): requirements.lock pyproject.toml
+# A venv of the other build (CUDA torch where the lock pins CPU torch, or the reverse) is not
+# converted in place: that would leave 3 GB of CUDA libraries, or both onnxruntime builds (one
+# module name), behind, under whatever still runs from it.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@have=$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('torch'))" 2>/dev/null); \
+	want=$$(sed -n 's/^torch==//p' $(LOCK)); \
+	case "$$have" in *+cpu) hb=CPU;; "") hb=;; *) hb=CUDA;; esac; \
+	case "$$want" in *+cpu) wb=CPU;; *) wb=CUDA;; esac; \
+	if [ -n "$$hb" ] && [ "$$hb" != "$$wb" ]; then \
+	  echo "$(VENV) holds torch $$have (a $$hb build); $(LOCK) installs torch $$want ($$wb)." >&2; \
+	  echo "Start a fresh venv (rm -rf $(VENV), then run this again), or keep this one with" >&2; \
+	  echo "make LOCK=$(if $(findstring gpu,$(LOCK)),requirements.lock,requirements-gpu.lock) $(or $(MAKECMDGOALS),install)  (docs/install.md)." >&2; \
+	  exit 1; \
+	fi
+	$(PIP) install --quiet --no-deps $(TORCH_FROM) $(TORCH_PINS) || { \
+	  echo "$(TORCH_PINS): not found$(if $(TORCH_FROM), on $(TORCH_INDEX) nor) in pip's indexes and find-links." >&2; \
+	  echo "Put the wheel in a folder and set PIP_FIND_LINKS to it, or see docs/install.md." >&2; exit 1; }
+	$(PIP) install --quiet -r $(LOCK)
+	$(PIP) install --quiet --no-deps -e .
 	$(BIN)/semlink weights perceptual
 	rm -f $(VENV)/.installed-*
 	touch $@

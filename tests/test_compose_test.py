@@ -131,7 +131,8 @@ def test_the_build_context_leaves_out_the_venv_and_outputs() -> None:
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert "*" in ignored
     kept = {line[1:] for line in ignored if line.startswith("!")}
-    for instruction in _instructions(REPO / "services/encoder/Dockerfile"):
-        if instruction.startswith("COPY "):
-            for source in instruction.split()[1:-1]:
-                assert source in kept, source
+    for dockerfile in ("services/encoder/Dockerfile", "services/decoder/Dockerfile"):
+        for instruction in _instructions(REPO / dockerfile):
+            if instruction.startswith("COPY "):
+                for source in instruction.split()[1:-1]:
+                    assert source in kept, (dockerfile, source)

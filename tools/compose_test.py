@@ -411,7 +411,7 @@ def torch_pip(dirs: list[tuple[str, Path]]) -> tuple[str | None, str]:
             return (
                 f"torch=={version}",
                 f"{PUBLIC_TORCH_INDEX} is unreachable: the local CPU wheel {wheel.name} "
-                "(no CPU torchvision exists here for it)",
+                "(torchvision: PyPI's, which semlink._torchvision lets import on CPU torch)",
             )
     raise SystemExit(f"{PUBLIC_TORCH_INDEX} is unreachable and no local CPU torch wheel is found")
 

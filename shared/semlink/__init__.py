@@ -16,11 +16,17 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from semlink import _torchvision
+
 if TYPE_CHECKING:
     from semlink.codec import DecodeResult, EncodeResult, ObjectHint, decode, encode
     from semlink.packet import bits_per_pixel
 
 __version__ = "0.1.0"
+
+# torchvision (imported by piq, compressai, segment-anything) must import in the CPU install
+# too, where its C++ extension may not load: see semlink._torchvision. Imports nothing now.
+_torchvision.install()
 
 _LAZY = {
     "DecodeResult": "semlink.codec",

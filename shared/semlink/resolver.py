@@ -21,6 +21,8 @@ library (and ``semlink --help``) does not import torch.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
@@ -118,6 +120,26 @@ def extraction_config(settings: Settings) -> ExtractionConfig | None:
     )
 
 
+@contextmanager
+def packages_for(profile: Profile) -> Iterator[None]:
+    """A model role's third-party package missing (an install without the package's ``full``
+    extra, such as the edge encoder's image): a ``WeightsError`` (FAILED_PRECONDITION) that
+    says so, instead of a ``ModuleNotFoundError`` from deep inside a loader. The fingerprint
+    (computed first by encode and decode) and the reference codecs go through it."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "semlink").split(".")[0] == "semlink":
+            raise
+        from semlink.models.weights import WeightsError
+
+        raise WeightsError(
+            f"the {profile.name} profile needs the Python package {exc.name!r}, which this "
+            "install lacks: install requirements.lock (make install) or semlink's `full` extra "
+            "(the edge encoder's image holds the lite profile's packages only)"
+        ) from exc
+
+
 def _set(**fields: Any) -> dict[str, Any]:
     """The fields that are set: the others keep the catalogue's defaults."""
     return {name: value for name, value in fields.items() if value is not None}
@@ -151,17 +173,18 @@ class Models:
     @cached_property
     def reference_codecs(self) -> tuple[LearnedCodec, ...]:
         """The learned reference codecs both ends hold (they compete in rate control)."""
-        codecs: list[LearnedCodec] = []
-        if self.profile.holds(Role.SHIPPED_CODECS):
-            from semlink.models.codecs import load_shipped, needs_taef2
+        with packages_for(self.profile):
+            codecs: list[LearnedCodec] = []
+            if self.profile.holds(Role.SHIPPED_CODECS):
+                from semlink.models.codecs import load_shipped, needs_taef2
 
-            dirs = self._shipped_dirs
-            taef2 = self.taef2 if any(needs_taef2(d) for d in dirs) else None
-            codecs += load_shipped(dirs, self._taef2_dir, taef2)
-        if self.profile.holds(Role.REFERENCE_CODECS):
-            codecs += self._configured_codecs
-            self._run_analysis_in_onnx(self._configured_codecs)
-        return tuple(codecs)
+                dirs = self._shipped_dirs
+                taef2 = self.taef2 if any(needs_taef2(d) for d in dirs) else None
+                codecs += load_shipped(dirs, self._taef2_dir, taef2)
+            if self.profile.holds(Role.REFERENCE_CODECS):
+                codecs += self._configured_codecs
+                self._run_analysis_in_onnx(self._configured_codecs)
+            return tuple(codecs)
 
     @cached_property
     def restorer(self) -> ShippedRestorer | None:
@@ -216,18 +239,19 @@ class Models:
     def digest_parts(self) -> tuple[str, ...]:
         """What the fingerprint covers: library parts, then one digest per model role (the
         weights' manifests, so an edge encoder needs no weights)."""
-        parts = library_parts(self.profile)
-        if self.profile.holds(Role.DIFFUSION):
-            parts.append(f"diffusion={self._diffusion_digest()}")
-        if self.profile.holds(Role.REFERENCE_CODECS):
-            parts.append(f"reference={self._reference_digest()}")
-        if self.profile.holds(Role.SHIPPED_CODECS):
-            from semlink.models.codecs import shipped_digest
+        with packages_for(self.profile):
+            parts = library_parts(self.profile)
+            if self.profile.holds(Role.DIFFUSION):
+                parts.append(f"diffusion={self._diffusion_digest()}")
+            if self.profile.holds(Role.REFERENCE_CODECS):
+                parts.append(f"reference={self._reference_digest()}")
+            if self.profile.holds(Role.SHIPPED_CODECS):
+                from semlink.models.codecs import shipped_digest
 
-            shipped = shipped_digest(self._shipped_dirs)
-            if shipped is not None:
-                parts.append(f"shipped={shipped}")
-        return tuple(parts)
+                shipped = shipped_digest(self._shipped_dirs)
+                if shipped is not None:
+                    parts.append(f"shipped={shipped}")
+            return tuple(parts)
 
     @property
     def fingerprint(self) -> int:
