@@ -68,34 +68,29 @@ RESPONSE_SLACK = 64 * 1024
 """Bytes a response needs beside its image (stats, caption, descriptions), generously."""
 
 
-def _size(packet: bytes, max_pixels: int) -> tuple[int, int] | None:
-    """(width, height) the packet's header claims; None where the decode itself refuses it
-    (unreadable, or past the decoder's picture limit: INVALID_ARGUMENT says why, not the
-    memory budget)."""
+def claimed_size(packet: bytes) -> tuple[int, int] | None:
+    """(width, height) the packet's header claims (None: unreadable; the decode says why)."""
     try:
         header = parse(packet)
     except PacketError:
-        return None
-    if header.width * header.height > max_pixels:
         return None
     return header.width, header.height
 
 
-def check_answer_size(packet: bytes, fmt: int, max_message_bytes: int | None) -> None:
-    """Raise ``ValueError`` before decoding when the raw-RGB answer to ``packet`` could not
-    be sent (a header of a few bytes can claim a picture larger than any message)."""
-    if fmt != decoder_pb2.IMAGE_FORMAT_RAW_RGB or max_message_bytes is None:
+def check_answer_size(
+    size: tuple[int, int] | None, fmt: int, max_message_bytes: int | None
+) -> None:
+    """Raise ``ValueError`` before decoding when the raw-RGB answer to a picture of ``size``
+    could not be sent (a header of a few bytes can claim a picture larger than any message)."""
+    if fmt != decoder_pb2.IMAGE_FORMAT_RAW_RGB or max_message_bytes is None or size is None:
         return
-    try:
-        header = parse(packet)
-    except PacketError:
-        return  # the decode says what is wrong with it
-    size = 3 * header.width * header.height
-    if size + RESPONSE_SLACK > max_message_bytes:
+    width, height = size
+    raw = 3 * width * height
+    if raw + RESPONSE_SLACK > max_message_bytes:
         raise ValueError(
-            f"the {header.width}x{header.height} picture is {size / MiB:.1f} MiB as raw RGB, "
-            f"more than this server sends in one message ({max_message_bytes / MiB:.0f} MiB); "
-            f"ask for PNG or WebP, or raise the server's --max-message-bytes"
+            f"the {width}x{height} picture is {raw / MiB:.1f} MiB as raw RGB, more than this "
+            f"server sends in one message ({max_message_bytes / MiB:.0f} MiB); ask for PNG or "
+            f"WebP, or raise the server's --max-message-bytes"
         )
 
 
@@ -103,6 +98,9 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
     def __init__(self, runtime: ServiceRuntime, models: Resolver) -> None:
         self.runtime = runtime
         self.models = models
+
+    def _within_limit(self, size: tuple[int, int] | None) -> bool:
+        return size is not None and size[0] * size[1] <= self.models.settings.max_decode_pixels
 
     def _response(
         self, result: DecodeResult, fmt: int, waited: float
@@ -130,9 +128,10 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         preview: bool,
     ) -> tuple[DecodeResult, float]:
         realism = options.realism if options.HasField("realism") else None
+        size = claimed_size(packet)  # the header, read once for both checks below
         try:
             check_format(options.format)  # refused before the call waits or decodes
-            check_answer_size(packet, options.format, self.runtime.max_message_bytes)
+            check_answer_size(size, options.format, self.runtime.max_message_bytes)
             if realism is not None:
                 check_realism(realism)
         except ValueError as exc:
@@ -153,11 +152,9 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         result, waited = await self.runtime.run(
             context,
             work,
-            Admission(
-                memory.DECODE,
-                _size(packet, self.models.settings.max_decode_pixels),
-                "decode",
-            ),
+            # A picture past the decoder's limit is the decode's to refuse (INVALID_ARGUMENT),
+            # not the memory budget's.
+            Admission(memory.DECODE, size if self._within_limit(size) else None, "decode"),
         )
         assert isinstance(result, DecodeResult)
         for stage, seconds in result.stage_seconds.items():
@@ -176,7 +173,9 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
             options = request.options
             try:
                 check_format(options.format)
-                check_answer_size(request.packet, options.format, self.runtime.max_message_bytes)
+                check_answer_size(
+                    claimed_size(request.packet), options.format, self.runtime.max_message_bytes
+                )
                 if options.HasField("realism"):
                     check_realism(options.realism)
             except ValueError as exc:

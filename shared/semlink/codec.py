@@ -237,9 +237,10 @@ def _fit_reference(
             return None
         codec, payload, _ = found
         candidate = [Layer(LayerKind.REFERENCE, codec, payload), *semantic]
-        if len(build(candidate)) <= budget:
+        size = len(build(candidate))
+        if size <= budget:
             return candidate
-        reference_budget -= len(build(candidate)) - budget  # framing estimate was short
+        reference_budget -= size - budget  # framing estimate was short: try again
     return None
 
 

@@ -113,10 +113,10 @@ class ServiceRuntime:
     queue: WorkQueue
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     max_message_bytes: int | None = None
-    memory: MemoryBudget | None = None
-    """Admission by memory (None: none)."""
     """The largest message the server sends (None: no limit of its own): answers that
     would be larger are refused before the work that makes them."""
+    memory: MemoryBudget | None = None
+    """Admission by memory (None: none)."""
 
     async def run(
         self,
