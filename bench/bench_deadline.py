@@ -30,6 +30,8 @@ SERVE = [sys.executable, "-m", "services.cli", "serve", "encoder"]
 
 
 def cpu_seconds(process: psutil.Process) -> tuple[float, list[str]]:
+    """CPU seconds of ``process`` and its children (running or reaped), and the names of
+    those running (tests/test_bounded.py measures with it too)."""
     times = process.cpu_times()
     total = times.user + times.system + times.children_user + times.children_system
     children = process.children(recursive=True)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from bench.bench_deadline import cpu_seconds
 from semlink import calls, encode
 from semlink.calls import CallScope, DeadlineExceeded
 from semlink.codec import BudgetError, ObjectHint, decode
@@ -106,23 +107,14 @@ def huge_png() -> bytes:
     return png_bytes(np.zeros((8192, 8192, 3), np.uint8))
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
-    """CPU seconds of ``process`` and every child it has now or reaped."""
-    times = process.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for child in process.children(recursive=True):
-        with_child = child.cpu_times()
-        total += with_child.user + with_child.system
-    return total
-
-
 def _idle_after_the_call(process: psutil.Process) -> tuple[float, list[str]]:
     """CPU seconds the server spends in the 2 s that start 1 s after the call ended, and
     the names of its child processes then."""
     time.sleep(1.0)
-    before = _cpu_seconds(process)
+    before, _ = cpu_seconds(process)
     time.sleep(2.0)
-    return _cpu_seconds(process) - before, [c.name() for c in process.children(recursive=True)]
+    after, children = cpu_seconds(process)
+    return after - before, children
 
 
 @pytest.mark.parametrize("timeout", [4.0, 11.0])
