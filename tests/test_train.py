@@ -250,3 +250,29 @@ def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None
         assert value.dtype == torch.float32
         assert torch.equal(value, half[name].float())
     assert new.tail.weight.any()
+
+
+def test_a_restorer_with_a_fine_stage_grows_wider_and_deeper(tmp_path: Path) -> None:
+    """``--width``/``--blocks`` on a network that has an H/2 stage (recipe p's): the fine
+    stage reads the new features' context channels not at all at first."""
+    from semlink.restore.pixel import PixelRestorer
+    from semlink.train.common import init_from
+    from semlink.train.pixel_restorer import grow
+
+    torch.manual_seed(0)
+    old = PixelRestorer(8, 2, edges=True, scale_input=True, fine_width=4, fine_blocks=2)
+    for p in (old.tail.weight, old.fine_tail.weight, old.film[2].weight, old.fine_film[2].bias):
+        torch.nn.init.normal_(p, std=0.05)
+    torch.save({"model": old.state_dict(), "step": 0}, tmp_path / "old.pt")
+    new = PixelRestorer(12, 3, edges=True, scale_input=True, fine_width=4, fine_blocks=2)
+    init_from(new, tmp_path / "old.pt", grow)
+    picture, edges, scale = (
+        torch.rand(2, 3, 16, 24),
+        torch.rand(2, 1, 4, 6),
+        torch.tensor([0.3, 0.9]),
+    )
+    with torch.no_grad():
+        assert torch.allclose(new(picture, scale, edges), old(picture, scale, edges), atol=1e-6)
+    wider = PixelRestorer(12, 2, edges=True, scale_input=True, fine_width=8, fine_blocks=2)
+    with pytest.raises(ValueError, match="fine stage"):
+        init_from(wider, tmp_path / "old.pt", grow)

@@ -168,25 +168,50 @@ def train_perceptual_cmd(
         int | None, typer.Option(help="Steps of L1 + LPIPS before the discriminator joins.")
     ] = None,
     lpips_weight: Annotated[float | None, typer.Option(help="LPIPS-VGG loss weight.")] = None,
+    l1_weight: Annotated[float | None, typer.Option(help="L1 loss weight.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Generator learning rate.")] = None,
+    decay_steps: Annotated[
+        int | None,
+        typer.Option(help="Cosine learning-rate decay to 0 at this step (0: constant)."),
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Channels of the H/4 stage.")] = None,
+    blocks: Annotated[int | None, typer.Option(help="Residual blocks of the H/4 stage.")] = None,
+    fine_width: Annotated[int | None, typer.Option(help="Channels of the H/2 stage.")] = None,
+    fine_blocks: Annotated[
+        int | None, typer.Option(help="Residual blocks of the H/2 stage.")
+    ] = None,
     ship_to: ShipTo = None,
 ) -> None:
     """Recipe p: lite's realism end (L1 + LPIPS-VGG + a conditional PatchGAN) on BSDS500
-    VVC references; resumable. --ship DIR evaluates it on held-out photos (LPIPS-Alex,
-    DISTS, PSNR along the realism curve), picks the default realism and writes the fp16
-    weights and manifest."""
+    VVC references; resumable. A run continues with the recipe it was started with (its
+    recipe.json), changed only by the options given. --ship DIR evaluates it on held-out
+    photos (LPIPS-Alex, DISTS, PSNR along the realism curve), picks the default realism and
+    writes the fp16 weights and manifest."""
+    import json
     from dataclasses import replace
     from importlib import resources
 
     from semlink.train.common import CHECKPOINT
     from semlink.train.perceptual_restorer import PerceptualRecipe, train
+    from semlink.train.pixel_restorer import RECIPE
 
-    recipe = PerceptualRecipe()
-    if adv is not None:
-        recipe = replace(recipe, adv=adv)
-    if adv_start is not None:
-        recipe = replace(recipe, adv_start=adv_start)
-    if lpips_weight is not None:
-        recipe = replace(recipe, lpips=lpips_weight)
+    saved = out / RECIPE
+    recipe = (
+        PerceptualRecipe(**json.loads(saved.read_text())) if saved.exists() else PerceptualRecipe()
+    )
+    given = {
+        "adv": adv,
+        "adv_start": adv_start,
+        "lpips": lpips_weight,
+        "l1": l1_weight,
+        "lr": lr,
+        "decay_steps": decay_steps,
+        "width": width,
+        "blocks": blocks,
+        "fine_width": fine_width,
+        "fine_blocks": fine_blocks,
+    }
+    recipe = replace(recipe, **{k: v for k, v in given.items() if v is not None})
     if init is None and not (out / CHECKPOINT).exists():
         init = Path(str(resources.files("semlink") / "data" / "fidelity_restorer.safetensors"))
     bsds = _bsds()

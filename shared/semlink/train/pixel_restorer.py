@@ -190,6 +190,12 @@ def widen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch
         elif key.startswith("body."):  # conv2: nothing into the new, nothing read from them
             put(key, torch.zeros_like(own[key]))
     put("tail.weight", torch.zeros_like(own["tail.weight"]))
+    if "fine_head.weight" in weights:
+        # The fine stage reads the features depth-to-space by 2: the new channels arrive
+        # as new context channels after the old ones, and are zero; it reads none of them.
+        if weights["fine_head.weight"].shape[0] != own["fine_head.weight"].shape[0]:
+            raise ValueError("widening a network's fine stage is not supported")
+        put("fine_head.weight", torch.zeros_like(own["fine_head.weight"]))
     # The FiLM's last layer: (scale, shift) per old block, each ``width`` rows long.
     for key in ("film.2.weight", "film.2.bias"):
         chunks = weights[key].split(old)
