@@ -11,9 +11,7 @@ Run: ``.venv/bin/python bench/bench_orag.py [--size 256] [--reps 5] [--device cp
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_seconds
 from semlink.models.diffusion import DiffusionComponents
 from semlink.restore.orag import ObjectPrompt, ORAGPipeline
-
-
-def timed(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(reps):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -65,18 +51,19 @@ def main() -> None:
             pipe.predict_noise(z, t, text, control)
 
     plain(), guided()  # warm up
-    p, g = timed(plain, args.reps), timed(guided, args.reps)
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else None
+    p, g = median_seconds(plain, args.reps, sync), median_seconds(guided, args.reps, sync)
     print(
         f"{args.device}, {size}x{size}: plain step {p * 1000:.1f} ms, "
         f"guided step {g * 1000:.1f} ms, ratio {g / p:.2f}"
     )
     objects = [ObjectPrompt("a green parrot", mask)]
     steps = 10
-    whole_plain = timed(
-        lambda: pipe(reference, "a bird", objects, steps=steps, guided_fraction=0.0), 2
+    whole_plain = median_seconds(
+        lambda: pipe(reference, "a bird", objects, steps=steps, guided_fraction=0.0), 2, sync
     )
-    whole_guided = timed(
-        lambda: pipe(reference, "a bird", objects, steps=steps, guided_fraction=0.5), 2
+    whole_guided = median_seconds(
+        lambda: pipe(reference, "a bird", objects, steps=steps, guided_fraction=0.5), 2, sync
     )
     print(
         f"whole decode, 1 object, {steps} steps: unguided {whole_plain:.2f} s, "

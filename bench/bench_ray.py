@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -34,19 +32,11 @@ import skimage.data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_seconds
 from semlink import encode
 from semlink.serving.client import SemlinkClient, channel, wait_until_serving
 from services.rayserve.parts import service_parts
 from tests.servers import ServiceThread, config
-
-
-def median_seconds(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def throughput(client: SemlinkClient, packet: bytes, calls: int, clients: int) -> float:

@@ -22,6 +22,7 @@ import skimage.data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_seconds
 from semlink import decode, encode
 from semlink.serving.client import SemlinkClient, channel, png_bytes, wait_until_serving
 from semlink.v1 import decoder_pb2
@@ -30,15 +31,6 @@ from services.encoder import server as encoder_server
 from tests.servers import ServiceThread, config
 
 BUDGET = 500
-
-
-def median_seconds(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -50,18 +42,12 @@ def main() -> None:
     image_png = png_bytes(image)
     packet = encode(image, max_bytes=BUDGET).data
 
-    enc = ServiceThread(
-        "encoder",
-        config(workers=args.workers, max_waiting=64),
-        encoder_server.add_servicers,
-        encoder_server.load,
-    ).start()
-    dec = ServiceThread(
-        "decoder",
-        config(workers=args.workers, max_waiting=64),
-        decoder_server.add_servicers,
-        decoder_server.load,
-    ).start()
+    enc, dec = (
+        ServiceThread(
+            name, config(workers=args.workers, max_waiting=64), module.add_servicers, module.load
+        ).start()
+        for name, module in (("encoder", encoder_server), ("decoder", decoder_server))
+    )
     try:
         client = SemlinkClient(channel(enc.address), channel(dec.address))
         wait_until_serving(client.encoder)  # type: ignore[arg-type]
