@@ -17,7 +17,8 @@
    equal what the encoder gives in this process.
 5. Checks that Prometheus reports every scrape target up and that the semlink metrics moved
    (a stand-in image from Debian's prometheus package where the public one cannot be pulled).
-6. Grafana cannot be installed here: its provisioning files are validated instead.
+6. Grafana cannot be installed here: its provisioning files are validated instead (before
+   anything runs, with the check that the two Dockerfiles still share their torch layers).
 7. `docker-compose down -v` and a check that no container, network or volume is left; then
    `docker-compose --profile gpu config` must render the GPU stack.
 
@@ -60,13 +61,19 @@ from tools.compose.stack import (
     leftovers,
     wait_healthy,
 )
-from tools.compose.static import dockerfile_args, validate_grafana
+from tools.compose.static import dockerfile_args, layer_sharing, validate_grafana
 
-__all__ = ["IMAGES", "dockerfile_args", "main", "validate_grafana"]
+__all__ = ["IMAGES", "dockerfile_args", "layer_sharing", "main", "validate_grafana"]
 
 
-def check_grafana(report: Report) -> None:
-    """Grafana cannot be installed here: its provisioning is validated instead."""
+def check_static(report: Report) -> None:
+    """What needs no Docker: the two Dockerfiles still share their torch layers, and Grafana
+    (it cannot be installed here) is provisioned right."""
+    drift = layer_sharing()
+    if drift:
+        raise SystemExit(
+            "services/encoder/Dockerfile ~ services/decoder/Dockerfile: " + "; ".join(drift)
+        )
     problems = validate_grafana()
     if problems:
         raise SystemExit("Grafana provisioning: " + "; ".join(problems))
@@ -182,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     report = Report()
-    check_grafana(report)
+    check_static(report)
     ensure_engine()
     daemon = ensure_daemon()
     try:

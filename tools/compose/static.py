@@ -84,3 +84,47 @@ def validate_grafana(repo: Path = REPO) -> list[str]:
 def dockerfile_args(dockerfile: Path) -> set[str]:
     """The build arguments a Dockerfile declares."""
     return set(re.findall(r"^ARG ([A-Z_]+)", dockerfile.read_text(), re.M))
+
+
+def instructions(dockerfile: Path) -> list[str]:
+    """A Dockerfile's instructions: comments dropped, continuation lines joined, white space
+    folded."""
+    lines = [ln for ln in dockerfile.read_text().splitlines() if not ln.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [" ".join(i.split()) for i in joined.splitlines() if i.strip()]
+
+
+def stage(dockerfile: Path, name: str) -> list[str]:
+    """The instructions of stage ``name`` (``FROM ... AS name`` up to the next ``FROM``)."""
+    found: list[str] = []
+    for instruction in instructions(dockerfile):
+        if instruction.startswith("FROM "):
+            if found:
+                break
+            if instruction.endswith(f" AS {name}"):
+                found.append(instruction)
+        elif found:
+            found.append(instruction)
+    return found
+
+
+SHARED_UNTIL = "COPY requirements.lock pyproject.toml ./"
+"""The encoder image and the decoder's cpu target are the same instructions up to this one (the
+base, the venv, CPU torch): BuildKit builds those layers once and both images share them. The
+two Dockerfiles repeat these lines on purpose (a Dockerfile cannot include another)."""
+
+
+def layer_sharing(repo: Path = REPO) -> list[str]:
+    """Where the encoder's and the decoder cpu target's first instructions part (empty: they
+    share every layer up to ``SHARED_UNTIL``)."""
+    encoder = stage(repo / "services/encoder/Dockerfile", "cpu")
+    decoder = stage(repo / "services/decoder/Dockerfile", "cpu")
+    if SHARED_UNTIL not in encoder or SHARED_UNTIL not in decoder:
+        return [f"{SHARED_UNTIL!r} is not in both Dockerfiles' cpu stages"]
+    a, b = encoder[: encoder.index(SHARED_UNTIL) + 1], decoder[: decoder.index(SHARED_UNTIL) + 1]
+    return [
+        f"the encoder's instruction {i + 1} {x!r} is the decoder's {y!r}: the images no longer "
+        "share their torch layers"
+        for i, (x, y) in enumerate(zip(a, b, strict=False))
+        if x != y
+    ] + ([] if len(a) == len(b) else [f"{len(a)} shared instructions against {len(b)}"])
