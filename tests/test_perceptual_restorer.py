@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from semlink.imaging import resize
 from semlink.quality.perceptual import LPIPS
 from semlink.quality.perceptual_weights import MANIFEST, weights_dir
-from semlink.restore import pixel
+from semlink.restore import network, pixel
 from semlink.train.perceptual_restorer import (
     PerceptualRecipe,
     _judge,
@@ -34,7 +34,7 @@ from .test_restorer import Records
 TINY = PerceptualRecipe(width=8, blocks=1, fine_width=4, fine_blocks=1, batch=2, crop=64)
 
 
-def _noisy(recipe: PerceptualRecipe = TINY, seed: int = 0) -> pixel.PixelRestorer:
+def _noisy(recipe: PerceptualRecipe = TINY, seed: int = 0) -> network.PixelRestorer:
     """A tiny network whose output is not Lanczos (its silent last layers drawn at random)."""
     torch.manual_seed(seed)
     net = recipe.network()
@@ -157,7 +157,7 @@ def test_the_default_realism_is_the_most_perceptual_within_the_psnr_allowance() 
     assert choose_realism(results([20.0] * 5, scores)) == 0.0
 
 
-class Tints(pixel.PixelRestorer):
+class Tints(network.PixelRestorer):
     """A realism network that only shifts colour: +0.1 on blue, -0.05 on red, slowly
     varying over the picture."""
 

@@ -22,8 +22,9 @@ from semlink import decode, encode
 from semlink.imaging import resize
 from semlink.packet import Packet, PacketFormatError, parse, serialize
 from semlink.quality.artifacts import luma, periodic_energy, smoothest_block
-from semlink.restore import default_realism, pixel
-from semlink.restore.pixel import PixelRestorer, restore
+from semlink.restore import default_realism, pixel, residual
+from semlink.restore.network import PixelRestorer
+from semlink.restore.pixel import restore
 from semlink.serving.client import channel, png_bytes, wait_until_serving
 from semlink.train.common import Adversary, discriminator
 from semlink.train.pixel_restorer import (
@@ -106,7 +107,7 @@ def test_realism_blends_the_fidelity_network_into_the_realism_network() -> None:
     zero = restore(small, 320, 240, Refuses(width=8, blocks=2), 0.0, None, fidelity)
     x = torch.from_numpy(lanczos).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        own = x + pixel.degrid(fidelity(x, torch.zeros(1)) - x) * pixel.activity(x)
+        own = x + residual.degrid(fidelity(x, torch.zeros(1)) - x) * residual.activity(x)
         own = own[0].clamp(0, 1).mul(255).round().permute(1, 2, 0)
     assert np.array_equal(zero, own.to(torch.uint8).numpy())
     assert not np.array_equal(zero, lanczos)

@@ -200,7 +200,7 @@ def test_a_grown_restorer_computes_what_the_smaller_one_did(
     """``--blocks`` / ``--width`` / ``--fine-width`` with ``--init`` from a smaller
     network: the new blocks start as the identity, the new channels and the H/2 stage
     silent, and all learn at once."""
-    from semlink.restore.pixel import PixelRestorer
+    from semlink.restore.network import PixelRestorer
     from semlink.train import pixel_restorer
     from semlink.train.common import init_from
 
@@ -236,7 +236,7 @@ def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None
     weights (as ``ship`` writes them) become the new run's float32 start, at step 0."""
     from safetensors.torch import save_file
 
-    from semlink.restore.pixel import PixelRestorer
+    from semlink.restore.network import PixelRestorer
     from semlink.train.common import init_from
 
     torch.manual_seed(0)
@@ -255,7 +255,7 @@ def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None
 def test_a_restorer_with_a_fine_stage_grows_wider_and_deeper(tmp_path: Path) -> None:
     """``--width``/``--blocks`` on a network that has an H/2 stage (recipe p's): the fine
     stage reads the new features' context channels not at all at first."""
-    from semlink.restore.pixel import PixelRestorer
+    from semlink.restore.network import PixelRestorer
     from semlink.train.common import init_from
     from semlink.train.pixel_restorer import grow
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from semlink.imaging import resize
 from semlink.models.taef2 import LATENT_CHANNELS, TAEF2
-from semlink.restore.pixel import segment_edges
+from semlink.restore.network import segment_edges
 
 EDGE_CHANNELS = 1
 

@@ -1,25 +1,19 @@
-"""lite's restorer: a small CNN at quarter resolution with a realism control.
+"""lite's restorer: one picture at a realism from two small networks.
 
 A VVC reference at 0.01-0.05 bpp is a small picture (1/4 to 1/2 of each side) with coding
-artifacts. Lanczos brings it to full size; this network adds what Lanczos cannot, working on
-the H/4 x W/4 grid only (space-to-depth of the Lanczos picture, 48 channels), so it costs a
-few tens of GMAC per 768x512 picture:
+artifacts. Lanczos brings it to full size; two networks of the same shape
+(:class:`~semlink.restore.network.PixelRestorer`) add what Lanczos cannot: the fidelity
+network (MSE, then MSE + 0.02 (1 - MS-SSIM); ``semlink train restorer --fidelity``) and the
+realism network (L1 + LPIPS-VGG + a conditional GAN; ``semlink train perceptual``). The
+realism r in [0, 1] (Agustsson et al., CVPR 2023, "Multi-Realism Image Compression with a
+Conditional Generator") mixes their residuals, so r = 0 is the fidelity network's picture
+(Lanczos when the package has none) and r = 1 the realism network's (see :func:`restore`),
+each residual shaped by :mod:`semlink.restore.residual`. The encoder writes its choice into
+the packet header; a decoder may override it; the packet is the same.
 
-  reference -> Lanczos to H x W (x0) -> space-to-depth(4) ++ segment edges (H/4)
-  -> conv -> residual blocks (FiLM by the realism r) -> conv -> depth-to-space(4) -> x0 + it
-
-The realism r in [0, 1] is one scalar for the whole picture (Agustsson et al., CVPR 2023,
-"Multi-Realism Image Compression with a Conditional Generator"): the network is trained
-with r as input (FiLM), r = 0 for fidelity alone (L1 + MS-SSIM), larger r with a growing
-adversarial weight. Its texture is mixed by r with the picture of a second network of the
-same shape trained for fidelity alone (MSE, then MSE + 0.02 (1 - MS-SSIM); ``semlink
-train restorer --fidelity``), so r = 0 is the fidelity network's picture (Lanczos when the
-package has none) and r = 1 the realism network's (see :func:`restore`). The encoder
-writes its choice into the packet header; a decoder may override it; the packet is the
-same.
-
-Trained by ``semlink train restorer`` (:mod:`semlink.train.pixel_restorer`) on BSDS500
-references coded the way lite codes them (VVC rate control); never on Kodak.
+Trained on BSDS500 references coded the way lite codes them (VVC rate control, recipes in
+:mod:`semlink.train.pixel_restorer` and :mod:`semlink.train.perceptual_restorer`); never on
+Kodak.
 """
 
 from __future__ import annotations
@@ -27,214 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
-from torch import nn
 
-from semlink import calls
 from semlink.imaging import resize
 from semlink.restore import SHIPPED_RESTORER
-
-EDGE_CHANNELS = 1
-GRID = 4
-"""The network works on the H/GRID x W/GRID grid."""
-FINE_GRID = 2
-"""The optional fine stage (:attr:`PixelRestorer.fine_width`) works on the H/2 x W/2 grid."""
-
-
-def segment_edges(labels: NDArray[np.integer], width: int, height: int) -> NDArray[np.float32]:
-    """Region boundaries of a label map (any resolution) on the ``width`` x ``height`` grid:
-    1 where a cell's label differs from its right or lower neighbour's."""
-    rows = np.minimum(np.arange(height) * labels.shape[0] // height, labels.shape[0] - 1)
-    cols = np.minimum(np.arange(width) * labels.shape[1] // width, labels.shape[1] - 1)
-    grid = np.asarray(labels)[rows][:, cols]
-    edges = np.zeros((height, width), np.float32)
-    edges[:, :-1] += grid[:, 1:] != grid[:, :-1]
-    edges[:-1, :] += grid[1:, :] != grid[:-1, :]
-    return np.minimum(edges, 1.0)
-
-
-class Block(nn.Module):
-    """conv -> FiLM(r) -> ReLU -> conv, added to its input."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-
-    def forward(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        y = self.conv1(x)
-        y = F.relu(y * (1 + scale[:, :, None, None]) + shift[:, :, None, None])
-        return x + self.conv2(y)
-
-
-class PixelRestorer(nn.Module):
-    def __init__(
-        self,
-        width: int = 48,
-        blocks: int = 8,
-        edges: bool = True,
-        scale_input: bool = False,
-        fine_width: int = 0,
-        fine_blocks: int = 0,
-    ) -> None:
-        super().__init__()
-        self.width, self.blocks = width, blocks
-        self.fine_width, self.fine_blocks = fine_width, fine_blocks
-        """A second stage on the H/2 grid (0: none): it reads the first stage's picture
-        (space-to-depth by 2) and its features (depth-to-space by 2) and adds a residual of
-        its own. At a reference of half the picture's side the H/4 grid holds 2 x 2 of its
-        pixels per cell; this stage works at the reference's own density."""
-        self.scale_input = scale_input
-        """The FiLM scalar is the reference's side share (:func:`side_share`) instead of the
-        realism: the fidelity network, which only ever runs at realism 0, learns how much to
-        sharpen a reference of each scale (``semlink train restorer --fidelity``)."""
-        self.edge_channels = EDGE_CHANNELS if edges else 0
-        cells = 3 * GRID * GRID
-        self.head = nn.Conv2d(cells + self.edge_channels, width, 3, padding=1)
-        self.body = nn.ModuleList(Block(width) for _ in range(blocks))
-        self.film = _film(width, blocks)
-        self.tail = _silent(width, cells)  # starts as Lanczos
-        if fine_width:
-            if width % (GRID // FINE_GRID) ** 2:
-                raise ValueError(f"a fine stage needs a width divisible by 4, not {width}")
-            fine_cells = 3 * FINE_GRID * FINE_GRID
-            context = width // (GRID // FINE_GRID) ** 2
-            self.fine_head = nn.Conv2d(fine_cells + context, fine_width, 3, padding=1)
-            self.fine_body = nn.ModuleList(Block(fine_width) for _ in range(fine_blocks))
-            self.fine_film = _film(fine_width, fine_blocks)
-            self.fine_tail = _silent(fine_width, fine_cells)  # starts as the first stage's
-
-    @classmethod
-    def from_recipe(cls, recipe: Mapping[str, Any]) -> PixelRestorer:
-        """A new network of a recipe's shape (``PixelRestorerRecipe`` fields, as a shipped
-        manifest holds them; a field older manifests lack takes the value their networks
-        were built with)."""
-        return cls(
-            recipe["width"],
-            recipe["blocks"],
-            recipe.get("edges", False),
-            recipe.get("scale_input", False),
-            recipe.get("fine_width", 0),
-            recipe.get("fine_blocks", 0),
-        )
-
-    def forward(
-        self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``lanczos``: N x 3 x H x W in [0, 1] (H, W multiples of 4); ``realism``: N values
-        in [0, 1] (with :attr:`scale_input`, each reference's side share); ``edges``: N x
-        1 x H/4 x W/4 segment boundaries (None: no segmentation map) -> N x 3 x H x W
-        restored, not clamped."""
-        parts = [F.pixel_unshuffle(lanczos, GRID)]
-        if self.edge_channels:
-            if edges is None:
-                edges = lanczos.new_zeros(lanczos.shape[0], self.edge_channels, *parts[0].shape[2:])
-            parts.append(edges)
-        x = _through(self.body, self.film, F.relu(self.head(torch.cat(parts, dim=1))), realism)
-        coarse = lanczos + F.pixel_shuffle(self.tail(x), GRID)
-        if not self.fine_width:
-            return coarse
-        parts = [F.pixel_unshuffle(coarse, FINE_GRID), F.pixel_shuffle(x, GRID // FINE_GRID)]
-        y = F.relu(self.fine_head(torch.cat(parts, dim=1)))
-        y = _through(self.fine_body, self.fine_film, y, realism)
-        return coarse + F.pixel_shuffle(self.fine_tail(y), FINE_GRID)
-
-
-def _film(width: int, blocks: int) -> nn.Sequential:
-    """realism -> (scale, shift) per block and channel; starts at zero (no effect)."""
-    last = nn.Linear(64, 2 * width * blocks)
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
-    return nn.Sequential(nn.Linear(1, 64), nn.ReLU(), last)
-
-
-def _silent(width: int, cells: int) -> nn.Conv2d:
-    """A stage's last convolution, zero: the stage adds nothing until it learns to."""
-    conv = nn.Conv2d(width, cells, 3, padding=1, bias=False)
-    nn.init.zeros_(conv.weight)
-    return conv
-
-
-def _through(
-    body: nn.ModuleList, film: nn.Module, x: torch.Tensor, realism: torch.Tensor
-) -> torch.Tensor:
-    """``x`` through the residual ``body``, each block modulated by ``film(realism)``."""
-    modulation = film(realism.reshape(-1, 1).to(x.dtype)).chunk(2 * len(body), dim=1)
-    for i, block in enumerate(body):
-        calls.check()  # a stopped call's picture is not finished (a no-op outside calls)
-        x = block(x, modulation[2 * i], modulation[2 * i + 1])
-    return x
-
-
-DEGRID_CELLS = 5
-"""Side, in grid cells, of the area over which :func:`degrid` takes a pattern as fixed. 15
-(60 pixels) let the realism network's dots through on skimage's coffee at 0.03 bpp once the
-size-model rate control picked its reference (1.65x the original's energy at the 4-pixel
-period in its smoothest block), and 9 did once VVC configuration 3 coded it (1.88x; 7:
-1.32x); at 5 it is 0.83x (realism 0: 1.03x). On 20 BSDS500 val photos at 0.03 bpp, 5
-instead of 9 moved realism 0 / 1 by -0.004 / +0.002 dB, MS-SSIM and HaarPSI by <= 0.0001,
-NIQE by -0.14 / +0.07."""
-
-
-def degrid(residual: torch.Tensor) -> torch.Tensor:
-    """``residual`` without its slowly varying GRID-periodic part.
-
-    Depth-to-space makes each of the 16 pixel phases of a 4x4 cell its own output channel:
-    a network trained adversarially learns small per-phase offsets that, over a smooth
-    area, print a dot pattern repeating every 4 pixels (energy at the 4-pixel period many
-    times the original's). Here each phase's deviation from its cell's mean, averaged over
-    DEGRID_CELLS x DEGRID_CELLS cells, is taken out: what stays is texture that changes from
-    cell to cell, not a fixed grid."""
-    n, c, h, w = residual.shape
-    cells = F.pixel_unshuffle(residual, GRID).reshape(n, c, GRID * GRID, h // GRID, w // GRID)
-    deviation = (cells - cells.mean(dim=2, keepdim=True)).reshape(n, -1, h // GRID, w // GRID)
-    fixed = F.avg_pool2d(
-        deviation, DEGRID_CELLS, 1, DEGRID_CELLS // 2, count_include_pad=False
-    ).reshape(cells.shape)
-    return F.pixel_shuffle((cells - fixed).reshape(n, -1, h // GRID, w // GRID), GRID)
-
-
-TINT_CELL = 32
-"""Side, in pixels, of the areas over which the realism network's residual has its mean
-taken out (:func:`detail_only`)."""
-
-
-def detail_only(residual: torch.Tensor) -> torch.Tensor:
-    """``residual`` without its local mean colour: its mean over each TINT_CELL x TINT_CELL
-    area, interpolated smoothly, is subtracted. The realism network invents detail (edges,
-    texture); the colour and brightness of each area stay the reference's. An adversary
-    left free shifted a BSDS500 photo's mean blue by 5 levels and darkened areas it
-    re-drew with more contrast."""
-    means = F.avg_pool2d(residual, TINT_CELL, ceil_mode=True)
-    return residual - F.interpolate(means, size=residual.shape[2:], mode="bilinear")
-
-
-FLAT = 3.0 / 255
-"""Local contrast (standard deviation over a 12x12-pixel area) below which an area counts
-as flat: the restorer's texture fades out there (:func:`activity`)."""
-
-
-def activity(picture: torch.Tensor) -> torch.Tensor:
-    """Per pixel, 0 (flat) .. 1 (structured): the local standard deviation of ``picture``
-    (N x 3 x H x W, H and W multiples of GRID) over 3 x 3 grid cells, divided by
-    :data:`FLAT` and clipped, upsampled bilinearly (no grid steps). A reference that is flat
-    somewhere gives no evidence of texture there; an invented one is what shows as noise
-    on skies and walls."""
-    gray = picture.mean(dim=1, keepdim=True)
-    mean = F.avg_pool2d(gray, 3 * GRID, GRID, GRID, count_include_pad=False)
-    square = F.avg_pool2d(gray * gray, 3 * GRID, GRID, GRID, count_include_pad=False)
-    std = (square - mean * mean).clamp(min=0).sqrt()
-    gate = (std / FLAT).clamp(max=1.0)
-    return F.interpolate(gate, size=picture.shape[2:], mode="bilinear", align_corners=False)
-
+from semlink.restore.network import GRID, PixelRestorer, segment_edges
+from semlink.restore.residual import activity, degrid, detail_only
 
 FIDELITY_MAX_SCALE = 0.7
 """A fidelity network without :attr:`PixelRestorer.scale_input` corrects references up to
@@ -445,14 +244,10 @@ def load_shipped() -> ShippedRestorer | None:
 
 
 def shipped_restorer() -> ShippedRestorer | None:
-    """The restorer lite decodes with by default: the process's default models' (loaded
-    once, on first use), or None (Lanczos). ``decode`` without ``models=`` looks it up
-    here, so replacing this function switches the default path (scripts, tests); callers
-    that pass models in get theirs from :attr:`semlink.resolver.Models.restorer`."""
-    from semlink.profiles import LITE
-    from semlink.resolver import default_resolver
-
-    return default_resolver().models(LITE).restorer
+    """The package's restorer (:func:`load_shipped`, loaded afresh), or None (Lanczos) when
+    the package has none: what scripts and tests look at. Decoders use their models'
+    (:attr:`semlink.resolver.Models.restorer`, built where the program starts)."""
+    return load_shipped()
 
 
 def upscale(

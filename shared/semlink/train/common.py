@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from semlink.models.weights import sha256_of
-from semlink.restore.pixel import segment_edges
+from semlink.restore.network import segment_edges
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -9,7 +9,7 @@ beside the Lanczos reference it was made from, so it judges texture that fits th
 rather than texture alone. LPIPS's VGG variant trains; LPIPS-AlexNet and DISTS, the
 figures reported, are not optimised (DISTS shares VGG16's layers, not its formula).
 
-The network is a :class:`~semlink.restore.pixel.PixelRestorer` whose FiLM input is the
+The network is a :class:`~semlink.restore.network.PixelRestorer` whose FiLM input is the
 reference's side share (it runs only at realism 1; realism between 0 and 1 blends its
 residual with the fidelity network's, :func:`semlink.restore.pixel.restore`). It trains
 through exactly what the decoder applies (:func:`decoded`: ``degrid`` and the flat-area
@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semlink.restore.pixel import PixelRestorer, activity, degrid, detail_only
+from semlink.restore.network import PixelRestorer
+from semlink.restore.residual import activity, degrid, detail_only
 from semlink.train.common import (
     CHECKPOINT,
     DISCRIMINATOR,

@@ -36,7 +36,8 @@ from PIL import Image
 from torch import nn
 
 from semlink.imaging import resize
-from semlink.restore.pixel import PixelRestorer, segment_edges, side_share
+from semlink.restore.network import PixelRestorer, segment_edges
+from semlink.restore.pixel import side_share
 from semlink.streams.reference.base import small_size
 from semlink.streams.reference.ratecontrol import fit_vvc
 from semlink.streams.reference.vvc import VVC
