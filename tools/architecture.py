@@ -381,42 +381,31 @@ def _box(ax: Any, graph: Graph, v: str, xy: tuple[float, float], on_path: bool) 
 
 
 def _imports(ax: Any, graph: Graph, boxes: dict[str, Any]) -> None:
-    from matplotlib.patches import FancyArrowPatch
-
+    """Grey arrows importer -> imported (dashed: inside functions), red within a circle."""
     for (a, b), kind in sorted(graph.edges.items()):
         bad = any(a in c and b in c for c in graph.circles)
-        ax.add_patch(
-            FancyArrowPatch(
-                _centre(boxes[a]),
-                _centre(boxes[b]),
-                patchA=boxes[a],
-                patchB=boxes[b],
-                arrowstyle="-|>",
-                mutation_scale=8,
-                connectionstyle="arc3,rad=0.06",
-                linestyle="--" if kind == "deferred" else "-",
-                color=RED if bad else GREY,
-                alpha=0.9 if bad else 0.3,
-                linewidth=1.3 if bad else 0.7,
-                zorder=1,
-            )
+        _arrow(
+            ax,
+            boxes[a],
+            boxes[b],
+            mutation_scale=8,
+            connectionstyle="arc3,rad=0.06",
+            linestyle="--" if kind == "deferred" else "-",
+            color=RED if bad else GREY,
+            alpha=0.9 if bad else 0.3,
+            linewidth=1.3 if bad else 0.7,
+            zorder=1,
         )
 
 
 def _flow(ax: Any, path_nodes: list[str | None], boxes: dict[str, Any]) -> None:
     """Orange arrows from each step's package to the next one's."""
-    from matplotlib.patches import FancyArrowPatch
-
     for a, b in itertools.pairwise(path_nodes):
-        if a is None or b is None or a == b:
-            continue
-        ax.add_patch(
-            FancyArrowPatch(
-                _centre(boxes[a]),
-                _centre(boxes[b]),
-                patchA=boxes[a],
-                patchB=boxes[b],
-                arrowstyle="-|>",
+        if a is not None and b is not None and a != b:
+            _arrow(
+                ax,
+                boxes[a],
+                boxes[b],
                 mutation_scale=12,
                 connectionstyle="arc3,rad=0.25",
                 color=ORANGE,
@@ -424,11 +413,16 @@ def _flow(ax: Any, path_nodes: list[str | None], boxes: dict[str, Any]) -> None:
                 linewidth=1.8,
                 zorder=2,
             )
-        )
 
 
-def _centre(box: Any) -> tuple[float, float]:
-    return (box.get_x() + box.get_width() / 2, box.get_y() + box.get_height() / 2)
+def _arrow(ax: Any, start: Any, end: Any, **style: Any) -> None:
+    """An arrow from box ``start`` to box ``end``, clipped at their edges."""
+    from matplotlib.patches import FancyArrowPatch
+
+    centres = [
+        (b.get_x() + b.get_width() / 2, b.get_y() + b.get_height() / 2) for b in (start, end)
+    ]
+    ax.add_patch(FancyArrowPatch(*centres, patchA=start, patchB=end, arrowstyle="-|>", **style))
 
 
 # -- the doc's tables ---------------------------------------------------------------------------
