@@ -160,7 +160,10 @@ def train_perceptual_cmd(
     ] = None,
     cache: Annotated[
         Path | None,
-        typer.Option(help="A restorer cache to share (default: OUT/cache.pt, built if missing)."),
+        typer.Option(
+            help="A restorer cache to share (default: the one the run started with, else "
+            "OUT/cache.pt, built if missing)."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu or cuda.")] = "cpu",
     adv: Annotated[float | None, typer.Option(help="Adversarial loss weight.")] = None,

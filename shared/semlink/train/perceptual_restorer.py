@@ -80,6 +80,10 @@ class PerceptualRecipe:
         return PixelRestorer.from_recipe(asdict(self))
 
 
+CACHE_PATH = "cache-path.txt"
+"""A run directory's note of the shared restorer cache it was started with (``--cache``)."""
+
+
 def conditional_discriminator(width: int = 48) -> nn.Module:
     """PatchGAN (spectral norm) over the picture and its Lanczos reference, 6 channels:
     one score per ~22-pixel patch."""
@@ -160,6 +164,11 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / RECIPE).write_text(json.dumps(asdict(recipe), indent=2) + "\n")
     torch.manual_seed(recipe.seed)
+    shared = out / CACHE_PATH  # a resumed run reads the cache it started with
+    if cache is None and shared.exists():
+        cache = Path(shared.read_text().strip())
+    elif cache is not None:
+        shared.write_text(f"{cache}\n")
     data = build_cache(bsds, cache or out / "cache.pt", seed=recipe.seed, high=1)
     model = recipe.network()
     if init is not None and not (out / CHECKPOINT).exists():
