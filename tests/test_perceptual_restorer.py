@@ -27,7 +27,7 @@ from semlink.train.perceptual_restorer import (
     train,
     training_step,
 )
-from semlink.train.pixel_restorer import make_batch
+from semlink.train.restorer_data import make_batch
 
 from .test_restorer import Records
 

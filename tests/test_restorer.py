@@ -27,12 +27,8 @@ from semlink.restore.network import PixelRestorer
 from semlink.restore.pixel import restore
 from semlink.serving.client import channel, png_bytes, wait_until_serving
 from semlink.train.common import Adversary, discriminator
-from semlink.train.pixel_restorer import (
-    PixelRestorerRecipe,
-    make_batch,
-    mse_loss,
-    training_step,
-)
+from semlink.train.pixel_restorer import PixelRestorerRecipe, mse_loss, training_step
+from semlink.train.restorer_data import make_batch
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, encoder_pb2, encoder_pb2_grpc, packet_pb2
 from services.decoder import server as decoder_server
 from services.encoder import server as encoder_server

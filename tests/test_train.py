@@ -201,7 +201,7 @@ def test_a_grown_restorer_computes_what_the_smaller_one_did(
     network: the new blocks start as the identity, the new channels and the H/2 stage
     silent, and all learn at once."""
     from semlink.restore.network import PixelRestorer
-    from semlink.train import pixel_restorer
+    from semlink.train import growth
     from semlink.train.common import init_from
 
     torch.manual_seed(0)
@@ -210,7 +210,7 @@ def test_a_grown_restorer_computes_what_the_smaller_one_did(
         torch.nn.init.normal_(p, std=0.05)  # (all start at zero: nothing to preserve)
     torch.save({"model": old.state_dict(), "step": 3}, tmp_path / "old.pt")
     new = PixelRestorer(width, blocks, edges=True, scale_input=True, fine_width=fine, fine_blocks=2)
-    assert init_from(new, tmp_path / "old.pt", getattr(pixel_restorer, adapt)) == 3
+    assert init_from(new, tmp_path / "old.pt", getattr(growth, adapt)) == 3
     picture, edges = torch.rand(2, 3, 16, 24), torch.rand(2, 1, 4, 6)
     scale = torch.tensor([0.3, 0.9])
     with torch.no_grad():
@@ -257,7 +257,7 @@ def test_a_restorer_with_a_fine_stage_grows_wider_and_deeper(tmp_path: Path) -> 
     stage reads the new features' context channels not at all at first."""
     from semlink.restore.network import PixelRestorer
     from semlink.train.common import init_from
-    from semlink.train.pixel_restorer import grow
+    from semlink.train.growth import grow
 
     torch.manual_seed(0)
     old = PixelRestorer(8, 2, edges=True, scale_input=True, fine_width=4, fine_blocks=2)

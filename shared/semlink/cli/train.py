@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -105,7 +105,8 @@ def train_restorer_cmd(
     writes the fp16 weights and manifest."""
     from dataclasses import replace
 
-    from semlink.train.pixel_restorer import FIDELITY, PixelRestorerRecipe, ship_restorer, train
+    from semlink.train.pixel_restorer import FIDELITY, PixelRestorerRecipe, train
+    from semlink.train.restorer_ship import ship_restorer
 
     bsds = _bsds()
     bar, progress = _bar()
@@ -202,7 +203,7 @@ def train_perceptual_cmd(
     recipe = (
         PerceptualRecipe(**json.loads(saved.read_text())) if saved.exists() else PerceptualRecipe()
     )
-    given = {
+    given: dict[str, Any] = {
         "adv": adv,
         "adv_start": adv_start,
         "lpips": lpips_weight,

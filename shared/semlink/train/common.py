@@ -141,8 +141,9 @@ def init_from(
 ) -> int:
     """Start from another run's weights (e.g. one trained before the edge input existed:
     its missing input channels of ``head`` start at zero, so the output is unchanged);
-    ``adapt`` maps them to ``model``'s shapes first (e.g. :func:`deepen`). ``checkpoint``
-    may also be shipped ``.safetensors`` weights (step 0). Returns its step."""
+    ``adapt`` maps them to ``model``'s shapes first (e.g.
+    :func:`~semlink.train.growth.deepen`). ``checkpoint`` may also be shipped
+    ``.safetensors`` weights (step 0). Returns its step."""
     step = 0
     if checkpoint.suffix == ".safetensors":
         from safetensors.torch import load_file

@@ -15,7 +15,7 @@ residual with the fidelity network's, :func:`semlink.restore.pixel.restore`). It
 through exactly what the decoder applies (:func:`decoded`: ``degrid`` and the flat-area
 gate), starting from the shipped fidelity network grown to its shape (``--init``), so step
 0 is lite's realism-0 picture. Data: the fidelity recipe's cache (BSDS500 train+test, 1200
-VVC references at 0.015-0.2 bpp, :func:`semlink.train.pixel_restorer.build_cache`); never
+VVC references at 0.015-0.2 bpp, :func:`semlink.train.restorer_data.build_cache`); never
 Kodak. Resumable: the generator, the discriminator and both optimizers are checkpointed
 every 50 steps, and a run continues where it was stopped. Runs on a GPU as it is
 (``--device cuda``).
@@ -47,7 +47,10 @@ from semlink.train.common import (
     save_checkpoint,
     ship,
 )
-from semlink.train.pixel_restorer import REALISMS, RECIPE, build_cache, grow, make_batch
+from semlink.train.growth import grow
+from semlink.train.pixel_restorer import RECIPE
+from semlink.train.restorer_data import build_cache, make_batch
+from semlink.train.restorer_ship import REALISMS
 
 
 @dataclass
@@ -222,7 +225,7 @@ MAX_PSNR_LOSS = 1.5
 def choose_realism(
     results: dict[str, dict[str, float]], max_psnr_loss: float = MAX_PSNR_LOSS
 ) -> float:
-    """The default realism: of :data:`~semlink.train.pixel_restorer.REALISMS`, the one with
+    """The default realism: of :data:`~semlink.train.restorer_ship.REALISMS`, the one with
     the lowest LPIPS (AlexNet) + DISTS whose PSNR is at most ``max_psnr_loss`` dB below
     the VVC baseline's on held-out photos; 0 when none is."""
     floor = results["vvc"]["psnr"] - max_psnr_loss
@@ -240,7 +243,7 @@ def ship_perceptual(out: Path, dest: Path, bsds: Path, limit: int = 20) -> Path:
     choose the default realism (:func:`choose_realism`) and write the fp16 weights and
     manifest as lite's realism network (:data:`~semlink.restore.pixel.SHIPPED`)."""
     from semlink.restore.pixel import FIDELITY, SHIPPED, load_network
-    from semlink.train.pixel_restorer import evaluate
+    from semlink.train.restorer_ship import evaluate
 
     recipe = PerceptualRecipe(**json.loads((out / RECIPE).read_text()))
     model = recipe.network()

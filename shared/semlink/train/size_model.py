@@ -26,7 +26,7 @@ from semlink.streams.reference.ratecontrol import efficient_scales, first_scale
 from semlink.streams.reference.sizemodel import features
 from semlink.streams.reference.vvc import VVC, payload_size
 from semlink.train.common import bsds_photos
-from semlink.train.pixel_restorer import OVERHEAD
+from semlink.train.restorer_data import OVERHEAD
 
 SAMPLES = f"samples-vvc{VVC.config.version}.json"
 """Named by configuration: another configuration's sizes never feed this one's fit."""
