@@ -4,11 +4,15 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
+
+if TYPE_CHECKING:
+    from semlink.codec import Codec, Codecs
 
 REPO = Path(__file__).resolve().parents[1]
 KODAK = Path(os.environ.get("SEMLINK_KODAK", REPO.parent / "shared" / "data" / "kodak"))
@@ -31,15 +35,42 @@ def kodak_image(name: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-@pytest.fixture
-def tiny_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Generative profiles and learned codecs use tiny random models for this test."""
-    from semlink.config import settings
+# Codecs are built here once, from explicit settings, as a service's main builds them, and
+# handed to the tests that use them (diffusers' habit: no environment variable decides).
+@pytest.fixture(scope="session")
+def codecs() -> Codecs:
+    """Every profile's codec over the models the settings name (lite's shipped restorer)."""
+    from semlink.codec import Codecs
+    from semlink.config import Settings
 
-    monkeypatch.setenv("SEMLINK_TINY_MODELS", "1")
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
+    return Codecs.from_settings(Settings())
+
+
+@pytest.fixture(scope="session")
+def lite(codecs: Codecs) -> Codec:
+    """lite's codec (learned restorer, shipped codecs): what a service encodes with."""
+    return codecs["lite"]
+
+
+@pytest.fixture(scope="session")
+def lanczos() -> Codec:
+    """lite's codec with its restorer switched off: the reference upsampled with Lanczos."""
+    from semlink.codec import Codec
+    from semlink.config import Settings
+    from semlink.profiles import LITE
+    from semlink.resolver import Models
+
+    return Codec(Models(LITE, Settings(lite_restorer=False)))
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Codecs:
+    """Every profile's codec over tiny random models (sedic's diffusion, extraction and
+    learned codecs; the whole pipeline runs, generative pictures are noise)."""
+    from semlink.codec import Codecs
+    from semlink.config import Settings
+
+    return Codecs.from_settings(Settings(tiny_models=True))
 
 
 # Tests that need Debian's prometheus package (tests/test_prometheus.py, promtool in

@@ -20,9 +20,10 @@ import yaml
 from PIL import Image
 
 from bench.bench_deadline import cpu_seconds
-from semlink import calls, encode
+from semlink import calls
+from semlink.budget import Budget
 from semlink.calls import CallScope, DeadlineExceeded
-from semlink.codec import BudgetError, ObjectHint, decode
+from semlink.codec import BudgetError, Codec, ObjectHint
 from semlink.demo import free_port
 from semlink.serving.client import channel, png_bytes, wait_until_serving
 from semlink.serving.memory import (
@@ -172,7 +173,7 @@ def _mask_png(width: int, height: int) -> bytes:
 
 
 def test_a_mask_larger_than_its_image_is_refused_before_decoding(
-    services: tuple[grpc.Channel, grpc.Channel], astronaut: np.ndarray
+    lite: Codec, services: tuple[grpc.Channel, grpc.Channel], astronaut: np.ndarray
 ) -> None:
     stub = encoder_pb2_grpc.EncoderServiceStub(services[0])
     image = png_bytes(astronaut[:256, :256])
@@ -187,13 +188,15 @@ def test_a_mask_larger_than_its_image_is_refused_before_decoding(
     assert "12000x12000, larger than the 256x256 image" in (failed.value.details() or "")
     # The same from Python, for a mask and for a segmentation map.
     with pytest.raises(ValueError, match="larger than"):
-        encode(astronaut[:64, :64], max_bytes=300, objects=[ObjectHint("x", np.ones((65, 64)))])
+        lite.encode(
+            astronaut[:64, :64], Budget(max_bytes=300), objects=[ObjectHint("x", np.ones((65, 64)))]
+        )
     with pytest.raises(ValueError, match="segmentation map"):
-        encode(astronaut[:64, :64], max_bytes=300, segmap=np.zeros((64, 70), np.int64))
+        lite.encode(astronaut[:64, :64], Budget(max_bytes=300), segmap=np.zeros((64, 70), np.int64))
 
 
 def test_a_budget_that_holds_no_picture_names_the_one_that_does(
-    services: tuple[grpc.Channel, grpc.Channel], astronaut: np.ndarray
+    lite: Codec, services: tuple[grpc.Channel, grpc.Channel], astronaut: np.ndarray
 ) -> None:
     picture = astronaut[::8, ::8][:64, :64]
     stub = encoder_pb2_grpc.EncoderServiceStub(services[0])
@@ -207,11 +210,11 @@ def test_a_budget_that_holds_no_picture_names_the_one_that_does(
         assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "holds no picture" in (failed.value.details() or "")
     with pytest.raises(BudgetError) as refused:
-        encode(picture, max_bytes=30)
+        lite.encode(picture, Budget(max_bytes=30))
     need = int(str(refused.value).split("raise max_bytes to at least ")[1].split()[0])
-    fits = encode(picture, max_bytes=need)
+    fits = lite.encode(picture, Budget(max_bytes=need))
     assert [kind for kind, _ in fits.layer_bytes()] == ["reference"]
-    assert decode(fits.data).layers_used == ["reference"]
+    assert lite.decode(fits.data).layers_used == ["reference"]
 
 
 def test_semantics_only_is_asked_for_and_the_decoder_says_so(
@@ -236,10 +239,11 @@ def test_semantics_only_is_asked_for_and_the_decoder_says_so(
 
 
 def test_a_raw_answer_too_large_to_send_is_refused_before_decoding(
+    lite: Codec,
     services: tuple[grpc.Channel, grpc.Channel],
 ) -> None:
     picture = np.full((1024, 1024, 3), 90, np.uint8)  # 3 MiB as raw RGB; the server sends 1
-    packet = encode(picture, max_bytes=40, semantics_only=True).data
+    packet = lite.encode(picture, Budget(max_bytes=40), semantics_only=True).data
     dec = decoder_pb2_grpc.DecoderServiceStub(services[1])
     raw = decoder_pb2.DecodeOptions(format=decoder_pb2.IMAGE_FORMAT_RAW_RGB)
     with pytest.raises(grpc.RpcError) as failed:

@@ -44,8 +44,8 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the work ran before the output was checked")
 
-    monkeypatch.setattr("semlink.codec.encode", refuse)
-    monkeypatch.setattr("semlink.codec.decode", refuse)
+    monkeypatch.setattr("semlink.codec.Codec.encode", refuse)
+    monkeypatch.setattr("semlink.codec.Codecs.decode", refuse)
 
 
 def fails_clearly(result: Result, *expected: str) -> str:

@@ -1,4 +1,4 @@
-"""decode_batch: several packets in one call, each result the one decode gives it alone.
+"""Codec.decode_batch: several packets in one call, each result the one decode gives it alone.
 
 lite's learned restorer runs once per group of equal-size pictures; a packet that cannot
 be decoded comes back as its own exception and fails none of its neighbours."""
@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semlink.codec import DecodeCall, DecodeResult, decode, decode_batch, encode
+from semlink.budget import Budget
+from semlink.codec import Codec, DecodeCall, DecodeResult
 from semlink.packet import PacketFormatError, PacketIntegrityError
 from semlink.serving import status_for
 
@@ -16,20 +17,23 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def packets(chelsea: np.ndarray, astronaut: np.ndarray) -> list[bytes]:
+def packets(lite: Codec, chelsea: np.ndarray, astronaut: np.ndarray) -> list[bytes]:
     """Two 160x120 pictures (one size: one restorer run) and one 128x96."""
     return [
         # A small budget: a reference under FIDELITY_MAX_SCALE, so the fidelity network runs.
-        encode(chelsea[60:180, 120:280], max_bytes=120).data,
-        encode(astronaut[20:140, 140:300], max_bytes=250).data,
-        encode(astronaut[300:396, 200:328], max_bytes=200).data,
+        lite.encode(chelsea[60:180, 120:280], Budget(max_bytes=120)).data,
+        lite.encode(astronaut[20:140, 140:300], Budget(max_bytes=250)).data,
+        lite.encode(astronaut[300:396, 200:328], Budget(max_bytes=200)).data,
     ]
 
 
-def test_batched_decode_equals_decoding_each_packet_alone(packets: list[bytes]) -> None:
-    from semlink.restore import default_realism, pixel
+def test_batched_decode_equals_decoding_each_packet_alone(
+    lite: Codec, packets: list[bytes]
+) -> None:
+    from semlink.restore import default_realism
 
-    assert pixel.shipped_restorer() is not None, "the learned restorer is what batches"
+    assert lite.models.restorer is not None, "the learned restorer is what batches"
+    decode, decode_batch = lite.decode, lite.decode_batch
     calls: list[bytes | DecodeCall] = [
         *packets,
         DecodeCall(packets[1], realism=0.4),
@@ -56,7 +60,7 @@ def test_batched_decode_equals_decoding_each_packet_alone(packets: list[bytes]) 
     assert decode_batch([]) == []
 
 
-def test_a_bad_packet_fails_only_itself(packets: list[bytes]) -> None:
+def test_a_bad_packet_fails_only_itself(lite: Codec, packets: list[bytes]) -> None:
     damaged = bytearray(packets[1])
     damaged[-12] ^= 0x10  # inside the reference payload: CRC32C catches it
 
@@ -71,7 +75,7 @@ def test_a_bad_packet_fails_only_itself(packets: list[bytes]) -> None:
         DecodeCall(packets[1], check=deadline_passed),
         packets[2],
     ]
-    out = decode_batch(calls)
+    out = lite.decode_batch(calls)
     assert isinstance(out[1], PacketFormatError)
     assert isinstance(out[2], PacketIntegrityError)
     assert isinstance(out[3], ValueError) and "realism" in str(out[3])
@@ -85,4 +89,4 @@ def test_a_bad_packet_fails_only_itself(packets: list[bytes]) -> None:
     for index, packet in ((0, packets[0]), (5, packets[2])):
         result = out[index]
         assert isinstance(result, DecodeResult)
-        assert np.array_equal(result.image, decode(packet).image)
+        assert np.array_equal(result.image, lite.decode(packet).image)

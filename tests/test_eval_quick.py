@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from semlink.cli import app
+from semlink.config import Settings
 from semlink.eval import cache as eval_cache
 from semlink.eval.harness import (
     BASELINES,
@@ -80,7 +81,7 @@ def test_limit_and_methods_restrict_the_rows_and_the_progress(photos: Path, tmp_
         cache=tmp_path / "cache",
     )
     events: list[tuple[str, int, bool | None]] = []
-    rows = run_eval(config, lambda *event: events.append(event))
+    rows = run_eval(config, Settings(), lambda *event: events.append(event))
     assert {r.image for r in rows} == {"a", "b"}
     assert {r.method for r in rows} == {"jpeg", "webp", "best_baseline"}
     # Units are photo x rate x method, each started and finished (from the worker processes).

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semlink.budget import Budget
+from semlink.codec import Codec, Codecs
 from semlink.extract.captioner import ChatCaptioner, TransformersCaptioner, candidate_objects
 from semlink.extract.grounding import GroundingDinoGrounder
 from semlink.extract.pipeline import Extractor
@@ -53,11 +55,8 @@ def test_grounder_drops_names_it_cannot_ground(chelsea: np.ndarray) -> None:
 
 
 def test_extraction_keeps_grounded_objects_with_masks_in_the_packet(
-    tiny_models: None, lmm: str, chelsea: np.ndarray
+    tiny: Codecs, lmm: str, chelsea: np.ndarray
 ) -> None:
-    from semlink import decode, encode
-    from semlink.profiles import SEDIC
-    from semlink.resolver import default_resolver
     from semlink.streams import LayerKind
 
     grounder = GroundingDinoGrounder.tiny()
@@ -72,13 +71,13 @@ def test_extraction_keeps_grounded_objects_with_masks_in_the_packet(
     assert all(mask is not None and mask.shape == chelsea.shape[:2] for _, mask in found.objects)
     assert len(found.caption.split()) <= 40
 
-    models = default_resolver().models(SEDIC).holding(extractor=extractor)
-    result = encode(chelsea, "sedic", max_bytes=2000, models=models)
+    sedic = Codec(tiny["sedic"].models.holding(extractor=extractor))
+    result = sedic.encode(chelsea, Budget(max_bytes=2000))
     kinds = [layer.kind for layer in result.packet.layers]
     assert kinds[0] == LayerKind.REFERENCE and kinds[1] == LayerKind.CAPTION
     assert kinds.count(LayerKind.OBJECT) == len(found.objects) == len(supported)
     assert result.stage_seconds["extract_grounding"] > 0
-    decoded = decode(result.data, steps=2)
+    decoded = tiny.decode(result.data, steps=2)  # the extractor is no part of the fingerprint
     assert decoded.caption == found.caption
     for (text, _), (got, mask) in zip(found.objects, decoded.objects, strict=True):
         assert got == text and mask is not None
@@ -86,12 +85,11 @@ def test_extraction_keeps_grounded_objects_with_masks_in_the_packet(
 
 
 def test_extracted_semantics_leave_the_reference_its_share(
-    tiny_models: None, chelsea: np.ndarray
+    tiny: Codecs, chelsea: np.ndarray
 ) -> None:
-    from semlink import encode
     from semlink.codec import EXTRACTED_SEMANTIC_SHARE
 
-    result = encode(chelsea, "sedic", max_bytes=500)
+    result = tiny["sedic"].encode(chelsea, Budget(max_bytes=500))
     sizes = dict(result.layer_bytes()[:1])
     semantic = sum(size for kind, size in result.layer_bytes() if kind != "reference")
     assert "reference" in sizes and semantic <= EXTRACTED_SEMANTIC_SHARE * 500
@@ -145,7 +143,6 @@ def test_grounder_loads_from_a_directory(tmp_path: Path, chelsea: np.ndarray) ->
 
 
 def test_sedic_without_extraction_models_says_what_to_set(chelsea: np.ndarray) -> None:
-    from semlink import encode
     from semlink.config import settings
     from semlink.models.registry import tiny_decoder_models
     from semlink.models.weights import WeightsError
@@ -156,4 +153,4 @@ def test_sedic_without_extraction_models_says_what_to_set(chelsea: np.ndarray) -
     # The decoder's models are given (their digest stamps the packet); extraction has none.
     models = Models.from_settings(edge, SEDIC).holding(diffusion=tiny_decoder_models(0))
     with pytest.raises(WeightsError, match="SEMLINK_CAPTIONER"):
-        encode(chelsea, "sedic", max_bytes=400, models=models)
+        Codec(models).encode(chelsea, Budget(max_bytes=400))

@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
+from semlink.codec import Codec
 from semlink.serving.client import (
     RetryPolicy,
     SemlinkClient,
@@ -21,7 +22,7 @@ from semlink.serving.client import (
     service_config,
     wait_until_serving,
 )
-from services.rayserve.parts import service_parts
+from services.decoder.server import DecoderService
 
 from .servers import ServiceThread, config
 from .test_services import scrape
@@ -34,28 +35,28 @@ DECODE_OK = (
 
 @pytest.fixture(scope="module")
 def decoders() -> Iterator[list[ServiceThread]]:
-    from semlink.config import settings
+    from semlink.codec import Codecs
+    from semlink.config import Settings
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEMLINK_LITE_RESTORER", "false")  # Lanczos: decodes take milliseconds
-        settings.cache_clear()
-        servers = [
-            ServiceThread("decoder", config(), *service_parts("decoder")).start() for _ in range(2)
-        ]
-        for server in servers:
-            wait_until_serving(channel(server.address))
-        yield servers
-        for server in servers:
-            if server.running is not None and server._thread and server._thread.is_alive():
-                server.stop()
-    settings.cache_clear()
+    lanczos = Codecs.from_settings(Settings(lite_restorer=False))  # decodes take milliseconds
+    services = [DecoderService(lanczos) for _ in range(2)]
+    servers = [
+        ServiceThread("decoder", config(), service.add_servicers, service.load).start()
+        for service in services
+    ]
+    for server in servers:
+        wait_until_serving(channel(server.address))
+    yield servers
+    for server in servers:
+        if server.running is not None and server._thread and server._thread.is_alive():
+            server.stop()
 
 
 @pytest.fixture(scope="module")
-def packet(chelsea: np.ndarray) -> bytes:
-    from semlink import encode
+def packet(lite: Codec, chelsea: np.ndarray) -> bytes:
+    from semlink.budget import Budget
 
-    return encode(chelsea, max_bytes=400).data
+    return lite.encode(chelsea, Budget(max_bytes=400)).data
 
 
 def handled(server: ServiceThread) -> float:

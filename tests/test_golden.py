@@ -15,7 +15,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from semlink import decode, encode
+from semlink.budget import Budget
+from semlink.codec import Codec
 from semlink.imaging import psnr
 from semlink.streams.masks import decode_mask, encode_mask
 from semlink.streams.segmap import decode_segmap, encode_segmap
@@ -60,9 +61,9 @@ def test_segmap_bitstream() -> None:
     assert np.array_equal(decode_segmap(codec, data), labels)
 
 
-def test_lite_packet_bitstream() -> None:
+def test_lite_packet_bitstream(lite: Codec) -> None:
     image = skimage.data.chelsea()
-    result = encode(image, max_bytes=600, caption="a cat")
+    result = lite.encode(image, Budget(max_bytes=600), caption="a cat")
     _check("lite-packet-chelsea-600", result.data)
     if REGENERATE:
         (EXPECTED / "lite-chelsea-600.slk").write_bytes(result.data)
@@ -80,18 +81,16 @@ def _stored(packet: str, name: str) -> str:
 
 
 @pytest.mark.parametrize("packet", GOLDEN_PACKETS)
-def test_golden_packet_decodes_to_pinned_image(packet: str) -> None:
+def test_golden_packet_decodes_to_pinned_image(packet: str, lite: Codec) -> None:
     """A packet written once decodes to the same picture on every machine and release.
 
     The learned restorer's output is floating-point network output: other CPUs (another
     SIMD capability, another thread count) may differ by a level here and there, so it is
     compared with a stored PNG under a tolerance, never by md5."""
-    from semlink.restore.pixel import shipped_restorer
-
-    decoded = decode((EXPECTED / f"{packet}-chelsea-600.slk").read_bytes())
+    decoded = lite.decode((EXPECTED / f"{packet}-chelsea-600.slk").read_bytes())
     assert decoded.caption == "a cat"
     regenerate = REGENERATE and packet == "lite"
-    if shipped_restorer() is None:  # without the packaged restorer: Lanczos, integer, pinned
+    if lite.models.restorer is None:  # without the packaged restorer: Lanczos, integer, pinned
         _check(_stored(packet, "lite-decoded-chelsea-600"), decoded.image.tobytes(), regenerate)
         return
     stored = EXPECTED / f"{_stored(packet, 'lite-decoded-chelsea-600')}-restorer.png"
@@ -104,13 +103,8 @@ def test_golden_packet_decodes_to_pinned_image(packet: str) -> None:
 
 
 @pytest.mark.parametrize("packet", GOLDEN_PACKETS)
-def test_lanczos_fallback_decodes_to_pinned_image(
-    packet: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from semlink.restore import pixel
-
-    monkeypatch.setattr(pixel, "shipped_restorer", lambda: None)
-    decoded = decode((EXPECTED / f"{packet}-chelsea-600.slk").read_bytes())
+def test_lanczos_fallback_decodes_to_pinned_image(packet: str, lanczos: Codec) -> None:
+    decoded = lanczos.decode((EXPECTED / f"{packet}-chelsea-600.slk").read_bytes())
     _check(
         _stored(packet, "lite-decoded-chelsea-600"),
         decoded.image.tobytes(),

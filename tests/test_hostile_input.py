@@ -18,14 +18,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from semlink.codec import (
-    BudgetError,
-    ObjectHint,
-    budget_bytes,
-    decode,
-    decode_preview,
-    encode,
-)
+from semlink.budget import Budget
+from semlink.codec import BudgetError, Codec, Codecs, ObjectHint
 from semlink.config import DEFAULT_MAX_DECODE_PIXELS, settings
 from semlink.packet import (
     DEFAULT_LIMITS,
@@ -37,7 +31,7 @@ from semlink.packet import (
     serialize,
 )
 from semlink.profiles import LITE
-from semlink.resolver import Resolver, default_resolver
+from semlink.resolver import Models
 from semlink.serving.client import SemlinkClient, channel, image_of, wait_until_serving
 from semlink.streams import LayerKind
 from semlink.streams.text import _encode, encode_text
@@ -57,75 +51,85 @@ def small(chelsea: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(chelsea[:64, :96])
 
 
-def _bomb(width: int = 8192, height: int = 8192) -> bytes:
-    """A packet of a few bytes whose header claims a width x height lite picture."""
-    fingerprint = default_resolver().models(LITE).fingerprint
+def _bomb(lite: Codec, width: int = 8192, height: int = 8192) -> bytes:
+    """A packet of a few bytes whose header claims a width x height picture of ``lite``'s."""
+    fingerprint = lite.models.fingerprint
     caption = Layer(LayerKind.CAPTION, 0, encode_text("a cat"))
     return serialize(Packet(width, height, LITE.id, fingerprint, 0, (caption,)))
 
 
 # -- budgets ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("bpp", BAD_BPP, ids=str)
-def test_a_target_bpp_that_is_not_positive_and_finite_is_refused(
-    small: np.ndarray, bpp: float
-) -> None:
+def test_a_target_bpp_that_is_not_positive_and_finite_is_refused(bpp: float) -> None:
     with pytest.raises(BudgetError, match=r"target_bpp is .*must be positive and finite"):
-        encode(small, target_bpp=bpp)
+        Budget(target_bpp=bpp)
 
 
 @pytest.mark.parametrize("max_bytes", [0, -1, -400])
-def test_a_max_bytes_below_one_is_refused(small: np.ndarray, max_bytes: int) -> None:
+def test_a_max_bytes_below_one_is_refused(max_bytes: int) -> None:
     with pytest.raises(BudgetError, match=f"max_bytes is {max_bytes}; it must be a positive"):
-        encode(small, max_bytes=max_bytes)
+        Budget(max_bytes=max_bytes)
 
 
-def test_a_fractional_max_bytes_is_refused(small: np.ndarray) -> None:
+def test_a_fractional_max_bytes_is_refused() -> None:
     with pytest.raises(BudgetError, match="whole number of bytes"):
         fraction: Any = 400.5
-        encode(small, max_bytes=fraction)
+        Budget(max_bytes=fraction)
 
 
-def test_budgets_beyond_the_largest_packet_are_that_size(small: np.ndarray) -> None:
+def test_a_budget_is_one_of_bytes_or_bits_per_pixel_and_defaults_to_one() -> None:
+    with pytest.raises(BudgetError, match="exactly one"):
+        Budget(max_bytes=400, target_bpp=0.03)
+    with pytest.raises(BudgetError, match="exactly one"):
+        Budget()
+    assert Budget.of() == Budget(target_bpp=0.03)
+    assert Budget.of(max_bytes=400) == Budget(max_bytes=400)
+
+
+def test_budgets_beyond_the_largest_packet_are_that_size(lite: Codec, small: np.ndarray) -> None:
     largest = DEFAULT_LIMITS.max_packet_bytes
-    assert budget_bytes(100, 100, target_bpp=1e300) == largest  # was OverflowError
-    assert budget_bytes(100, 100, max_bytes=2**32 - 1) == largest
-    assert budget_bytes(100, 100, target_bpp=0.08) == 100
+    assert Budget(target_bpp=1e300).packet_bytes(100, 100) == largest  # was OverflowError
+    assert Budget(max_bytes=2**32 - 1).packet_bytes(100, 100) == largest
+    assert Budget(target_bpp=0.08).packet_bytes(100, 100) == 100
     # A budget past the largest packet gets the best picture, not a PacketLimitError.
-    result = encode(small, max_bytes=largest + 1)
+    result = lite.encode(small, Budget(max_bytes=largest + 1))
     assert [kind for kind, _ in result.layer_bytes()] == ["reference"]
     assert len(result.data) <= largest
 
 
 # -- text layers -----------------------------------------------------------------------------
-def test_a_caption_or_description_over_the_text_limits_is_refused(small: np.ndarray) -> None:
+def test_a_caption_or_description_over_the_text_limits_is_refused(
+    lite: Codec, small: np.ndarray
+) -> None:
     # "a " * 30000 used to code into a valid 120-byte layer that cost a decoder 4 s of CPU.
+    budget = Budget(max_bytes=400)
     with pytest.raises(ValueError, match="at most 1024 symbols and 4096 UTF-8 bytes"):
-        encode(small, max_bytes=400, caption="a " * 30000)
+        lite.encode(small, budget, caption="a " * 30000)
     with pytest.raises(ValueError, match="more than 1024 symbols"):
-        encode(small, max_bytes=400, caption="a cat", objects=[ObjectHint("a " * 600)])
+        lite.encode(small, budget, caption="a cat", objects=[ObjectHint("a " * 600)])
 
 
-def test_a_text_layer_over_the_limits_is_refused_by_the_decoder(small: np.ndarray) -> None:
-    fingerprint = default_resolver().models(LITE).fingerprint
+def test_a_text_layer_over_the_limits_is_refused_by_the_decoder(lite: Codec) -> None:
+    fingerprint = lite.models.fingerprint
     long_caption = _encode("a " * 2000, max_symbols=10**6)  # what the old encoder wrote
     wire = serialize(
         Packet(96, 64, LITE.id, fingerprint, 0, (Layer(LayerKind.CAPTION, 0, long_caption),))
     )
     with pytest.raises(PacketFormatError, match="more than 1024 symbols"):
-        decode(wire)
+        lite.decode(wire)
 
 
 # -- the picture size a header claims ---------------------------------------------------------
-def test_a_header_claiming_a_huge_picture_is_refused_before_allocating() -> None:
-    bomb = _bomb()
+def test_a_header_claiming_a_huge_picture_is_refused_before_allocating(lite: Codec) -> None:
+    bomb = _bomb(lite)
     assert len(bomb) < 40 and parse(bomb).width == 8192
     assert settings().max_decode_pixels == DEFAULT_MAX_DECODE_PIXELS == 4096 * 4096
     tracemalloc.start()
     try:
         with pytest.raises(PacketLimitError) as info:
-            decode(bomb)
+            lite.decode(bomb)
         with pytest.raises(PacketLimitError):
-            decode_preview(bomb)
+            lite.decode_preview(bomb)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -135,31 +139,29 @@ def test_a_header_claiming_a_huge_picture_is_refused_before_allocating() -> None
     assert "SEMLINK_MAX_DECODE_PIXELS" in message and "--max-pixels" in message
 
 
-def test_the_decode_limit_is_configurable(chelsea: np.ndarray) -> None:
-    packet = encode(chelsea, max_bytes=400).data
+def test_the_decode_limit_is_configurable(lite: Codec, chelsea: np.ndarray) -> None:
+    packet = lite.encode(chelsea, Budget(max_bytes=400)).data
     pixels = chelsea.shape[0] * chelsea.shape[1]
-    assert decode(packet, restorer=False, max_pixels=pixels).image.shape == chelsea.shape
+    assert lite.decode(packet, restorer=False, max_pixels=pixels).image.shape == chelsea.shape
     with pytest.raises(PacketLimitError, match=f"at most {pixels - 1} pixels"):
-        decode(packet, max_pixels=pixels - 1)
+        lite.decode(packet, max_pixels=pixels - 1)
     # From the settings the models were built with (SEMLINK_MAX_DECODE_PIXELS).
-    tight = Resolver(settings().model_copy(update={"max_decode_pixels": 1000}))
+    tight = Codec(Models(LITE, lite.models.settings.model_copy(update={"max_decode_pixels": 1000})))
     with pytest.raises(PacketLimitError, match="at most 1000 pixels"):
-        decode(packet, models=tight)
+        tight.decode(packet)
     with pytest.raises(PacketLimitError, match="at most 1000 pixels"):
-        decode_preview(packet, models=tight)
+        tight.decode_preview(packet)
     # A picture within the limit, even one with no reference layer, still decodes.
-    assert decode(_bomb(40, 30), max_pixels=1200).image.shape == (30, 40, 3)
+    assert lite.decode(_bomb(lite, 40, 30), max_pixels=1200).image.shape == (30, 40, 3)
     with pytest.raises(PacketLimitError, match="40x30 picture"):
-        decode(_bomb(40, 30), max_pixels=1199)
+        lite.decode(_bomb(lite, 40, 30), max_pixels=1199)
 
 
 def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semlink.config import Settings
+
     monkeypatch.setenv("SEMLINK_MAX_DECODE_PIXELS", "1234")
-    settings.cache_clear()
-    try:
-        assert settings().max_decode_pixels == 1234
-    finally:
-        settings.cache_clear()
+    assert Settings().max_decode_pixels == 1234
 
 
 def test_serve_passes_max_pixels_to_the_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,9 +182,9 @@ def test_serve_passes_max_pixels_to_the_decoder(monkeypatch: pytest.MonkeyPatch)
 
 # -- through the services ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def services() -> Iterator[tuple[SemlinkClient, str, str]]:
+def services(codecs: Codecs) -> Iterator[tuple[SemlinkClient, str, str]]:
     """A client of a real encoder and decoder, the decoder's and the encoder's address."""
-    encoder, decoder = encoder_server.EncoderService(), decoder_server.DecoderService()
+    encoder, decoder = encoder_server.EncoderService(codecs), decoder_server.DecoderService(codecs)
     enc = ServiceThread("encoder", config(), encoder.add_servicers, encoder.load).start()
     dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     for service in (enc, dec):
@@ -218,10 +220,10 @@ def test_encode_rpc_refuses_budgets_that_are_not_positive_and_finite(
 
 
 def test_decode_rpc_refuses_unknown_image_formats(
-    services: tuple[SemlinkClient, str, str], small: np.ndarray
+    services: tuple[SemlinkClient, str, str], lite: Codec, small: np.ndarray
 ) -> None:
     client, address, _ = services
-    packet = encode(small, max_bytes=300).data
+    packet = lite.encode(small, Budget(max_bytes=300)).data
     stub = decoder_pb2_grpc.DecoderServiceStub(channel(address))
     unknown: tuple[Any, ...] = (99, -1, 4)  # proto3 enums are open: these reach the server
     for fmt in unknown:
@@ -241,24 +243,26 @@ def test_decode_rpc_refuses_unknown_image_formats(
 
 
 def test_decode_rpc_refuses_a_header_claiming_a_huge_picture(
-    services: tuple[SemlinkClient, str, str], small: np.ndarray
+    services: tuple[SemlinkClient, str, str], lite: Codec, small: np.ndarray
 ) -> None:
     client, _, _ = services
-    code, details = _status(lambda: client.decode(_bomb()))
+    code, details = _status(lambda: client.decode(_bomb(lite)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "8192x8192" in details and "SEMLINK_MAX_DECODE_PIXELS" in details
     assert "--max-pixels" in details
-    assert image_of(client.decode(encode(small, max_bytes=300).data)).shape == small.shape
+    packet = lite.encode(small, Budget(max_bytes=300)).data
+    assert image_of(client.decode(packet)).shape == small.shape
 
 
-def test_a_decoder_served_with_a_lower_limit_applies_it(small: np.ndarray) -> None:
-    limited = Resolver(settings().model_copy(update={"max_decode_pixels": 1000}))
+def test_a_decoder_served_with_a_lower_limit_applies_it(lite: Codec, small: np.ndarray) -> None:
+    limited = Codecs.from_settings(settings().model_copy(update={"max_decode_pixels": 1000}))
     decoder = decoder_server.DecoderService(limited)
     dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     try:
         wait_until_serving(channel(dec.address))
         client = SemlinkClient(decoder=channel(dec.address))
-        code, details = _status(lambda: client.decode(encode(small, max_bytes=300).data))
+        packet = lite.encode(small, Budget(max_bytes=300)).data
+        code, details = _status(lambda: client.decode(packet))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "at most 1000 pixels" in details
     finally:
         dec.stop()
@@ -328,7 +332,7 @@ def _png(width: int, height: int, body: bytes) -> bytes:
 
 
 def test_hostile_requests_get_actionable_statuses_and_the_service_stays_up(
-    services: tuple[SemlinkClient, str, str], small: np.ndarray
+    services: tuple[SemlinkClient, str, str], lite: Codec, small: np.ndarray
 ) -> None:
     import dataclasses
     import zlib
@@ -384,7 +388,7 @@ def test_hostile_requests_get_actionable_statuses_and_the_service_stays_up(
         )
     # A valid header whose layers are garbage behind valid CRCs reaches the layer decoders.
     # (Any bytes are a caption's arithmetic-coded stream: that one decodes to some text.)
-    header = parse(encode(small, max_bytes=300).data)
+    header = parse(lite.encode(small, Budget(max_bytes=300)).data)
     for kind in (LayerKind.REFERENCE, LayerKind.OBJECT, LayerKind.SEGMAP):
         codec = 8 if kind is LayerKind.REFERENCE else 0
         layer = Layer(int(kind), codec, b"\xff\x13garbage" * 9)

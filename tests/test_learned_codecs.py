@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from semlink.codec import Codecs
 from semlink.models.codecs import LearnedCodec, load_codecs, tiny_codecs
 from semlink.models.weights import KeyMismatchError, WeightsError, write_manifest
 from semlink.packet import EntropyMismatchError, PacketFormatError
@@ -156,7 +157,7 @@ def test_loader_verifies_manifest_and_keys(tmp_path: Path, small: np.ndarray) ->
 def test_onnx_analysis_matches_pytorch_and_packets_are_identical(
     tmp_path: Path, small: np.ndarray
 ) -> None:
-    from semlink.models.codecs import Analysis, _to_input
+    from semlink.models.learned_codec import Analysis, _to_input
     from semlink.models.onnx_edge import export_analysis, onnx_runner, use_onnx
 
     for torch_codec, onnx_codec in zip(tiny_codecs(0), tiny_codecs(0), strict=True):
@@ -178,14 +179,14 @@ def test_onnx_analysis_matches_pytorch_and_packets_are_identical(
 
 
 def test_sedic_packets_with_onnx_edge_are_identical(
-    tiny_models: None, tmp_path: Path, small: np.ndarray
+    tiny: Codecs, tmp_path: Path, small: np.ndarray
 ) -> None:
     """The encoder with SEMLINK_EDGE_ONNX writes the same packet as the PyTorch encoder."""
     from typer.testing import CliRunner
 
-    from semlink import encode
+    from semlink.budget import Budget
     from semlink.cli import app
-    from semlink.config import settings
+    from semlink.codec import Codec
     from semlink.profiles import SEDIC
     from semlink.resolver import Models
 
@@ -195,10 +196,10 @@ def test_sedic_packets_with_onnx_edge_are_identical(
         "bmshj2018-hyperprior-q1.onnx",
         "cheng2020-attn-q1.onnx",
     ]
-    plain = encode(small, "sedic", max_bytes=300).data
-    edge = Models.from_settings(settings().model_copy(update={"edge_onnx": tmp_path}), SEDIC)
+    plain = tiny["sedic"].encode(small, Budget(max_bytes=300)).data
+    edge = Models(SEDIC, tiny.settings.model_copy(update={"edge_onnx": tmp_path}))
     assert all(c.analysis_runner is not None for c in edge.reference_codecs)
-    assert encode(small, "sedic", max_bytes=300, models=edge).data == plain
+    assert Codec(edge).encode(small, Budget(max_bytes=300)).data == plain
 
 
 def test_every_backend_has_a_config_a_loader_and_a_tiny_build(tmp_path: Path) -> None:
@@ -206,9 +207,12 @@ def test_every_backend_has_a_config_a_loader_and_a_tiny_build(tmp_path: Path) ->
     from typer.testing import CliRunner
 
     from semlink.cli import app
-    from semlink.models.catalog import BACKENDS, load
+    from semlink.models.catalog import load
+    from semlink.resolver import catalogue
 
-    for backend in BACKENDS.values():
+    backends = catalogue()
+    assert {"sam", "grounding-dino", "transformers-captioner", "taef2"} <= set(backends)
+    for backend in backends.values():
         if backend.tiny is not None and backend.name != "sd15-controlnet-tile":
             assert backend.tiny() is not None, backend.name
         with pytest.raises(ValidationError):
@@ -219,7 +223,7 @@ def test_every_backend_has_a_config_a_loader_and_a_tiny_build(tmp_path: Path) ->
         load("dall-e")
     listing = CliRunner().invoke(app, ["weights", "list"])
     assert listing.exit_code == 0
-    for name in BACKENDS:
+    for name in backends:
         assert name in listing.output
 
 

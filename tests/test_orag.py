@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from semlink.budget import Budget
+from semlink.codec import Codecs
 from semlink.models import (
     KeyMismatchError,
     TamperedWeightsError,
@@ -209,51 +211,44 @@ def _object_mask(image: np.ndarray) -> np.ndarray:
     return mask
 
 
-def test_sedic_packet_decodes_through_orag(tiny_models: None, chelsea: np.ndarray) -> None:
-    from semlink import ObjectHint, decode, encode
+def test_sedic_packet_decodes_through_orag(tiny: Codecs, chelsea: np.ndarray) -> None:
+    from semlink.codec import ObjectHint
     from semlink.streams import LayerKind
 
-    result = encode(
+    result = tiny["sedic"].encode(
         chelsea,
-        "sedic",
-        target_bpp=0.03,
+        Budget(target_bpp=0.03),
         caption="a cat on the floor",
         objects=[ObjectHint("the cat's face", _object_mask(chelsea))],
     )
     kinds = [layer.kind for layer in result.packet.layers]
     assert kinds == [LayerKind.REFERENCE, LayerKind.CAPTION, LayerKind.OBJECT]
     assert result.packet.seed != 0 and result.bits_per_pixel <= 0.03
-    decoded = decode(result.data, steps=3)
+    decoded = tiny.decode(result.data, steps=3)
     assert decoded.steps == 3 and "diffusion" in decoded.stage_seconds
     assert decoded.image.shape == chelsea.shape
     assert decoded.objects[0][1] is not None and decoded.objects[0][1].shape == (38, 56)
 
 
-def test_decoder_with_other_weights_refuses_the_packet(
-    tiny_models: None, chelsea: np.ndarray
-) -> None:
-    from semlink import decode, encode
-    from semlink.config import settings
+def test_decoder_with_other_weights_refuses_the_packet(tiny: Codecs, chelsea: np.ndarray) -> None:
+    from semlink.codec import Codec
     from semlink.models.registry import tiny_decoder_models
     from semlink.packet import FingerprintMismatchError
-    from semlink.profiles import SEDIC
-    from semlink.resolver import Models
 
-    data = encode(chelsea, "sedic", max_bytes=400).data
-    other = Models.from_settings(settings(), SEDIC).holding(diffusion=tiny_decoder_models(1))
+    data = tiny["sedic"].encode(chelsea, Budget(max_bytes=400)).data
+    other = Codec(tiny["sedic"].models.holding(diffusion=tiny_decoder_models(1)))
     with pytest.raises(FingerprintMismatchError, match="holds model set"):
-        decode(data, steps=2, models=other)
+        other.decode(data, steps=2)
 
 
 def test_sedic_without_weights_says_how_to_get_them(chelsea: np.ndarray) -> None:
-    from semlink import encode
+    from semlink.codec import Codecs
     from semlink.config import settings
     from semlink.models.weights import WeightsError
-    from semlink.resolver import Resolver
 
     bare = settings().model_copy(update={"tiny_models": False, "sedic_weights": None})
     with pytest.raises(WeightsError, match="SEMLINK_SEDIC_WEIGHTS"):
-        encode(chelsea, "sedic", max_bytes=400, models=Resolver(bare))
+        Codecs.from_settings(bare)["sedic"].encode(chelsea, Budget(max_bytes=400))
 
 
 def test_cli_encode_extracts_and_decode_runs_orag_with_tiny_models(
@@ -314,7 +309,7 @@ def test_weights_fetch_from_mirror_verify_and_load_real_layout(tmp_path: Path) -
 
 
 def test_edge_encoder_needs_only_the_weight_manifest(tmp_path: Path, chelsea: np.ndarray) -> None:
-    from semlink import encode
+    from semlink.codec import Codec
     from semlink.config import settings
     from semlink.profiles import SEDIC
     from semlink.resolver import Models
@@ -323,7 +318,7 @@ def test_edge_encoder_needs_only_the_weight_manifest(tmp_path: Path, chelsea: np
     edge = settings().model_copy(update={"tiny_models": False, "sedic_weights": tmp_path})
     # no weights on this machine (and a caption hint: no extraction models either)
     models = Models.from_settings(edge, SEDIC)
-    result = encode(chelsea, "sedic", max_bytes=400, caption="a cat", models=models)
+    result = Codec(models).encode(chelsea, Budget(max_bytes=400), caption="a cat")
     assert result.packet.model_fingerprint == Models.from_settings(edge, SEDIC).fingerprint
     (tmp_path / "manifest.json").write_text('{"files": {"unet/x.safetensors": "01"}}')
     other = Models.from_settings(edge, SEDIC).fingerprint
@@ -331,16 +326,15 @@ def test_edge_encoder_needs_only_the_weight_manifest(tmp_path: Path, chelsea: np
 
 
 def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
-    tiny_models: None, chelsea: np.ndarray
+    tiny: Codecs, chelsea: np.ndarray
 ) -> None:
-    from semlink import decode, encode
     from semlink.serving.client import channel, image_of, wait_until_serving
     from semlink.v1 import decoder_pb2, decoder_pb2_grpc
     from services.decoder import server as decoder_server
     from tests.servers import ServiceThread, config
 
-    packet = encode(chelsea, "sedic", max_bytes=500, caption="a cat").data
-    decoder = decoder_server.DecoderService()
+    packet = tiny["sedic"].encode(chelsea, Budget(max_bytes=500), caption="a cat").data
+    decoder = decoder_server.DecoderService(tiny)
     svc = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     try:
         ch = channel(svc.address)
@@ -356,7 +350,7 @@ def test_decoder_service_runs_sedic_with_requested_steps_and_seed(
             return image_of(response)
 
         first = call(7)
-        assert np.array_equal(first, decode(packet, steps=2, seed=7).image)
+        assert np.array_equal(first, tiny.decode(packet, steps=2, seed=7).image)
         assert not np.array_equal(first, call(8))
     finally:
         svc.stop()

@@ -28,13 +28,14 @@ def _needs(*names: str) -> pytest.MarkDecorator:
 
 @_needs("SEMLINK_REFERENCE_MODELS")
 def test_learned_reference_codecs_reach_useful_quality_within_budget() -> None:
+    from semlink.config import Settings
     from semlink.profiles import SEDIC
-    from semlink.resolver import default_resolver
+    from semlink.resolver import Models
     from semlink.streams.reference import search, search_learned
 
     image = kodak_image("kodim23")
     budget = int(0.03 * image.shape[0] * image.shape[1] / 8) - 60
-    learned = search_learned(image, budget, default_resolver().models(SEDIC).reference_codecs)
+    learned = search_learned(image, budget, Models(SEDIC, Settings()).reference_codecs)
     classical = search(image, budget)
     assert learned is not None and classical is not None and learned.size <= budget
     assert learned.psnr >= classical.psnr - 1.0, (learned.psnr, classical.psnr)
@@ -42,10 +43,11 @@ def test_learned_reference_codecs_reach_useful_quality_within_budget() -> None:
 
 @_needs("SEMLINK_CAPTIONER", "SEMLINK_GROUNDER", "SEMLINK_SAM_CHECKPOINT")
 def test_real_extraction_grounds_and_segments_kodim23() -> None:
+    from semlink.config import Settings
     from semlink.profiles import SEDIC
-    from semlink.resolver import default_resolver
+    from semlink.resolver import Models
 
-    extractor = default_resolver().models(SEDIC).extractor
+    extractor = Models(SEDIC, Settings()).extractor
     assert extractor is not None
     image = kodak_image("kodim23")  # two parrots
     found = extractor.extract(image, 1474)
@@ -57,13 +59,18 @@ def test_real_extraction_grounds_and_segments_kodim23() -> None:
 
 @_needs("SEMLINK_SEDIC_WEIGHTS")
 def test_sedic_decode_restores_texture_without_losing_fidelity() -> None:
-    from semlink import ObjectHint, decode, encode
+    from semlink.budget import Budget
+    from semlink.codec import Codecs, ObjectHint
     from semlink.quality.metrics import psnr
     from semlink.quality.niqe import niqe
 
     image = kodak_image("kodim23")
-    hints = {"caption": "two colourful parrots on a branch", "objects": [ObjectHint("a parrot")]}
-    lite = decode(encode(image, "lite", target_bpp=0.03).data).image
-    sedic = decode(encode(image, "sedic", target_bpp=0.03, **hints).data, steps=20).image
+    codecs, budget = Codecs.from_settings(), Budget(target_bpp=0.03)
+    parrot = [ObjectHint("a parrot")]
+    lite = codecs.decode(codecs["lite"].encode(image, budget).data).image
+    packet = codecs["sedic"].encode(
+        image, budget, caption="two colourful parrots on a branch", objects=parrot
+    )
+    sedic = codecs.decode(packet.data, steps=20).image
     assert psnr(sedic, image) >= psnr(lite, image) - 3.0
     assert niqe(sedic) < niqe(lite)

@@ -22,13 +22,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
-from semlink import encode
+from semlink.budget import Budget
+from semlink.codec import Codec, Codecs
 from semlink.demo import free_port
 from semlink.link import get_link_profile
 from semlink.packet import parse, serialize
-from semlink.profiles import LITE
 from semlink.quality import psnr
-from semlink.resolver import default_resolver
 from semlink.serving.client import SemlinkClient, channel, image_of, png_bytes, wait_until_serving
 from semlink.streams.reference import ReferenceCodec
 from semlink.v1 import decoder_pb2, decoder_pb2_grpc, packet_pb2
@@ -42,8 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[tuple[ServiceThread, ServiceThread, ServiceThread]]:
-    encoder, decoder = encoder_server.EncoderService(), decoder_server.DecoderService()
+def chain(codecs: Codecs) -> Iterator[tuple[ServiceThread, ServiceThread, ServiceThread]]:
+    encoder, decoder = encoder_server.EncoderService(codecs), decoder_server.DecoderService(codecs)
     enc = ServiceThread("encoder", config(), encoder.add_servicers, encoder.load).start()
     dec = ServiceThread("decoder", config(), decoder.add_servicers, decoder.load).start()
     profile = get_link_profile("geo")
@@ -88,8 +87,10 @@ def test_encode_link_decode_end_to_end(client: SemlinkClient, chelsea: np.ndarra
     assert psnr(chelsea, image_of(decoded)) > 22
 
 
-def test_decode_stream_sends_preview_then_final(client: SemlinkClient, chelsea: np.ndarray) -> None:
-    packet = encode(chelsea, max_bytes=500).data
+def test_decode_stream_sends_preview_then_final(
+    lite: Codec, client: SemlinkClient, chelsea: np.ndarray
+) -> None:
+    packet = lite.encode(chelsea, Budget(max_bytes=500)).data
     assert client.decoder is not None
     stub = decoder_pb2_grpc.DecoderServiceStub(client.decoder)
     stages = [
@@ -109,15 +110,17 @@ def _code(call: object) -> tuple[grpc.StatusCode, str]:
     return info.value.code(), info.value.details()
 
 
-def test_decoder_errors_map_to_status_codes(client: SemlinkClient, chelsea: np.ndarray) -> None:
-    good = encode(chelsea, max_bytes=400).data
+def test_decoder_errors_map_to_status_codes(
+    lite: Codec, client: SemlinkClient, chelsea: np.ndarray
+) -> None:
+    good = lite.encode(chelsea, Budget(max_bytes=400)).data
     packet = parse(good)
     code, details = _code(lambda: client.decode(b"\xff\x00garbage"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a semlink packet" in details
     foreign = serialize(dataclasses.replace(packet, model_fingerprint=0xABCDEF01))
     code, details = _code(lambda: client.decode(foreign))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    lite_fingerprint = default_resolver().models(LITE).fingerprint  # the decoder's settings
+    lite_fingerprint = lite.models.fingerprint  # the decoder's models
     assert "0xabcdef01" in details and f"{lite_fingerprint:#010x}" in details
     damaged = bytearray(good)
     damaged[-12] ^= 0x10
@@ -408,9 +411,9 @@ def test_mtls_and_bearer_token(tmp_path: Path, chelsea: np.ndarray) -> None:
 
 
 def test_decode_output_formats_carry_the_same_pixels(
-    client: SemlinkClient, chelsea: np.ndarray
+    lite: Codec, client: SemlinkClient, chelsea: np.ndarray
 ) -> None:
-    packet = encode(chelsea, max_bytes=400).data
+    packet = lite.encode(chelsea, Budget(max_bytes=400)).data
     images = [
         image_of(client.decode(packet, image_format=f))
         for f in (

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semlink.codec import Codec
 from semlink.config import Settings, settings
 from semlink.models import taef2, weights
 from semlink.profiles import LITE
-from semlink.resolver import Models, Resolver
+from semlink.resolver import Models
 from semlink.restore import default_realism, pixel
 
 DATA = resources.files("semlink").joinpath("data")
@@ -116,23 +117,18 @@ def test_a_tampered_packaged_taef2_is_refused(
         taef2.packaged_taef2()
 
 
-def test_with_an_empty_weights_dir_lite_decodes_with_the_restorer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_with_an_empty_weights_dir_lite_decodes_with_the_restorer(tmp_path: Path) -> None:
     """A fresh clone without ../shared: SEMLINK_WEIGHTS_DIR is an empty directory, and the
     restorer still runs (its weights are the package's), not the Lanczos picture."""
-    from semlink import decode
-
-    monkeypatch.setenv("SEMLINK_WEIGHTS_DIR", str(tmp_path))
-    empty = Settings()
-    assert empty.weights_dir == tmp_path and not any(tmp_path.iterdir())
-    models = Resolver(empty).models(LITE)
+    empty = Settings(weights_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+    models = Models(LITE, empty)
     assert models.taef2 is None  # nothing in the weights directory
     assert models.restorer is not None
     data = GOLDEN_PACKET.read_bytes()
-    restored = decode(data, models=models).image
-    lanczos = Resolver(empty.model_copy(update={"lite_restorer": False})).models(LITE)
-    plain = decode(data, models=lanczos).image
+    restored = Codec(models).decode(data).image
+    lanczos = Models(LITE, empty.model_copy(update={"lite_restorer": False}))
+    plain = Codec(lanczos).decode(data).image
     assert restored.shape == plain.shape
     assert not np.array_equal(restored, plain)
 
@@ -184,7 +180,7 @@ def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
     import torch
     from safetensors.torch import save_file
 
-    from semlink import decode, encode
+    from semlink.budget import Budget
     from semlink.models import codecs
     from semlink.models.weights import WeightsError, write_manifest
 
@@ -203,31 +199,32 @@ def test_shipped_codecs_compete_in_lite_and_enter_its_fingerprint(
     assert [c.name for c in models.reference_codecs] == ["bmshj2018-hyperprior-q1"]
     assert models.fingerprint != before
     image = np.ascontiguousarray(chelsea[::2, ::2])
-    result = encode(image, "lite", target_bpp=0.05, models=models)
+    codec = Codec(models)
+    result = codec.encode(image, Budget(target_bpp=0.05))
     assert result.packet.model_fingerprint == models.fingerprint
-    assert decode(result.data, models=models).image.shape == image.shape
+    assert codec.decode(result.data).image.shape == image.shape
     (tmp_path / config.file).write_bytes(b"tampered")
     with pytest.raises(WeightsError):
         _ = Models(LITE, shipped, shipped_dirs=(tmp_path,)).reference_codecs
 
 
-def test_the_restorer_reads_the_segmentation_map(chelsea: np.ndarray) -> None:
+def test_the_restorer_reads_the_segmentation_map(lite: Codec, chelsea: np.ndarray) -> None:
     """A packet's segmentation layer reaches the shipped restorer (trained with BSDS500's
     human segmentations): dropping the layer changes the picture, not its size."""
-    from semlink import decode, encode
+    from semlink.budget import Budget
     from semlink.packet import serialize
     from semlink.streams import LayerKind
 
-    restorer = lite_models().restorer
+    restorer = lite.models.restorer
     assert restorer is not None and restorer.network.edge_channels == 1
     image = np.ascontiguousarray(chelsea[::2, ::2])
     labels = np.zeros((image.shape[0] // 8, image.shape[1] // 8), np.int64)
     labels[:, labels.shape[1] // 2 :] = 1
     labels[labels.shape[0] // 2 :, :] += 2
-    packet = encode(image, "lite", target_bpp=0.05, segmap=labels).packet
-    with_map = decode(packet)
+    packet = lite.encode(image, Budget(target_bpp=0.05), segmap=labels).packet
+    with_map = lite.decode(packet)
     assert "segmap" in with_map.layers_used
     layers = tuple(layer for layer in packet.layers if layer.kind != LayerKind.SEGMAP)
-    without = decode(serialize(dataclasses.replace(packet, layers=layers)))
+    without = lite.decode(serialize(dataclasses.replace(packet, layers=layers)))
     assert with_map.image.shape == without.image.shape == image.shape
     assert not np.array_equal(with_map.image, without.image)

@@ -21,13 +21,12 @@ from semlink.packet import PacketError, PacketFormatError, PacketVersionError, p
 from semlink.streams._varint import write_varint
 from semlink.streams.reference import ReferenceCodec, decode_reference, small_size, vvc, vvcps
 from semlink.streams.reference.base import scale_of
+from semlink.streams.reference.proposals import between, proposals
 from semlink.streams.reference.ratecontrol import (
     MAX_K,
     MAX_WASTE,
     MIN_K,
     STEPS,
-    _between,
-    _proposals,
     efficient_scales,
     fit_vvc,
     waste,
@@ -338,7 +337,7 @@ def test_proposals_end_when_measured_scales_point_both_ways() -> None:
         (b, q0 + 12): (b"", 2000),
         (b, q0 + 11): (b"", 2010),
     }
-    keys = _proposals(tried, q0, 1000.0, 1.5, ks)
+    keys = proposals(tried, q0, 1000.0, 1.5, ks)
     assert keys and all(key not in tried for key in keys)
 
 
@@ -354,16 +353,16 @@ def test_spent_proposals_halve_the_gap_the_window_fell_in() -> None:
         (104, 362): (b"", 960),  # the jitter put its over-budget size at a coarser lambda
         (104, 360): (b"", 900),
     }
-    assert _between(tried, 914, 942) == [(100, 360.5), (104, 361.0)]
+    assert between(tried, 914, 942) == [(100, 360.5), (104, 361.0)]
     tried[(100, 360.5)] = (b"", 950)
     tried[(104, 361.0)] = (b"", 1000)
-    assert _between(tried, 914, 942) == [(100, 360.75), (104, 360.5)]
+    assert between(tried, 914, 942) == [(100, 360.75), (104, 360.5)]
     tried[(100, 360.75)] = (b"", 905)
     tried[(104, 360.5)] = (b"", 990)
-    assert _between(tried, 914, 942) == [(104, 360.25)]  # 100: 360.5-360.75 is the finest
+    assert between(tried, 914, 942) == [(104, 360.25)]  # 100: 360.5-360.75 is the finest
     for key in tried:
         tried[key] = (b"", 1000)
-    assert _between(tried, 914, 942) == []
+    assert between(tried, 914, 942) == []
 
 
 def test_the_size_model_predicts_real_encodes(astronaut: np.ndarray, chelsea: np.ndarray) -> None:

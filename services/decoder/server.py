@@ -1,8 +1,8 @@
 """DecoderService servicer: parse, decode whatever layers arrived, map errors, record metrics.
 
-:class:`DecoderService` is the deployable: the process's models (a
-:class:`~semlink.resolver.Resolver` built at start-up; each packet's profile picks its
-models), the servicer that passes them to every ``decode``, and the warm-up.
+:class:`DecoderService` is the deployable: the process's codecs (a
+:class:`~semlink.codec.Codecs` built at start-up; each packet's profile picks its models),
+the servicer that decodes with them, and the warm-up.
 """
 
 from __future__ import annotations
@@ -16,17 +16,9 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from semlink.codec import (
-    DecodeCall,
-    DecodeResult,
-    check_realism,
-    decode,
-    decode_batch,
-    decode_preview,
-)
+from semlink.codec import Codecs, DecodeCall, DecodeResult, check_realism
+from semlink.default_codecs import default_codecs
 from semlink.packet import PacketError, parse
-from semlink.profiles import LITE
-from semlink.resolver import Resolver, default_resolver
 from semlink.serving import ServerConfig, ServiceRuntime, memory, run_service
 from semlink.serving.server import Admission, BatchHandler, RpcFailure
 from semlink.streams.text import english_model
@@ -95,12 +87,12 @@ def check_answer_size(
 
 
 class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
-    def __init__(self, runtime: ServiceRuntime, models: Resolver) -> None:
+    def __init__(self, runtime: ServiceRuntime, codecs: Codecs) -> None:
         self.runtime = runtime
-        self.models = models
+        self.codecs = codecs
 
     def _within_limit(self, size: tuple[int, int] | None) -> bool:
-        return size is not None and size[0] * size[1] <= self.models.settings.max_decode_pixels
+        return size is not None and size[0] * size[1] <= self.codecs.settings.max_decode_pixels
 
     def _response(
         self, result: DecodeResult, fmt: int, waited: float
@@ -139,13 +131,12 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
 
         def work(check: Callable[[], None]) -> DecodeResult:
             if preview:
-                return decode_preview(packet, models=self.models)
-            return decode(
+                return self.codecs.decode_preview(packet)
+            return self.codecs.decode(
                 packet,
                 check=check,
                 steps=options.steps or None,
                 seed=options.seed or None,
-                models=self.models,
                 realism=realism,
             )
 
@@ -165,7 +156,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         self, calls: Sequence[tuple[decoder_pb2.DecodeRequest, float | None]]
     ) -> list[decoder_pb2.DecodeResponse | RpcFailure]:
         """Several Decode calls (request, seconds left to its deadline) as one piece of work:
-        lite's restorer runs once on the batch (:func:`semlink.codec.decode_batch`). Each
+        lite's restorer runs once on the batch (:meth:`semlink.codec.Codecs.decode_batch`). Each
         call gets its own response or failure, the status Decode alone would give it."""
         outcomes: list[decoder_pb2.DecodeResponse | RpcFailure | None] = [None] * len(calls)
         accepted: list[tuple[int, decoder_pb2.DecodeRequest, float | None]] = []
@@ -187,7 +178,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
         def work(
             checks: Sequence[Callable[[], None]],
         ) -> list[decoder_pb2.DecodeResponse | Exception]:
-            decoded = decode_batch(
+            decoded = self.codecs.decode_batch(
                 [
                     DecodeCall(
                         request.packet,
@@ -199,8 +190,7 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
                         check=check,
                     )
                     for (_, request, _), check in zip(accepted, checks, strict=True)
-                ],
-                models=self.models,
+                ]
             )
             responses: list[decoder_pb2.DecodeResponse | Exception] = []
             for (_, request, _), result in zip(accepted, decoded, strict=True):
@@ -245,13 +235,13 @@ class DecoderServicer(decoder_pb2_grpc.DecoderServiceServicer):
 class DecoderService:
     """The decoder deployable: its models, its servicer and its warm-up."""
 
-    models: Resolver = field(default_factory=Resolver.from_settings)
-    """Every profile's models for this process (default: built from the settings)."""
+    codecs: Codecs = field(default_factory=Codecs.from_settings)
+    """Every profile's codec for this process (default: over the settings' models)."""
 
     servicer: DecoderServicer | None = field(default=None, init=False)
 
     def add_servicers(self, server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
-        self.servicer = DecoderServicer(runtime, self.models)
+        self.servicer = DecoderServicer(runtime, self.codecs)
         decoder_pb2_grpc.add_DecoderServiceServicer_to_server(self.servicer, server)
         return [decoder_pb2.DESCRIPTOR.services_by_name["DecoderService"].full_name]
 
@@ -266,19 +256,20 @@ class DecoderService:
 
         def warm() -> None:
             english_model()
-            _ = self.models.models(LITE).fingerprint
+            _ = self.codecs["lite"].models.fingerprint
 
         await asyncio.get_running_loop().run_in_executor(None, warm)
 
 
 def add_servicers(server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
-    """The servicer on the process's default models (:func:`~semlink.resolver.default_resolver`)."""
-    return DecoderService(default_resolver()).add_servicers(server, runtime)
+    """The servicer on the process's codecs (:func:`semlink.default_codecs.default_codecs`),
+    for scripts that start a server in their own process."""
+    return DecoderService(default_codecs()).add_servicers(server, runtime)
 
 
 async def load() -> None:
-    """Warm the process's default models (what :func:`add_servicers` serves with)."""
-    await DecoderService(default_resolver()).load()
+    """Warm the process's codecs (what :func:`add_servicers` serves with)."""
+    await DecoderService(default_codecs()).load()
 
 
 def main(config: ServerConfig, max_pixels: int | None = None) -> None:
@@ -289,5 +280,5 @@ def main(config: ServerConfig, max_pixels: int | None = None) -> None:
     current = settings()
     if max_pixels is not None:
         current = current.model_copy(update={"max_decode_pixels": max_pixels})
-    service = DecoderService(Resolver(current))  # the models, built once at start-up
+    service = DecoderService(Codecs.from_settings(current))  # built once at start-up
     run_service(NAME, config, service.add_servicers, service.load)

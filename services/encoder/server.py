@@ -1,8 +1,8 @@
-"""EncoderService servicer: parse, validate, call ``semlink.encode``, record metrics.
+"""EncoderService servicer: parse, validate, call the codec, record metrics.
 
-:class:`EncoderService` is the deployable: the process's models (a
-:class:`~semlink.resolver.Resolver` built at start-up), the servicer that passes them to
-every ``encode``, and the warm-up that loads them.
+:class:`EncoderService` is the deployable: the process's codecs (a
+:class:`~semlink.codec.Codecs` built at start-up), the servicer that encodes with the one
+each request names, and the warm-up that loads them.
 """
 
 from __future__ import annotations
@@ -16,16 +16,10 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from semlink.codec import (
-    EncodeResult,
-    ObjectHint,
-    budget_bytes,
-    check_hint_size,
-    encode,
-    read_image,
-)
-from semlink.imaging import image_size
-from semlink.resolver import Resolver, default_resolver
+from semlink.budget import Budget
+from semlink.codec import Codecs, EncodeResult, ObjectHint, check_hint_size
+from semlink.default_codecs import default_codecs
+from semlink.imaging import image_size, read_image
 from semlink.serving import ServerConfig, ServiceRuntime, run_service
 from semlink.serving.memory import ENCODE
 from semlink.serving.server import Admission
@@ -33,7 +27,6 @@ from semlink.streams.text import english_model
 from semlink.v1 import encoder_pb2, encoder_pb2_grpc
 
 NAME = "encoder"
-DEFAULT_BPP = 0.03
 
 
 def _mask(data: bytes, index: int, width: int, height: int) -> np.ndarray | None:
@@ -51,23 +44,26 @@ def _mask(data: bytes, index: int, width: int, height: int) -> np.ndarray | None
         raise ValueError(f"object {index}: mask_png is not a readable PNG ({exc})") from exc
 
 
+def budget_of(request: encoder_pb2.EncodeRequest) -> Budget:
+    """The request's budget (``max_bytes`` or ``target_bpp``; neither: the default), or
+    :class:`~semlink.errors.BudgetError` when it is zero, negative, NaN or infinite."""
+    which = request.WhichOneof("budget")
+    return Budget.of(
+        max_bytes=request.max_bytes if which == "max_bytes" else None,
+        target_bpp=request.target_bpp if which == "target_bpp" else None,
+    )
+
+
 class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
-    def __init__(self, runtime: ServiceRuntime, models: Resolver) -> None:
+    def __init__(self, runtime: ServiceRuntime, codecs: Codecs) -> None:
         self.runtime = runtime
-        self.models = models
+        self.codecs = codecs
 
     async def Encode(
         self, request: encoder_pb2.EncodeRequest, context: grpc.aio.ServicerContext
     ) -> encoder_pb2.EncodeResponse:
-        budget = request.WhichOneof("budget")
-        max_bytes = request.max_bytes if budget == "max_bytes" else None
-        target_bpp = request.target_bpp if budget == "target_bpp" else None
-        if budget is None:
-            target_bpp = DEFAULT_BPP
-
         def work(check: Callable[[], None]) -> EncodeResult:
-            # A budget that is zero, negative, NaN or infinite is refused before the image is read.
-            budget_bytes(1, 1, max_bytes=max_bytes, target_bpp=target_bpp)
+            budget = budget_of(request)  # refused before the image is read
             image = read_image(request.image)
             height, width = image.shape[:2]
             objects = [
@@ -75,14 +71,11 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 for i, o in enumerate(request.hints.objects)
             ]
             check()
-            return encode(
+            return self.codecs[request.profile or "lite"].encode(
                 image,
-                request.profile or "lite",
-                max_bytes=max_bytes,
-                target_bpp=target_bpp,
+                budget,
                 caption=request.hints.caption or None,
                 objects=objects,
-                models=self.models,
                 realism=request.realism if request.HasField("realism") else None,
                 semantics_only=request.semantics_only,
             )
@@ -116,12 +109,12 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
 class EncoderService:
     """The encoder deployable: its models, its servicer and its warm-up."""
 
-    models: Resolver = field(default_factory=Resolver.from_settings)
-    """Every profile's models for this process (default: built from the settings)."""
+    codecs: Codecs = field(default_factory=Codecs.from_settings)
+    """Every profile's codec for this process (default: over the settings' models)."""
 
     def add_servicers(self, server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
         encoder_pb2_grpc.add_EncoderServiceServicer_to_server(
-            EncoderServicer(runtime, self.models), server
+            EncoderServicer(runtime, self.codecs), server
         )
         return [encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name]
 
@@ -132,21 +125,22 @@ class EncoderService:
         def warm() -> None:
             english_model()
             image = np.full((64, 96, 3), 100, np.uint8)
-            encode(image, "lite", max_bytes=200, caption="warm up", models=self.models)
+            self.codecs["lite"].encode(image, Budget(max_bytes=200), caption="warm up")
 
         await asyncio.get_running_loop().run_in_executor(None, warm)
 
 
 def add_servicers(server: grpc.aio.Server, runtime: ServiceRuntime) -> Sequence[str]:
-    """The servicer on the process's default models (:func:`~semlink.resolver.default_resolver`)."""
-    return EncoderService(default_resolver()).add_servicers(server, runtime)
+    """The servicer on the process's codecs (:func:`semlink.default_codecs.default_codecs`),
+    for scripts that start a server in their own process."""
+    return EncoderService(default_codecs()).add_servicers(server, runtime)
 
 
 async def load() -> None:
-    """Warm the process's default models (what :func:`add_servicers` serves with)."""
-    await EncoderService(default_resolver()).load()
+    """Warm the process's codecs (what :func:`add_servicers` serves with)."""
+    await EncoderService(default_codecs()).load()
 
 
 def main(config: ServerConfig) -> None:
-    service = EncoderService(Resolver.from_settings())  # the models, built once at start-up
+    service = EncoderService(Codecs.from_settings())  # the codecs, built once at start-up
     run_service(NAME, config, service.add_servicers, service.load)

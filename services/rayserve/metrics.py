@@ -2,7 +2,7 @@
 
 Host replicas record decode and queue timings in their own registries; every
 ``period`` seconds each pushes a snapshot of its registry to the gateway
-(:meth:`services.rayserve.app.Gateway.replica_metrics`). The gateway's /metrics serves its
+(:meth:`services.rayserve.gateway.Gateway.replica_metrics`). The gateway's /metrics serves its
 own series and, in the same metric families, every live replica's series with a
 ``replica`` label: an operator scrapes one endpoint, and sums over ``replica`` (or not) in
 PromQL, as over the instances of a plain fleet. A replica silent for ``stale_after``
@@ -20,6 +20,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics_core import Metric
 
 REPLICA_LABEL = "replica"
+
+METRICS_PERIOD = 1.0
+"""Seconds between two pushes of a replica's metrics to its gateway."""
 
 
 class FleetMetrics:

@@ -1,10 +1,14 @@
 """semlink: semantic image communication over bandwidth-starved links.
 
-The library both services import. Two calls carry an image each way::
+The library both services import. A codec is built once from its models and passed on::
 
-    from semlink import encode, decode
-    result = encode(image, "lite", target_bpp=0.03, caption="a red barn")
-    image = decode(result.data).image
+    from semlink import Budget, Codecs
+    codecs = Codecs.from_settings()  # every profile's models, as the SEMLINK_* settings say
+    result = codecs["lite"].encode(image, Budget(target_bpp=0.03), caption="a red barn")
+    image = codecs.decode(result.data).image
+
+Scripts may call ``encode(image, "lite", target_bpp=0.03)`` and ``decode(data)`` instead:
+the same calls on the process's codecs (:mod:`semlink.default_codecs`).
 
 The names below are imported on first use, so ``import semlink`` (and the ``semlink``
 command line, whose ``--help`` and ``info`` need none of them) starts without numpy, the
@@ -19,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from semlink import _torchvision
 
 if TYPE_CHECKING:
-    from semlink.codec import DecodeResult, EncodeResult, ObjectHint, decode, encode
+    from semlink.budget import Budget
+    from semlink.codec import Codec, Codecs, DecodeResult, EncodeResult, ObjectHint
+    from semlink.default_codecs import decode, encode
     from semlink.packet import bits_per_pixel
 
 __version__ = "0.1.0"
@@ -29,11 +35,14 @@ __version__ = "0.1.0"
 _torchvision.install()
 
 _LAZY = {
+    "Budget": "semlink.budget",
+    "Codec": "semlink.codec",
+    "Codecs": "semlink.codec",
     "DecodeResult": "semlink.codec",
     "EncodeResult": "semlink.codec",
     "ObjectHint": "semlink.codec",
-    "decode": "semlink.codec",
-    "encode": "semlink.codec",
+    "decode": "semlink.default_codecs",
+    "encode": "semlink.default_codecs",
     "bits_per_pixel": "semlink.packet",
 }
 
@@ -47,6 +56,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Budget",
+    "Codec",
+    "Codecs",
     "DecodeResult",
     "EncodeResult",
     "ObjectHint",

@@ -21,6 +21,7 @@ import skimage.data
 from numpy.typing import NDArray
 from PIL import Image
 
+from semlink.budget import DEFAULT_BPP
 from semlink.quality import all_metrics
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
@@ -101,7 +102,7 @@ def local_services(
 
 def run_demo(
     out: Path,
-    bpp: float = 0.03,
+    bpp: float = DEFAULT_BPP,
     link: str = "leo",
     loss: float | None = None,
     announce: Callable[[str], object] = print,

@@ -6,16 +6,15 @@ and the parts of the fingerprint. Each is loaded on first use (an edge encoder n
 the decoder's diffusion weights, only hashes their manifest) and then held. A profile's
 roles (:class:`~semlink.profiles.Role`) say which of them it has; the others are empty.
 
-:class:`Resolver` holds every profile's ``Models`` for one process. A service builds one
-at start-up and passes it on every call (``encode(..., models=resolver)``);
-:func:`default_resolver` is what ``encode`` and ``decode`` use when given none: built from
-:func:`semlink.config.settings` on first use, and built again only if the settings are
-re-read (``settings.cache_clear()``).
+:class:`Resolver` holds every profile's ``Models`` for one process. A program builds one
+where it starts (a command, a service's ``main``, a Ray replica, a test) and hands it to
+its codecs (:class:`semlink.codec.Codecs`); nothing below picks models by itself.
 
 This module is where settings turn into models: the loaders it calls (``semlink.models``,
-``semlink.restore``, ``semlink.extract``) take directories and configs, read no settings
-and cache nothing. It imports them when a model is first needed, so importing the
-library (and ``semlink --help``) does not import torch.
+``semlink.restore``, ``semlink.extract``) take directories and configs (the diffusion
+decoder's, ``semlink.models.registry``, the settings it is handed) and never read the
+process's settings themselves. It imports them when a model is first needed, so importing
+the library (and ``semlink --help``) does not import torch.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from semlink.streams.reference.vvc import ffmpeg_version
 if TYPE_CHECKING:
     from semlink.config import Settings
     from semlink.extract.pipeline import Extractor
-    from semlink.models.catalog import ExtractionConfig
+    from semlink.models.catalog import Backend, ExtractionConfig
     from semlink.models.codecs import LearnedCodec
     from semlink.models.registry import DecoderModels
     from semlink.models.taef2 import TAEF2
@@ -118,6 +117,15 @@ def extraction_config(settings: Settings) -> ExtractionConfig | None:
             checkpoint=settings.sam_checkpoint, **_set(variant=settings.sam_variant)
         ),
     )
+
+
+def catalogue() -> dict[str, Backend]:
+    """Every model backend by public name: the models' own and those the packages above
+    register (the edge's extraction, ``semlink.extract.backends``)."""
+    from semlink.extract.backends import EXTRACTION_BACKENDS
+    from semlink.models.catalog import BACKENDS
+
+    return {**BACKENDS, **{backend.name: backend for backend in EXTRACTION_BACKENDS}}
 
 
 @contextmanager
@@ -337,26 +345,3 @@ class Resolver:
         if found is None:  # setdefault: two threads asking at once get the same Models
             found = self._models.setdefault(spec.id, Models(spec, self.settings))
         return found
-
-
-_default: Resolver | None = None
-
-
-def default_resolver() -> Resolver:
-    """The process's resolver: built from :func:`semlink.config.settings` on first use, and
-    again only when the settings were re-read since."""
-    global _default
-    from semlink.config import settings
-
-    current = settings()
-    if _default is None or _default.settings is not current:
-        _default = Resolver(current)
-    return _default
-
-
-def models_for(profile: Profile, models: Models | Resolver | None = None) -> Models:
-    """``models`` when one profile's are given, else ``profile``'s from the resolver given
-    (default: :func:`default_resolver`)."""
-    if isinstance(models, Models):
-        return models
-    return (models or default_resolver()).models(profile)

@@ -2,10 +2,10 @@
 
 ``_fail`` (print an error, return the exit to raise), ``_writable`` and ``_image_format``
 (an output path checked before the work), ``reflow_help`` (docstrings as --help shows
-them), ``_models`` (the models a command
-runs with: the settings', or tiny ones with ``--tiny``), ``_load_image`` (any image file
-as RGB pixels), ``_bsds`` (the BSDS500 training photos beside the weights directory) and
-the option types ``Tiny``, ``Steps``, ``Minutes``, ``Limit`` and ``ShipTo``.
+them), ``_settings`` and ``_codecs`` (the models a command runs with: the settings', or
+tiny ones with ``--tiny``), ``_load_image`` (any image file as RGB pixels), ``_bsds`` (the
+BSDS500 training photos beside the weights directory) and the option types ``Tiny``,
+``Steps``, ``Minutes``, ``Limit`` and ``ShipTo``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from semlink.cli._console import print_error
 if TYPE_CHECKING:
     import numpy as np
 
-    from semlink.resolver import Resolver
+    from semlink.codec import Codecs
+    from semlink.config import Settings
 
 Tiny = Annotated[bool, typer.Option("--tiny", help="Tiny random models (demo/test).")]
 Steps = Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")]
@@ -148,14 +149,20 @@ def reflow_help(app: typer.Typer) -> None:
             reflow_help(group.typer_instance)
 
 
-def _models(tiny: bool) -> Resolver:
-    """The models a command runs with, from the settings; --tiny: tiny random ones (the
-    whole pipeline runs, generative pictures are noise)."""
+def _settings(tiny: bool) -> Settings:
+    """The settings a command's models come from: the process's; --tiny: with tiny random
+    models (the whole pipeline runs, generative pictures are noise)."""
     from semlink.config import settings
-    from semlink.resolver import Resolver
 
     current = settings()
-    return Resolver(current.model_copy(update={"tiny_models": True}) if tiny else current)
+    return current.model_copy(update={"tiny_models": True}) if tiny else current
+
+
+def _codecs(tiny: bool) -> Codecs:
+    """Every profile's codec over the models a command runs with (:func:`_settings`)."""
+    from semlink.codec import Codecs
+
+    return Codecs.from_settings(_settings(tiny))
 
 
 def _load_image(path: Path) -> np.ndarray:

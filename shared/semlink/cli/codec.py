@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
+from semlink.budget import DEFAULT_BPP
 from semlink.cli._common import (
     Tiny,
+    _codecs,
     _fail,
     _image_format,
     _load_image,
-    _models,
     _writable,
     console,
     image_extensions,
@@ -44,7 +45,8 @@ def encode_cmd(
         int | None, typer.Option("--max-bytes", help="Packet size limit in bytes.")
     ] = None,
     bpp: Annotated[
-        float | None, typer.Option("--bpp", help="Target bits per pixel (default 0.03).")
+        float | None,
+        typer.Option("--bpp", help=f"Target bits per pixel (default {DEFAULT_BPP})."),
     ] = None,
     caption: Annotated[
         str | None, typer.Option("--caption", help="Global caption to carry.")
@@ -55,27 +57,22 @@ def encode_cmd(
 ) -> None:
     """Encode IMAGE into a packet of at most --max-bytes (or --bpp); --realism is written
     into the header for the decoder (default: the shipped restorer's)."""
-    from semlink.codec import BudgetError, encode
-    from semlink.models.weights import WeightsError
+    from semlink.budget import Budget
+    from semlink.errors import BudgetError, WeightsError
     from semlink.packet import PacketError
 
     if max_bytes is not None and bpp is not None:
         raise _fail("give --max-bytes or --bpp, not both")
-    if max_bytes is None and bpp is None:
-        bpp = 0.03
+    try:
+        budget = Budget.of(max_bytes=max_bytes, target_bpp=bpp)
+    except BudgetError as exc:
+        raise _fail(str(exc)) from exc
     _writable(output)
     _packet_name(output)
     pixels = _load_image(image)
     try:
-        result = encode(
-            pixels,
-            profile,
-            max_bytes=max_bytes,
-            target_bpp=bpp,
-            caption=caption,
-            models=_models(tiny),
-            realism=realism,
-        )
+        codec = _codecs(tiny)[profile]
+        result = codec.encode(pixels, budget, caption=caption, realism=realism)
     except (BudgetError, PacketError, ValueError, KeyError, WeightsError) as exc:
         raise _fail(str(exc)) from exc
     try:
@@ -103,8 +100,7 @@ def decode_cmd(
     realism: Realism = None,
 ) -> None:
     """Decode PACKET into an image; --realism overrides the packet's (default: the packet's)."""
-    from semlink.codec import decode
-    from semlink.models.weights import WeightsError
+    from semlink.errors import WeightsError
     from semlink.packet import PacketError
 
     _writable(output)
@@ -116,7 +112,7 @@ def decode_cmd(
     except OSError as exc:
         raise _fail(f"cannot read {packet}: {exc.strerror or exc}") from exc
     try:
-        result = decode(data, steps=steps, models=_models(tiny), realism=realism)
+        result = _codecs(tiny).decode(data, steps=steps, realism=realism)
     except PacketError as exc:
         raise _fail(not_a_packet_hint(packet, data, str(exc))) from exc
     except (WeightsError, ValueError) as exc:

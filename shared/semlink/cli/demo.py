@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from semlink.budget import DEFAULT_BPP
 from semlink.cli._common import _fail, console
 
 
@@ -16,7 +17,7 @@ def demo_cmd(
     out: Annotated[
         Path, typer.Option("-o", "--out", help="Where reconstructions and logs go.")
     ] = Path("out/demo"),
-    bpp: Annotated[float, typer.Option("--bpp", help="Target bits per pixel.")] = 0.03,
+    bpp: Annotated[float, typer.Option("--bpp", help="Target bits per pixel.")] = DEFAULT_BPP,
     link: Annotated[
         str, typer.Option("--link", help="Link profile: leo, geo, nb-ntn, 6g-urban.")
     ] = "leo",

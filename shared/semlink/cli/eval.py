@@ -4,7 +4,7 @@ bytes on a folder of images (CSV, RD plot and HTML report)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,72 +12,71 @@ from rich.table import Table
 
 from semlink.cli._common import _fail, console
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from semlink.eval.harness import EvalConfig, Row
+
+
+Images = Annotated[Path, typer.Argument(help="Folder of images, e.g. ../shared/data/kodak.")]
+Rates = Annotated[str, typer.Option("--bpp", help="Comma-separated rates.")]
+Out = Annotated[Path, typer.Option("-o", "--out", help="Report folder.")]
+Workers = Annotated[int, typer.Option("--workers", help="Parallel image workers.")]
+Limit = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, help="Only the first N photos of the folder (by name)."),
+]
+Methods = Annotated[
+    str | None,
+    typer.Option(
+        "--methods",
+        help="Comma-separated methods to run, e.g. lite,vvc (default: all). lite's: lite "
+        "(as it ships), lite_r0, lite_r0.25, lite_r0.5, lite_r0.75, lite_r1 (its realism "
+        "curve) and lite_lanczos; the standard codecs: avif, hevc, webp, jpegxl, jpeg, "
+        "vvc. best_baseline is picked among the codecs that run.",
+    ),
+]
+Baselines = Annotated[
+    str | None,
+    typer.Option(
+        "--baselines",
+        help="Comma-separated standard codecs to compare, beside every lite method "
+        "(default: all of avif, hevc, webp, jpegxl, jpeg, vvc). With --methods it adds "
+        "these codecs to those methods.",
+    ),
+]
+Cache = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Where the codecs' search results are kept across runs, keyed by codec "
+        "version, photo and budget (default: $SEMLINK_EVAL_CACHE or "
+        "~/.cache/semlink/eval).",
+    ),
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Search afresh and keep nothing.")]
+
 
 def eval_cmd(
-    images: Annotated[Path, typer.Argument(help="Folder of images, e.g. ../shared/data/kodak.")],
-    bpp: Annotated[str, typer.Option("--bpp", help="Comma-separated rates.")] = "0.02,0.03,0.05",
-    out: Annotated[Path, typer.Option("-o", "--out", help="Report folder.")] = Path("out/eval"),
-    workers: Annotated[int, typer.Option("--workers", help="Parallel image workers.")] = 2,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", min=1, help="Only the first N photos of the folder (by name)."),
-    ] = None,
-    methods: Annotated[
-        str | None,
-        typer.Option(
-            "--methods",
-            help="Comma-separated methods to run, e.g. lite,vvc (default: all). lite's: lite "
-            "(as it ships), lite_r0, lite_r0.25, lite_r0.5, lite_r0.75, lite_r1 (its realism "
-            "curve) and lite_lanczos; the standard codecs: avif, hevc, webp, jpegxl, jpeg, "
-            "vvc. best_baseline is picked among the codecs that run.",
-        ),
-    ] = None,
-    baselines: Annotated[
-        str | None,
-        typer.Option(
-            "--baselines",
-            help="Comma-separated standard codecs to compare, beside every lite method "
-            "(default: all of avif, hevc, webp, jpegxl, jpeg, vvc). With --methods it adds "
-            "these codecs to those methods.",
-        ),
-    ] = None,
-    cache: Annotated[
-        Path | None,
-        typer.Option(
-            "--cache",
-            help="Where the codecs' search results are kept across runs, keyed by codec "
-            "version, photo and budget (default: $SEMLINK_EVAL_CACHE or "
-            "~/.cache/semlink/eval).",
-        ),
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Search afresh and keep nothing.")
-    ] = False,
+    images: Images,
+    bpp: Rates = "0.02,0.03,0.05",
+    out: Out = Path("out/eval"),
+    workers: Workers = 2,
+    limit: Limit = None,
+    methods: Methods = None,
+    baselines: Baselines = None,
+    cache: Cache = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Compare lite with the standard codecs (VVC included) at equal real bytes; write CSV,
     RD plot and HTML.
 
     A quick run: --limit 2 --methods lite,vvc --bpp 0.03 (VVC's search takes about two
     minutes per photo and rate the first time, and is read from the cache after that)."""
-    import pandas as pd
-
     from semlink.eval.cache import default_cache
-    from semlink.eval.harness import (
-        BASELINES,
-        EvalConfig,
-        UnknownMethodError,
-        list_images,
-        run_eval,
-        select_methods,
-        units,
-    )
-    from semlink.eval.report import (
-        LITE_METHODS,
-        bytes_to_match,
-        comparison_lines,
-        realism_curve,
-        write_reports,
-    )
+    from semlink.eval.harness import EvalConfig, list_images
+    from semlink.eval.methods import BASELINES, UnknownMethodError, select_methods
+    from semlink.eval.report import write_reports
 
     if no_cache and cache is not None:
         raise _fail("give --cache or --no-cache, not both")
@@ -103,6 +102,25 @@ def eval_cmd(
         limit=limit,
         cache=store,
     )
+    rows, cached, searched = _run(config, n)
+    summary = write_reports(rows, out)
+    # lite as reported, VVC and the best baseline; other codecs when they were asked for
+    asked = [m for m in chosen if m in BASELINES] if methods or baselines else []
+    _print_summary(summary, asked)
+    _print_comparisons(out, summary)
+    if store is not None and (cached or searched):
+        console.print(
+            f"codec searches: {cached} read from the cache, {searched} run and kept in {store}"
+        )
+    console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, realism.png, index.html)")
+
+
+def _run(config: EvalConfig, photos: int) -> tuple[list[Row], int, int]:
+    """The evaluation's rows, with a progress bar over its units; and how many codec
+    searches were read from the cache and how many run."""
+    from semlink.config import settings
+    from semlink.eval.harness import run_eval, units
+
     cached = searched = 0
 
     def advance(description: str, step: int, from_cache: bool | None) -> None:
@@ -118,12 +136,20 @@ def eval_cmd(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        total = units(config, n)
+        total = units(config, photos)
         task = progress.add_task(
-            f"{n} photo(s) x {len(rates)} rate(s) x {len(chosen)} method(s)", total=total
+            f"{photos} photo(s) x {len(config.rates)} rate(s) x {len(config.methods)} method(s)",
+            total=total,
         )
-        rows = run_eval(config, advance)
-    summary = write_reports(rows, out)
+        rows = run_eval(config, settings(), advance)
+    return rows, cached, searched
+
+
+def _print_summary(summary: pd.DataFrame, asked: list[str]) -> None:
+    """The mean metrics of lite's methods, VVC, the codecs ``asked`` for and the best
+    baseline per rate; then lite's realism curve."""
+    from semlink.eval.report import LITE_METHODS, realism_curve
+
     table = Table(
         "bpp target",
         "method",
@@ -136,8 +162,6 @@ def eval_cmd(
         "LPIPS",
         "DISTS",
     )
-    # lite as reported, VVC and the best baseline; other codecs when they were asked for
-    asked = [m for m in chosen if m in BASELINES] if methods or baselines else []
     for row in summary.itertuples():
         if row.method in (*LITE_METHODS, "vvc", *asked, "best_baseline"):
             table.add_row(
@@ -167,6 +191,14 @@ def eval_cmd(
     if curve.row_count:
         console.print("lite's realism curve (the same packets at each realism):")
         console.print(curve)
+
+
+def _print_comparisons(out: Path, summary: pd.DataFrame) -> None:
+    """lite's methods against the baselines: per photo, and the bytes each needs to match."""
+    import pandas as pd
+
+    from semlink.eval.report import LITE_METHODS, bytes_to_match, comparison_lines
+
     results = pd.read_csv(out / "results.csv")
     for method in LITE_METHODS:
         for line in [*comparison_lines(results, method), *bytes_to_match(summary, method=method)]:
@@ -175,11 +207,6 @@ def eval_cmd(
         for metric in ("lpips", "dists"):
             for line in bytes_to_match(summary, metric, method, baseline="vvc"):
                 console.print(line)
-    if store is not None and (cached or searched):
-        console.print(
-            f"codec searches: {cached} read from the cache, {searched} run and kept in {store}"
-        )
-    console.print(f"reports in {out}/ (results.csv, summary.csv, rd.png, realism.png, index.html)")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from semlink.cli._common import Tiny, _fail, _models, console
+from semlink.cli._common import Tiny, _fail, _settings, console
 
 weights_app = typer.Typer(help="Fetch and verify model weights.", no_args_is_help=True)
 
@@ -119,10 +119,10 @@ def weights_synth_cmd(
 @weights_app.command("list")
 def weights_list_cmd() -> None:
     """Every model backend: public name, role, config fields, whether a tiny build exists."""
-    from semlink.models.catalog import BACKENDS
+    from semlink.resolver import catalogue
 
     table = Table("backend", "role", "config", "tiny")
-    for backend in BACKENDS.values():
+    for backend in catalogue().values():
         fields = ", ".join(backend.config.model_fields)
         table.add_row(backend.name, backend.role, fields, "yes" if backend.tiny else "-")
     console.print(table)
@@ -142,7 +142,7 @@ def weights_export_onnx_cmd(
     from semlink.resolver import configured_codecs
 
     try:
-        codecs = configured_codecs(_models(tiny).settings)
+        codecs = configured_codecs(_settings(tiny))
     except WeightsError as exc:
         raise _fail(str(exc)) from exc
     if not codecs:

@@ -15,14 +15,14 @@ Rates in results are always measured from the bytes actually produced.
 first photos. Baseline searches (minutes per photo for VVC) are kept across runs in a cache
 (:mod:`semlink.eval.cache`, by default ``~/.cache/semlink/eval``) keyed by the codec's
 version, the photo's pixels and the budget: a cached run gives the rows a fresh one does.
+Which methods there are and how names pick them: :mod:`semlink.eval.methods`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,106 +33,29 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from semlink.codec import decode, encode
+from semlink.budget import Budget
+from semlink.codec import Codec, EncodeResult
+from semlink.config import Settings
 from semlink.eval.cache import Baseline, photo_hash
 from semlink.eval.cache import baseline as baseline_search
-from semlink.imaging import resize
-from semlink.packet import Layer
-from semlink.quality import all_metrics
-from semlink.quality.artifacts import busiest_block, smoothest_block
-from semlink.streams.reference import (
-    STANDARD,
-    VVC_IDS,
-    ReferenceCodec,
-    decode_file,
-    small_size,
-    unpack_file,
+from semlink.eval.methods import (
+    BASELINES,
+    LITE_DECODES,
+    LITE_NAMES,
+    METHODS,
+    REALISM_CURVE,
+    UnknownMethodError,
+    realism_method,
+    select_methods,
 )
-
-
-def realism_method(realism: float) -> str:
-    """The method name of lite decoded at ``realism``: lite_r0, lite_r0.25, ..., lite_r1."""
-    return f"lite_r{realism:g}"
-
+from semlink.eval.pictures import CROP_METHODS, crops, reconstruction, standard_baseline
+from semlink.packet import Layer
+from semlink.profiles import LITE
+from semlink.quality import all_metrics
+from semlink.resolver import Models
+from semlink.streams.reference import VVC_IDS, ReferenceCodec, unpack_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-REALISM_CURVE = (0.0, 0.25, 0.5, 0.75, 1.0)
-"""Realisms every lite packet is also decoded at: the realism curve (PSNR against LPIPS
-and DISTS along the control, ``realism.png``)."""
-
-LITE_DECODES: tuple[tuple[str, bool | None, float | None], ...] = (
-    ("lite", None, None),
-    *((realism_method(r), None, r) for r in REALISM_CURVE),
-    ("lite_lanczos", False, None),
-)
-"""(method, restorer, realism): the decodes of each lite packet the evaluation reports."""
-
-
-LITE_NAMES = tuple(method for method, _, _ in LITE_DECODES)
-"""lite's methods: lite, lite_r0, lite_r0.25, lite_r0.5, lite_r0.75, lite_r1, lite_lanczos."""
-
-BASELINES = tuple(c.name.lower() for c in STANDARD)
-"""The standard codecs: avif, hevc, webp, jpegxl, jpeg, vvc."""
-
-METHODS = (*LITE_NAMES, *BASELINES)
-"""Every method an evaluation can run, in the order its rows come. ``best_baseline`` is
-not one: it is picked per photo and rate among the baselines that ran."""
-
-
-class UnknownMethodError(ValueError):
-    """A method or baseline name that is not one of :data:`METHODS`."""
-
-
-def _names(given: str | Iterable[str]) -> list[str]:
-    items = given.split(",") if isinstance(given, str) else given
-    names = []
-    for item in items:
-        name = item.strip().lower()
-        if name.startswith("lite_r"):  # lite_r1.0 is lite_r1
-            with contextlib.suppress(ValueError):
-                name = realism_method(float(name[len("lite_r") :]))
-        if name:
-            names.append(name)
-    return names
-
-
-def select_methods(
-    methods: str | Iterable[str] | None = None, baselines: str | Iterable[str] | None = None
-) -> tuple[str, ...]:
-    """The methods an evaluation runs, in :data:`METHODS` order.
-
-    ``methods`` (names, or one comma-separated string) picks exactly those; ``baselines``
-    names standard codecs. Neither: everything. ``baselines`` alone: every lite method
-    and those codecs. Both: the union (``baselines`` adds codecs to ``methods``).
-    :class:`UnknownMethodError` names what is wrong and lists the valid names."""
-    chosen: set[str] = set()
-    if baselines is not None:
-        wanted = _names(baselines)
-        unknown = [b for b in wanted if b not in BASELINES]
-        if unknown:
-            raise UnknownMethodError(
-                f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}"
-            )
-        chosen.update(wanted)
-        if methods is None:
-            chosen.update(LITE_NAMES)
-    if methods is not None:
-        wanted = _names(methods)
-        unknown = [m for m in wanted if m not in METHODS]
-        if unknown:
-            why = (
-                " (it is picked among the baselines that run)" if "best_baseline" in unknown else ""
-            )
-            raise UnknownMethodError(
-                f"unknown method {', '.join(unknown)}{why}: choose from {', '.join(METHODS)}"
-            )
-        chosen.update(wanted)
-    if methods is None and baselines is None:
-        chosen.update(METHODS)
-    if not chosen:
-        raise UnknownMethodError(f"no method given: choose from {', '.join(METHODS)}")
-    return tuple(m for m in METHODS if m in chosen)
 
 
 @dataclass(frozen=True)
@@ -172,25 +95,6 @@ class Row:
     decode_s: float = float("nan")
 
 
-CROP_METHODS = ("original", "vvc", "lite_r0", "lite_r1")
-"""The gallery's 2x crops of a textured and of a smooth area, left to right."""
-
-
-def crops(
-    pictures: Sequence[NDArray[np.uint8]], size: int = 96, smooth: bool = False
-) -> NDArray[np.uint8]:
-    """The ``size`` x ``size`` area of the first picture (the original) with the most
-    texture (or, ``smooth``, the least), cut from every picture, enlarged 2x (nearest: no
-    resampling hides a pattern), side by side."""
-    size = min(size, pictures[0].shape[0] - 1, pictures[0].shape[1] - 1)  # tiny pictures
-    top, left = (smoothest_block if smooth else busiest_block)(pictures[0], size)
-    tiles = [
-        np.repeat(np.repeat(p[top : top + size, left : left + size], 2, 0), 2, 1) for p in pictures
-    ]
-    gap = np.full((2 * size, 4, 3), 255, np.uint8)
-    return np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
-
-
 def list_images(folder: Path, limit: int | None = None) -> list[Path]:
     """The images in ``folder``, sorted by name; ``limit``: only the first ``limit``."""
     try:
@@ -208,26 +112,6 @@ def units(config: EvalConfig, photos: int) -> int:
     """The (photo x rate x method) units an evaluation of ``photos`` photos runs: what its
     progress counts (best_baseline is picked from the baselines' results, not a unit)."""
     return photos * len(config.rates) * len(config.methods)
-
-
-def standard_baseline(
-    image: NDArray[np.uint8], budget: int, codec: ReferenceCodec, cache: Path
-) -> NDArray[np.uint8] | None:
-    """The full-size picture a standard ``codec`` sender gets within ``budget`` bytes (its
-    whole file, downscale search, as in the evaluation's baselines); searches cached in
-    ``cache`` (:mod:`semlink.eval.cache`). None when nothing fits."""
-    result, _ = baseline_search(image, budget, codec, cache)
-    return None if result is None else _reconstruction(image, codec, result)
-
-
-def _reconstruction(
-    image: NDArray[np.uint8], codec: ReferenceCodec, result: Baseline
-) -> NDArray[np.uint8]:
-    """One baseline's full-size picture, decoded from its file."""
-    height, width = image.shape[:2]
-    return resize(
-        decode_file(codec, result.data, small_size(width, height, result.k)), width, height
-    )
 
 
 def _reference_detail(reference: Layer | None, width: int, height: int) -> str:
@@ -251,130 +135,177 @@ def _silent(description: str, advance: int, cached: bool | None) -> None:
     pass
 
 
-def _evaluate_image(path: Path, config: EvalConfig, report: Report = _silent) -> list[Row]:
+def lite_codec(settings: Settings) -> Codec:
+    """lite's codec over the models ``settings`` name (one per process that evaluates)."""
+    return Codec(Models(LITE, settings))
+
+
+def _evaluate_image(
+    path: Path, config: EvalConfig, codec: Codec, report: Report = _silent
+) -> list[Row]:
     image = np.asarray(Image.open(path).convert("RGB"))
-    height, width = image.shape[:2]
-    photo = photo_hash(image)
     recon_dir = config.out / "images"
     recon_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(recon_dir / f"{path.stem}-original.png")
     rows: list[Row] = []
-    lite_decodes = [d for d in LITE_DECODES if d[0] in config.methods]
-    baselines = [b for b in BASELINES if b in config.methods]
     for rate in config.rates:
-        budget = int(rate * width * height / 8)
-        where = f"{path.stem} @ {rate} bpp"
-        # lite as it ships (learned restorer when its weights are present), along its
-        # realism control, and the same packet upsampled with Lanczos: what the reference
-        # codec alone delivers.
         pictures: dict[str, NDArray[np.uint8]] = {"original": image}
-        if lite_decodes:
-            report(f"{where}: {lite_decodes[0][0]}", 0, None)
-            start = time.perf_counter()
-            encoded = encode(image, "lite", max_bytes=budget)
-            encode_s = time.perf_counter() - start
-            reference = encoded.packet.layers[0] if encoded.packet.layers else None
-            detail = _reference_detail(reference, width, height)
-        # Decodes that give the same picture (the default may be an end) run and are
-        # measured once; Lanczos (restorer off) is keyed apart as -1.
-        done: dict[float, tuple[NDArray[np.uint8], float, dict[str, float]]] = {}
-        for method, restorer, realism in lite_decodes:
-            report(f"{where}: {method}", 0, None)
-            same = -1.0 if restorer is False else realism
-            same = encoded.packet.realism / 100 if same is None else same
-            if same not in done:
-                start = time.perf_counter()
-                decoded = decode(encoded.data, restorer=restorer, realism=realism).image
-                done[same] = (decoded, time.perf_counter() - start, all_metrics(image, decoded))
-            picture, decode_s, metrics = done[same]
-            pictures[method] = picture
-            rows.append(
-                Row(
-                    path.stem,
-                    rate,
-                    method,
-                    budget,
-                    len(encoded.data),
-                    encoded.bits_per_pixel,
-                    detail=detail,
-                    encode_s=encode_s,
-                    decode_s=decode_s,
-                    **metrics,
-                )
-            )
-            Image.fromarray(picture).save(recon_dir / f"{path.stem}-{rate}-{method}.png")
-            report(f"{where}: {method}", 1, None)
-        per_codec: list[tuple[ReferenceCodec, Baseline, NDArray[np.uint8], dict[str, float]]] = []
-        for name in baselines:
-            report(f"{where}: {name}", 0, None)
-            codec = ReferenceCodec[name.upper()]
-            result, cached = baseline_search(image, budget, codec, config.cache, photo)
-            if result is not None:
-                recon = _reconstruction(image, codec, result)
-                if codec is ReferenceCodec.VVC:
-                    Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-vvc.png")
-                    pictures["vvc"] = recon
-                metrics = all_metrics(image, recon, with_niqe=codec is ReferenceCodec.VVC)
-                per_codec.append((codec, result, recon, metrics))
-                rows.append(
-                    Row(
-                        path.stem,
-                        rate,
-                        name,
-                        budget,
-                        result.size,
-                        8 * result.size / (width * height),
-                        detail=f"scale {result.k}/256 q{result.quality}",
-                        **metrics,
-                    )
-                )
-            report(f"{where}: {name}{' (cached)' if cached else ''}", 1, cached)
+        rows += _lite_rows(path.stem, image, rate, config, codec, pictures, report)
+        rows += _baseline_rows(path.stem, image, rate, config, pictures, report)
         row = [pictures[m] for m in CROP_METHODS if m in pictures]
-        Image.fromarray(crops(row)).save(recon_dir / f"{path.stem}-{rate}-crops.png")
-        Image.fromarray(crops(row, smooth=True)).save(recon_dir / f"{path.stem}-{rate}-smooth.png")
-        if per_codec:
-            codec, result, recon, metrics = max(per_codec, key=lambda item: item[1].psnr)
-            Image.fromarray(recon).save(recon_dir / f"{path.stem}-{rate}-best_baseline.png")
-            if codec is not ReferenceCodec.VVC:  # VVC's row has NIQE already
-                metrics = all_metrics(image, recon)
-            rows.append(
-                Row(
-                    path.stem,
-                    rate,
-                    "best_baseline",
-                    budget,
-                    result.size,
-                    8 * result.size / (width * height),
-                    detail=f"{codec.name.lower()} scale {result.k}/256",
-                    **metrics,
-                )
-            )
+        stem = recon_dir / f"{path.stem}-{rate}"
+        Image.fromarray(crops(row)).save(f"{stem}-crops.png")
+        Image.fromarray(crops(row, smooth=True)).save(f"{stem}-smooth.png")
     return rows
 
 
-_worker_queue: Any = None
-"""In a worker process: the queue its progress goes to (set by :func:`_start_worker`)."""
+def _budget(image: NDArray[np.uint8], rate: float) -> int:
+    """The bytes every method gets at ``rate``: floor(bpp x W x H / 8)."""
+    height, width = image.shape[:2]
+    return int(rate * width * height / 8)
 
 
-def _start_worker(queue: Any) -> None:
-    global _worker_queue
-    _worker_queue = queue
+def _lite_rows(
+    stem: str,
+    image: NDArray[np.uint8],
+    rate: float,
+    config: EvalConfig,
+    codec: Codec,
+    pictures: dict[str, NDArray[np.uint8]],
+    report: Report,
+) -> list[Row]:
+    """lite as it ships (learned restorer when its weights are present), along its realism
+    control, and the same packet upsampled with Lanczos (what the reference codec alone
+    delivers): one packet, one row per decode; the pictures go into ``pictures``."""
+    lite_decodes = [d for d in LITE_DECODES if d[0] in config.methods]
+    if not lite_decodes:
+        return []
+    height, width = image.shape[:2]
+    budget = _budget(image, rate)
+    where = f"{stem} @ {rate} bpp"
+    recon_dir = config.out / "images"
+    report(f"{where}: {lite_decodes[0][0]}", 0, None)
+    start = time.perf_counter()
+    encoded = codec.encode(image, Budget(max_bytes=budget))
+    encode_s = time.perf_counter() - start
+    reference = encoded.packet.layers[0] if encoded.packet.layers else None
+    detail = _reference_detail(reference, width, height)
+    # Decodes that give the same picture (the default may be an end) run and are measured
+    # once; Lanczos (restorer off) is keyed apart as -1.
+    done: dict[float, tuple[NDArray[np.uint8], float, dict[str, float]]] = {}
+    rows = []
+    for method, restorer, realism in lite_decodes:
+        report(f"{where}: {method}", 0, None)
+        same = -1.0 if restorer is False else realism
+        same = encoded.packet.realism / 100 if same is None else same
+        if same not in done:
+            done[same] = _decoded(codec, encoded, image, restorer, realism)
+        picture, decode_s, metrics = done[same]
+        pictures[method] = picture
+        rows.append(
+            Row(
+                stem,
+                rate,
+                method,
+                budget,
+                len(encoded.data),
+                encoded.bits_per_pixel,
+                detail=detail,
+                encode_s=encode_s,
+                decode_s=decode_s,
+                **metrics,
+            )
+        )
+        Image.fromarray(picture).save(recon_dir / f"{stem}-{rate}-{method}.png")
+        report(f"{where}: {method}", 1, None)
+    return rows
+
+
+def _decoded(
+    codec: Codec,
+    encoded: EncodeResult,
+    image: NDArray[np.uint8],
+    restorer: bool | None,
+    realism: float | None,
+) -> tuple[NDArray[np.uint8], float, dict[str, float]]:
+    """One decode of lite's packet: the picture, its seconds and its metrics."""
+    start = time.perf_counter()
+    decoded = codec.decode(encoded.data, restorer=restorer, realism=realism).image
+    return decoded, time.perf_counter() - start, all_metrics(image, decoded)
+
+
+def _baseline_rows(
+    stem: str,
+    image: NDArray[np.uint8],
+    rate: float,
+    config: EvalConfig,
+    pictures: dict[str, NDArray[np.uint8]],
+    report: Report,
+) -> list[Row]:
+    """Every baseline's row at ``rate``, and the best baseline's (by PSNR) when any ran;
+    VVC's picture goes into ``pictures``."""
+    height, width = image.shape[:2]
+    budget = _budget(image, rate)
+    where = f"{stem} @ {rate} bpp"
+    recon_dir = config.out / "images"
+    photo = photo_hash(image)
+    rows = []
+    per_codec: list[tuple[ReferenceCodec, Baseline, NDArray[np.uint8], dict[str, float]]] = []
+    for name in (b for b in BASELINES if b in config.methods):
+        report(f"{where}: {name}", 0, None)
+        codec = ReferenceCodec[name.upper()]
+        result, cached = baseline_search(image, budget, codec, config.cache, photo)
+        if result is not None:
+            recon = reconstruction(image, codec, result)
+            if codec is ReferenceCodec.VVC:
+                Image.fromarray(recon).save(recon_dir / f"{stem}-{rate}-vvc.png")
+                pictures["vvc"] = recon
+            metrics = all_metrics(image, recon, with_niqe=codec is ReferenceCodec.VVC)
+            per_codec.append((codec, result, recon, metrics))
+            bpp = 8 * result.size / (width * height)
+            detail = f"scale {result.k}/256 q{result.quality}"
+            rows.append(Row(stem, rate, name, budget, result.size, bpp, detail=detail, **metrics))
+        report(f"{where}: {name}{' (cached)' if cached else ''}", 1, cached)
+    if per_codec:
+        codec, result, recon, metrics = max(per_codec, key=lambda item: item[1].psnr)
+        Image.fromarray(recon).save(recon_dir / f"{stem}-{rate}-best_baseline.png")
+        if codec is not ReferenceCodec.VVC:  # VVC's row has NIQE already
+            metrics = all_metrics(image, recon)
+        bpp = 8 * result.size / (width * height)
+        detail = f"{codec.name.lower()} scale {result.k}/256"
+        rows.append(
+            Row(stem, rate, "best_baseline", budget, result.size, bpp, detail=detail, **metrics)
+        )
+    return rows
+
+
+_worker: tuple[Any, Codec] | None = None
+"""In a worker process: the queue its progress goes to and its lite codec (set by
+:func:`_start_worker`, the worker's start: its codec is built once)."""
+
+
+def _start_worker(queue: Any, settings: Settings) -> None:
+    global _worker
+    _worker = (queue, lite_codec(settings))
 
 
 def _evaluate_in_worker(path: Path, config: EvalConfig) -> list[Row]:
-    return _evaluate_image(path, config, lambda *event: _worker_queue.put(event))
+    assert _worker is not None, "a worker starts with _start_worker"
+    queue, codec = _worker
+    return _evaluate_image(path, config, codec, lambda *event: queue.put(event))
 
 
-def run_eval(config: EvalConfig, progress: Report | None = None) -> list[Row]:
+def run_eval(config: EvalConfig, settings: Settings, progress: Report | None = None) -> list[Row]:
     """Evaluate the images in ``config.images`` (the first ``config.limit``) with
-    ``config.methods``; returns all rows (also written by reports), photo by photo in
-    sorted order. ``progress`` hears of each (photo x rate x method) unit, see
-    :data:`Report` and :func:`units`."""
+    ``config.methods``, lite over the models ``settings`` name; returns all rows (also
+    written by reports), photo by photo in sorted order. ``progress`` hears of each (photo
+    x rate x method) unit, see :data:`Report` and :func:`units`."""
     paths = list_images(config.images, config.limit)
     config.out.mkdir(parents=True, exist_ok=True)
     report = progress or _silent
     if config.workers <= 1 or len(paths) == 1:
-        return [row for path in paths for row in _evaluate_image(path, config, report)]
+        codec = lite_codec(settings)
+        return [row for path in paths for row in _evaluate_image(path, config, codec, report)]
     # Workers fork from a fresh server process that has imported this module (and torch)
     # once but run nothing: a fork of a process whose torch already ran (thread pools, their
     # locks) can hang in the child, and "spawn" imports torch again in every worker.
@@ -385,7 +316,7 @@ def run_eval(config: EvalConfig, progress: Report | None = None) -> list[Row]:
         max_workers=min(config.workers, len(paths)),
         mp_context=context,
         initializer=_start_worker,
-        initargs=(queue,),
+        initargs=(queue, settings),
     ) as pool:
         finished = 0
         futures = [pool.submit(_evaluate_in_worker, path, config) for path in paths]
@@ -412,3 +343,25 @@ def run_eval(config: EvalConfig, progress: Report | None = None) -> list[Row]:
 
 def rows_as_dicts(rows: Sequence[Row]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+__all__ = [
+    "BASELINES",
+    "IMAGE_SUFFIXES",
+    "LITE_DECODES",
+    "LITE_NAMES",
+    "METHODS",
+    "REALISM_CURVE",
+    "EvalConfig",
+    "Row",
+    "UnknownMethodError",
+    "crops",
+    "list_images",
+    "lite_codec",
+    "realism_method",
+    "rows_as_dicts",
+    "run_eval",
+    "select_methods",
+    "standard_baseline",
+    "units",
+]

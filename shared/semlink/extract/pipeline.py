@@ -100,11 +100,12 @@ class Extractor:
         )
         return cls(captioner, grounder, segmenter, config.max_objects)
 
-    def extract(self, image: NDArray[np.uint8], budget_bytes: int) -> Extraction:
-        """Caption and grounded, segmented objects for a packet of ``budget_bytes``."""
+    def extract(self, image: NDArray[np.uint8], packet_bytes: int) -> Extraction:
+        """Caption and grounded, segmented objects for a packet of ``packet_bytes`` (the
+        whole packet's budget: the text gets a share of it)."""
         seconds: dict[str, float] = {}
         start = time.perf_counter()
-        text_bytes = int(budget_bytes * TEXT_SHARE) - self.max_objects * MASK_BYTES
+        text_bytes = int(packet_bytes * TEXT_SHARE) - self.max_objects * MASK_BYTES
         caption_words, detail_words = word_limits(text_bytes, self.max_objects)
         caption_words = min(caption_words, MAX_CAPTION_WORDS)
         detail_words = min(detail_words, MAX_DETAIL_WORDS)

@@ -3,6 +3,10 @@ place each default lives), a loader for real weights and a ``tiny`` builder of t
 classes for tests (``semlink weights list``); and :class:`ExtractionConfig`, the edge's
 extraction backends put together.
 
+The models' own backends (diffusion decoder, learned codecs, TAEF2) are registered here;
+packages above register theirs (:func:`register`; ``semlink.extract.backends``), so the
+models never import the stages that use them.
+
 Loaders take local directories (sha256 manifest checked) or hub ids where the library
 supports them, load safetensors or ``torch.load(weights_only=True)`` state dicts, and
 match keys strictly. Settings (:mod:`semlink.config`) only say where weights are; the
@@ -120,48 +124,6 @@ def _codecs_tiny(architecture: str) -> Callable[[], object]:
     return build
 
 
-def _captioner(config: TransformersConfig) -> object:
-    from semlink.extract.captioner import TransformersCaptioner
-
-    return TransformersCaptioner.from_pretrained(config.source)
-
-
-def _captioner_tiny() -> object:
-    from semlink.extract.captioner import TransformersCaptioner
-
-    return TransformersCaptioner.tiny()
-
-
-def _chat(config: ChatConfig) -> object:
-    from semlink.extract.captioner import ChatCaptioner
-
-    return ChatCaptioner(config.base_url, config.model, api_key=config.api_key)
-
-
-def _grounder(config: GroundingConfig) -> object:
-    from semlink.extract.grounding import GroundingDinoGrounder
-
-    return GroundingDinoGrounder.from_pretrained(config.source, config.box_threshold)
-
-
-def _grounder_tiny() -> object:
-    from semlink.extract.grounding import GroundingDinoGrounder
-
-    return GroundingDinoGrounder.tiny()
-
-
-def _sam(config: SamConfig) -> object:
-    from semlink.extract.segmenter import SamSegmenter
-
-    return SamSegmenter.from_checkpoint(config.checkpoint, config.variant)
-
-
-def _sam_tiny() -> object:
-    from semlink.extract.segmenter import SamSegmenter, tiny_sam
-
-    return SamSegmenter(tiny_sam())
-
-
 def _taef2(config: DirectoryConfig) -> object:
     from semlink.models.taef2 import TAEF2
 
@@ -174,43 +136,32 @@ def _taef2_tiny() -> object:
     return TAEF2().eval()  # the architecture is already small (1.3 M parameters per side)
 
 
-BACKENDS: dict[str, Backend] = {
-    b.name: b
-    for b in (
+BACKENDS: dict[str, Backend] = {}
+"""Every registered backend by public name: the models' own (below) and those other
+packages register (``semlink.extract`` registers the edge's captioners, grounder and
+segmenter when imported; :func:`semlink.resolver.catalogue` holds them all)."""
+
+
+def register(backend: Backend) -> Backend:
+    """Add ``backend`` to :data:`BACKENDS` (a package registers its own backends)."""
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+register(
+    Backend("sd15-controlnet-tile", "sedic decoder", DiffusionConfig, _diffusion, _diffusion_tiny)
+)
+for _architecture in ("bmshj2018-hyperprior", "cheng2020-attn"):
+    register(
         Backend(
-            "sd15-controlnet-tile",
-            "sedic decoder",
-            DiffusionConfig,
-            _diffusion,
-            _diffusion_tiny,
-        ),
-        Backend(
-            "bmshj2018-hyperprior",
+            _architecture,
             "reference codec",
             CodecDirectoryConfig,
-            _codecs("bmshj2018-hyperprior"),
-            _codecs_tiny("bmshj2018-hyperprior"),
-        ),
-        Backend(
-            "cheng2020-attn",
-            "reference codec",
-            CodecDirectoryConfig,
-            _codecs("cheng2020-attn"),
-            _codecs_tiny("cheng2020-attn"),
-        ),
-        Backend(
-            "transformers-captioner",
-            "captioner (BLIP/GIT)",
-            TransformersConfig,
-            _captioner,
-            _captioner_tiny,
-        ),
-        Backend("chat-captioner", "captioner (OpenAI-compatible LMM)", ChatConfig, _chat, None),
-        Backend("grounding-dino", "grounding", GroundingConfig, _grounder, _grounder_tiny),
-        Backend("sam", "segmentation", SamConfig, _sam, _sam_tiny),
-        Backend("taef2", "latent autoencoder", DirectoryConfig, _taef2, _taef2_tiny),
+            _codecs(_architecture),
+            _codecs_tiny(_architecture),
+        )
     )
-}
+register(Backend("taef2", "latent autoencoder", DirectoryConfig, _taef2, _taef2_tiny))
 
 
 def load(name: str, **config: Any) -> object:

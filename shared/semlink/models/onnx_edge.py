@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from semlink.models.codecs import PAD, Analysis, AnalysisRunner, LearnedCodec
+from semlink.models.learned_codec import PAD, Analysis, AnalysisRunner, LearnedCodec
 
 OPSET = 17
 

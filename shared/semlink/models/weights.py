@@ -23,11 +23,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from semlink.errors import WeightsError
+
 MANIFEST = "manifest.json"
-
-
-class WeightsError(RuntimeError):
-    """Weights are missing, tampered with or do not fit the model."""
 
 
 class TamperedWeightsError(WeightsError):

@@ -36,9 +36,23 @@ BPP_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.
 
 
 class ServiceMetrics:
+    """Every series a semlink service exports, in its own registry (or ``registry``): the
+    gRPC server's (grpc-ecosystem names), the codec's (packets, stages, batches), the
+    work queue's and the link emulator's."""
+
     def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._add_rpc(self.registry)
+        self._add_codec(self.registry)
+        self._add_queue(self.registry)
+        self._add_link(self.registry)
+        self.build_info = Info("semlink_build", "Build of this service.", registry=self.registry)
+        self.build_info.info({"version": semlink.__version__, "service": service})
+        self.service = service
+        self.queue_depth.labels(service)
+
+    def _add_rpc(self, r: CollectorRegistry) -> None:
+        """RPCs started, handled (by status code) and their handling time."""
         rpc = ("grpc_type", "grpc_service", "grpc_method")
         self.started = Counter(
             "grpc_server_started_total", "RPCs started on the server.", rpc, registry=r
@@ -56,6 +70,9 @@ class ServiceMetrics:
             buckets=SECONDS_BUCKETS,
             registry=r,
         )
+
+    def _add_codec(self, r: CollectorRegistry) -> None:
+        """Packet sizes, bits per pixel, bytes per stream, stage times and batch sizes."""
         self.packet_bytes = Histogram(
             "semlink_packet_bytes",
             "Serialized packet size.",
@@ -97,6 +114,9 @@ class ServiceMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+
+    def _add_queue(self, r: CollectorRegistry) -> None:
+        """How long requests wait for a worker, and how many wait or hold one."""
         self.queue_seconds = Histogram(
             "semlink_queue_seconds",
             "Time a request waited for a worker.",
@@ -110,6 +130,9 @@ class ServiceMetrics:
             ("service",),
             registry=r,
         )
+
+    def _add_link(self, r: CollectorRegistry) -> None:
+        """The link emulator's airtime, latency, frames, goodput and layers."""
         self.link_airtime = Histogram(
             "semlink_link_airtime_seconds",
             "Channel time per transmitted packet.",
@@ -143,7 +166,3 @@ class ServiceMetrics:
             ("profile", "outcome"),
             registry=r,
         )
-        self.build_info = Info("semlink_build", "Build of this service.", registry=r)
-        self.build_info.info({"version": semlink.__version__, "service": service})
-        self.service = service
-        self.queue_depth.labels(service)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from semlink.errors import BudgetError
-from semlink.models.weights import WeightsError
+from semlink.errors import BudgetError, WeightsError
 from semlink.packet import (
     EntropyMismatchError,
     FingerprintMismatchError,

@@ -13,7 +13,6 @@ The codec id travels in the layer; the scale in the payload's first byte.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,13 +26,16 @@ from semlink.streams.reference.base import (
     ReferenceCodec,
     small_size,
 )
-from semlink.streams.reference.learned import LEARNED, decode_learned, pack_learned, search_learned
+from semlink.streams.reference.learned import (
+    LEARNED,
+    LearnedCodec,
+    decode_learned,
+    pack_learned,
+    search_learned,
+)
 from semlink.streams.reference.ratecontrol import fit_vvc, smallest_vvc
 from semlink.streams.reference.registry import CLASSICAL, CODECS, STANDARD, codec
 from semlink.streams.reference.search import search
-
-if TYPE_CHECKING:
-    from semlink.models.codecs import LearnedCodec
 
 
 def encode_file(which: ReferenceCodec, image: NDArray[np.uint8], quality: int) -> bytes:
@@ -89,12 +91,13 @@ def smallest_reference(image: NDArray[np.uint8]) -> tuple[int, bytes]:
 
 def encode_reference(
     image: NDArray[np.uint8],
-    max_bytes: int,
+    payload_bytes: int,
     learned: Sequence[LearnedCodec] = (),
     codecs: Sequence[ReferenceCodec] = (ReferenceCodec.VVC,),
     reconstruct: bool = True,
 ) -> tuple[int, bytes, NDArray[np.uint8] | None] | None:
-    """(codec id, payload, full-size reconstruction) of the best reference within ``max_bytes``.
+    """(codec id, payload, full-size reconstruction) of the best reference whose layer
+    payload (no layer framing) takes at most ``payload_bytes``.
 
     VVC (predicted scale and QP, no search) is lite's codec; other standard ``codecs``
     join through the search, and ``learned`` codecs when the profile holds them. The
@@ -106,11 +109,11 @@ def encode_reference(
     measure = reconstruct or bool(others or learned)
     found: list[Candidate | None] = []
     if ReferenceCodec.VVC in codecs:
-        found.append(fit_vvc(image, max_bytes, measure=measure))
+        found.append(fit_vvc(image, payload_bytes, measure=measure))
     if others:
-        found.append(search(image, max_bytes, codecs=others))
+        found.append(search(image, payload_bytes, codecs=others))
     if learned:
-        found.append(search_learned(image, max_bytes, learned))
+        found.append(search_learned(image, payload_bytes, learned))
     best = max((c for c in found if c is not None), key=lambda c: c.psnr, default=None)
     if best is None:
         return None

@@ -1,37 +1,32 @@
 """Learned reference codecs (compressai hyperpriors, TAEF2 latents) in the reference layer.
 
-Payload (layer format 2, ``semlink.models.codecs.LAYER_FORMAT``): scale byte, model index
-byte, 4-byte big-endian entropy-parameter check, varint len(z), z, y. The models themselves
-live in ``semlink.models.codecs``; the profile's fingerprint guarantees both ends hold the
-same, and the check that both computed the same entropy parameters from them (a decoder
-whose floating-point arithmetic differs refuses the layer: DATA_LOSS, never another picture).
+Payload (layer format 2, ``semlink.models.learned_codec.LAYER_FORMAT``): scale byte, model
+index byte, 4-byte big-endian entropy-parameter check, varint len(z), z, y. The models
+themselves live in ``semlink.models`` (this layer knows them by :class:`LearnedCodec`, what
+it asks of one); the profile's fingerprint guarantees both ends hold the same, and the check
+that both computed the same entropy parameters from them (a decoder whose floating-point
+arithmetic differs refuses the layer: DATA_LOSS, never another picture).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from semlink.errors import WeightsError
 from semlink.imaging import psnr, resize
 from semlink.packet.errors import EntropyMismatchError, PacketFormatError
 from semlink.streams._varint import read_varint, write_varint
 from semlink.streams.reference.base import SCALES, Candidate, ReferenceCodec, small_size
-
-if TYPE_CHECKING:
-    from semlink.models.codecs import LearnedCodec
 
 LEARNED: dict[ReferenceCodec, str] = {
     ReferenceCodec.HYPERPRIOR: "bmshj2018-hyperprior",
     ReferenceCodec.CHENG2020_ATTN: "cheng2020-attn",
     ReferenceCodec.TAEF2_LATENT: "taef2-latent-hyperprior",
 }
-
-
-def models_of(codec: ReferenceCodec, learned: Sequence[LearnedCodec]) -> list[LearnedCodec]:
-    return [m for m in learned if m.config.architecture == LEARNED[codec]]
 
 
 CHECK_BYTES = 4
@@ -45,6 +40,28 @@ class EntropyCoded(NamedTuple):
     y: bytes
     check: int
     """CRC32C over the CDF tables and every latent symbol's scale index (32 bits)."""
+
+
+class Architecture(Protocol):
+    @property
+    def architecture(self) -> str: ...
+
+
+class LearnedCodec(Protocol):
+    """What the layer asks of a learned codec: its architecture (which codec id it codes
+    under), ``compress`` and ``decompress``. :class:`semlink.models.codecs.LearnedCodec`
+    is the one the models build; the layer never imports the models (torch)."""
+
+    @property
+    def config(self) -> Architecture: ...
+
+    def compress(self, image: NDArray[np.uint8]) -> EntropyCoded: ...
+
+    def decompress(self, coded: EntropyCoded, width: int, height: int) -> NDArray[np.uint8]: ...
+
+
+def models_of(codec: ReferenceCodec, learned: Sequence[LearnedCodec]) -> list[LearnedCodec]:
+    return [m for m in learned if m.config.architecture == LEARNED[codec]]
 
 
 HEADER = 2 + CHECK_BYTES
@@ -72,8 +89,6 @@ def decode_learned(
         raise PacketFormatError("reference layer has scale 0; scales are 1..255 (x 1/256)")
     models = models_of(codec, learned)
     if index >= len(models) and codec is ReferenceCodec.TAEF2_LATENT:
-        from semlink.models.weights import WeightsError
-
         raise WeightsError(
             "this packet's reference is coded in the TAEF2 latent space and this decoder has "
             "no TAEF2 weights: set SEMLINK_WEIGHTS_DIR to the directory holding taef2/"
@@ -102,11 +117,12 @@ def decode_learned(
 
 def search_learned(
     image: NDArray[np.uint8],
-    max_bytes: int,
+    payload_bytes: int,
     learned: Sequence[LearnedCodec],
     scales: Sequence[int] = SCALES,
 ) -> Candidate | None:
-    """Best-PSNR learned candidate: per model, the largest scale whose payload fits."""
+    """Best-PSNR learned candidate: per model, the largest scale whose layer payload takes
+    at most ``payload_bytes``."""
     height, width = image.shape[:2]
     best: Candidate | None = None
     for codec in LEARNED:
@@ -118,7 +134,7 @@ def search_learned(
                 sw, sh = small_size(width, height, k)
                 coded = model.compress(resize(image, sw, sh))
                 payload = pack_learned(k, index, *coded)
-                if len(payload) > max_bytes:
+                if len(payload) > payload_bytes:
                     return None
                 return payload, model.decompress(coded, sw, sh)
 

@@ -3,10 +3,9 @@
 Both run as a separate program: the static ffmpeg 9 that imageio-ffmpeg (pinned) ships,
 which holds libvvenc and FFmpeg's native VVC decoder. Its VVC decoder runs single-threaded:
 with frame threads it decodes some streams (128x192 at medium, for one) into a different,
-broken picture from run to run. Pictures cross the pipe as raw
-10-bit 4:2:0; the RGB <-> Y'CbCr conversion (full-range BT.601, 2x2 box chroma average,
-bilinear chroma upsampling) is done here in integer arithmetic, so a stream decodes to
-the same pixels on every machine.
+broken picture from run to run. Pictures cross the pipe as raw 10-bit 4:2:0, converted
+in integer arithmetic (:mod:`.yuv`), so a stream decodes to the same pixels on every
+machine; streams are split into NAL units by :mod:`.nal`.
 
 What the layer sends. A VVC stream of one picture is: access-unit delimiter, SPS, PPS
 (about 180 bytes at these sizes), then adaptive parameter sets (ALF, LMCS) and the
@@ -48,13 +47,13 @@ from semlink.streams.reference.base import (
     scale_of,
     small_size,
 )
+from semlink.streams.reference.nal import REBUILT, annex_b, nal_type, nal_units, payload_size
+from semlink.streams.reference.yuv import coded_size, padded, rgb_to_yuv420, yuv420_to_rgb
 
 ENCODE_TIMEOUT_S = 60.0
 DECODE_TIMEOUT_S = 20.0
 MAX_QP = 63
 
-_AUD, _VPS, _SPS, _PPS = 20, 14, 15, 16
-_REBUILT = (_AUD, _VPS, _SPS, _PPS)
 _RAW_IN = ["-f", "rawvideo", "-pix_fmt", "yuv420p10le"]
 _RAW_OUT = ["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-"]
 _ONE_OUT = ["-frames:v", "1", "-f", "rawvideo", "-"]
@@ -163,133 +162,6 @@ def _run(
     return stdout
 
 
-# --- colour: integer full-range BT.601, 10-bit 4:2:0 ------------------------------------
-
-
-MIN_SIDE = 16
-"""vvenc refuses pictures with a side under 14 or so: smaller ones are padded to 16."""
-
-
-def coded_size(width: int, height: int) -> tuple[int, int]:
-    """The picture vvenc codes for a ``width`` x ``height`` reference: even sides (4:2:0),
-    at least :data:`MIN_SIDE`; the padding (edge pixels) is cropped after decoding."""
-    return max(MIN_SIDE, width + width % 2), max(MIN_SIDE, height + height % 2)
-
-
-def _padded(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    height, width = image.shape[:2]
-    cw, ch = coded_size(width, height)
-    return np.pad(image, ((0, ch - height), (0, cw - width), (0, 0)), mode="edge")
-
-
-YUV_BAND_ROWS = 512
-"""Rows converted at once (even): a large picture costs one band's int32 copies, and the
-call's deadline is checked between bands. The bytes do not depend on it."""
-
-
-def rgb_to_yuv420(image: NDArray[np.uint8]) -> bytes:
-    """Planar 10-bit little-endian Y, Cb, Cr of an even-sized RGB picture."""
-    planes: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
-    for top in range(0, image.shape[0], YUV_BAND_ROWS):
-        calls.check()
-        for plane, band in zip(planes, _yuv420(image[top : top + YUV_BAND_ROWS]), strict=True):
-            plane.append(band)
-    return b"".join(b"".join(plane) for plane in planes)
-
-
-def _yuv420(image: NDArray[np.uint8]) -> tuple[bytes, bytes, bytes]:
-    """Y, Cb and Cr samples of rows of :func:`rgb_to_yuv420`'s picture (an even number)."""
-    rgb = image.astype(np.int32)  # every sum below stays under 2^29
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    # Coefficients x 2^16 (x 4 for 10 bits); luma and chroma kept at that scale until
-    # rounded. Chroma is linear in RGB, so the 2x2 box sum is taken on RGB first.
-    y = 78380 * r + 153880 * g + 29884 * b + (1 << 15)
-
-    def box(c: NDArray[np.int32]) -> NDArray[np.int32]:
-        return c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2]
-
-    rs, gs, bs = box(r), box(g), box(b)
-    offset = 4 * (512 << 16) + (1 << 17)  # four samples' 512 offset, and rounding
-    cb = 4 * (-11059 * rs - 21709 * gs + 32768 * bs) + offset
-    cr = 4 * (32768 * rs - 27439 * gs - 5329 * bs) + offset
-    luma, blue, red = (
-        np.clip(p, 0, 1023).astype("<u2").tobytes() for p in (y >> 16, cb >> 18, cr >> 18)
-    )
-    return luma, blue, red
-
-
-def _upsample(c: NDArray[np.int32]) -> NDArray[np.int32]:
-    """2x bilinear (centred siting) in both directions, x16 scale."""
-
-    def axis(x: NDArray[np.int32], n: int) -> NDArray[np.int32]:
-        prev = np.concatenate([x.take([0], n), x.take(range(x.shape[n] - 1), n)], n)
-        nxt = np.concatenate([x.take(range(1, x.shape[n]), n), x.take([-1], n)], n)
-        out = np.stack([3 * x + prev, 3 * x + nxt], n + 1)
-        shape = list(x.shape)
-        shape[n] *= 2
-        return out.reshape(shape)
-
-    return axis(axis(c, 0), 1)
-
-
-def yuv420_to_rgb(data: bytes, width: int, height: int) -> NDArray[np.uint8]:
-    """Inverse of :func:`rgb_to_yuv420` for an even ``width`` x ``height`` picture."""
-    cw, ch = width // 2, height // 2
-    # 10-bit samples (the clip only matters for a broken decoder): every sum below then
-    # stays within +-2.03e9, so int32 holds it.
-    planes = np.minimum(np.frombuffer(data, dtype="<u2"), 1023).astype(np.int32)
-    y = planes[: width * height].reshape(height, width) << 20  # x16, x 2^16
-    cb = _upsample(planes[width * height : width * height + cw * ch].reshape(ch, cw)) - (512 << 4)
-    cr = _upsample(planes[width * height + cw * ch :].reshape(ch, cw)) - (512 << 4)
-    # x 2^16 coefficients on x16 samples: shift 16 + 4 + 2 (10 -> 8 bit) = 22.
-    y += 1 << 21  # rounding
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    for channel, chroma in enumerate((91881 * cr, -22554 * cb - 46802 * cr, 116130 * cb)):
-        chroma += y
-        chroma >>= 22
-        np.clip(chroma, 0, 255, out=chroma)
-        out[..., channel] = chroma
-    return out
-
-
-# --- Annex-B NAL units ------------------------------------------------------------------
-
-
-def nal_units(stream: bytes) -> list[bytes]:
-    """NAL units (header included) of an Annex-B byte stream."""
-    starts = []
-    i = stream.find(b"\x00\x00\x01")
-    while i >= 0:
-        starts.append(i + 3)
-        i = stream.find(b"\x00\x00\x01", i + 3)
-    units = []
-    for n, start in enumerate(starts):
-        end = starts[n + 1] - 3 if n + 1 < len(starts) else len(stream)
-        unit = stream[start:end]
-        units.append(unit.rstrip(b"\x00") if n + 1 < len(starts) else unit)
-    return units
-
-
-def nal_type(unit: bytes) -> int:
-    return (unit[1] >> 3) & 0x1F if len(unit) >= 2 else -1
-
-
-def payload_size(stream: bytes) -> int:
-    """Bytes :meth:`VvcCodec.pack` makes of ``stream`` (without checking its parameter sets)."""
-    sent = [len(u) for u in nal_units(stream) if nal_type(u) not in _REBUILT]
-    head = sent[:-1]
-    return (
-        1
-        + len(write_varint(len(head)))
-        + sum(len(write_varint(n)) + n for n in sent[:-1])
-        + (sent[-1] if sent else 0)
-    )
-
-
-def annex_b(units: list[bytes]) -> bytes:
-    return b"".join(b"\x00\x00\x00\x01" + unit for unit in units)
-
-
 # --- the codec ----------------------------------------------------------------------------
 
 
@@ -322,7 +194,7 @@ class VvcCodec:
         lambda is the encoder's choice, never sent). With ``base``, the QP is ``base`` and
         only the lambda follows ``qp`` (either way): sizes then move smoothly with ``qp``,
         without the ~7% step a QP change adds at each integer."""
-        even = _padded(np.ascontiguousarray(image))
+        even = padded(np.ascontiguousarray(image))
         height, width = even.shape[:2]
         args = self.config.encoder_args()
         whole = math.ceil(qp) if base is None else base
@@ -366,8 +238,8 @@ class VvcCodec:
 
     def pack(self, k: int, data: bytes, width: int, height: int) -> bytes:
         units = nal_units(data)
-        rebuilt = [u for u in units if nal_type(u) in _REBUILT]
-        sent = [u for u in units if nal_type(u) not in _REBUILT]
+        rebuilt = [u for u in units if nal_type(u) in REBUILT]
+        sent = [u for u in units if nal_type(u) not in REBUILT]
         if rebuilt != self.parameter_sets(*small_size(width, height, k)) or not sent:
             raise ValueError(
                 "this VVC stream's parameter sets differ from the ones the decoder rebuilds: "
@@ -391,7 +263,7 @@ class VvcCodec:
                 raise PacketFormatError("VVC reference layer is cut short inside a NAL unit")
             units.append(payload[offset : offset + length])
             offset += length
-            if nal_type(units[-1]) in _REBUILT:
+            if nal_type(units[-1]) in REBUILT:
                 raise PacketFormatError(
                     "VVC reference layer carries a parameter set or delimiter (NAL unit type "
                     f"{nal_type(units[-1])}); those are rebuilt from the packet header"
@@ -407,7 +279,7 @@ def encoder_parameter_sets(config: VvcConfig, width: int, height: int) -> tuple[
     flat grey one at QP 63): what :mod:`~semlink.streams.reference.vvcps` must reproduce."""
     grey = np.full((height, width, 3), 128, dtype=np.uint8)
     stream = VvcCodec(config).encode_qp(grey, MAX_QP)
-    return tuple(u for u in nal_units(stream) if nal_type(u) in _REBUILT)
+    return tuple(u for u in nal_units(stream) if nal_type(u) in REBUILT)
 
 
 VVC = VvcCodec()
@@ -427,3 +299,26 @@ def codec_for(codec_id: int) -> VvcCodec:
             "semlink release whose encoder made it"
         )
     return VvcCodec(CONFIGS[version])
+
+
+__all__ = [
+    "CONFIGS",
+    "CURRENT",
+    "MAX_QP",
+    "VVC",
+    "VVC_MEDIUM",
+    "Cancel",
+    "CodecUnavailableError",
+    "VvcCodec",
+    "VvcConfig",
+    "codec_for",
+    "coded_size",
+    "encoder_parameter_sets",
+    "ffmpeg_exe",
+    "ffmpeg_version",
+    "nal_type",
+    "nal_units",
+    "payload_size",
+    "rgb_to_yuv420",
+    "yuv420_to_rgb",
+]
