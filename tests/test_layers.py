@@ -10,10 +10,11 @@ nodes; third-party imports are not looked at.
 
 A module that imports a package's name (``from semlink.streams.reference import
 decode_reference``) depends on that package's ``__init__``; ``from semlink.x import y``
-where ``y`` is a module depends on ``semlink.x.y``. Importing a module imports its parent
-packages first: that arrow is implicit and not counted (a package's ``__init__`` that
-imports its own children is the usual shape), but a child that imports a name from its
-parent's ``__init__`` is an arrow like any other.
+where ``y`` is a module depends on ``semlink.x.y``. A package's ``__init__`` that imports
+its own children is the usual shape; a child that imports a name from its parent's
+``__init__`` is an arrow like any other (with the first, a circle). Only the root packages
+(``semlink``, ``services``) are left out: Python imports them before any of their modules,
+and ``semlink``'s ``__init__`` holds the version and names it imports lazily, on first use.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = {REPO / "shared" / "semlink": REPO / "shared", REPO / "services": REPO}
+ROOT_PACKAGES = ("semlink", "services")
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -93,8 +95,8 @@ def import_graph() -> dict[str, dict[str, int]]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             for target in _imported(node, package):
                 found = owner(target)
-                if found is None or found == name or name.startswith(f"{found}."):
-                    continue  # third-party, itself, or a parent package (imported anyway)
+                if found is None or found == name or found in ROOT_PACKAGES:
+                    continue  # third-party, itself, or the root package (imported first)
                 edges.setdefault(found, getattr(node, "lineno", 0))
         graph[name] = edges
     return graph
@@ -203,3 +205,17 @@ def test_the_graph_sees_function_level_and_type_checking_imports(tmp_path: Path)
         names
     )
     assert "semlink.packet.imaging" in names
+
+
+def test_a_planted_circle_and_an_upward_arrow_are_found() -> None:
+    """What the checks above would report: the circle's members, and the layers an upward
+    arrow crosses."""
+    graph = {
+        "semlink.errors": {"semlink.codec.encoder": 3},
+        "semlink.codec.encoder": {"semlink.resolver": 1},
+        "semlink.resolver": {"semlink.errors": 2},
+        "semlink.imaging": {},
+    }
+    assert cycles(graph) == [["semlink.codec.encoder", "semlink.errors", "semlink.resolver"]]
+    assert layer_of("semlink.errors") < layer_of("semlink.codec.encoder")
+    assert layer_of("semlink") == layer_of("services.cli") == len(LAYERS) - 1

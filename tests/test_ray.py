@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 import pytest
 
+from semlink.codec import Codec
 from semlink.serving import ServerConfig
 from semlink.serving.client import (
     RetryPolicy,
@@ -43,13 +44,8 @@ def ray_cluster() -> Iterator[None]:
     from ray import serve
     from ray.serve.config import ProxyLocation
 
-    from semlink.config import settings
-
     with pytest.MonkeyPatch.context() as mp:
-        # Replicas inherit the environment: Lanczos decodes take milliseconds.
-        mp.setenv("SEMLINK_LITE_RESTORER", "false")
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        settings.cache_clear()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             serve.start(proxy_location=ProxyLocation.Disabled)
@@ -57,11 +53,12 @@ def ray_cluster() -> Iterator[None]:
         finally:
             serve.shutdown()
             ray.shutdown()
-    settings.cache_clear()
 
 
 def _deploy(name: str, args: dict[str, Any]) -> tuple[str, int]:
-    """Run the decoder application ``name``: (gateway address, its metrics port)."""
+    """Run the decoder application ``name``: (gateway address, its metrics port). Its
+    replicas decode with Lanczos (milliseconds) unless ``args`` set their environment: a
+    replica builds its codecs from its own settings, as a deployed one does."""
     from ray import serve
 
     from services.rayserve.app import build_app
@@ -70,6 +67,7 @@ def _deploy(name: str, args: dict[str, Any]) -> tuple[str, int]:
         "service": "decoder",
         "workers": 1,
         "server": {"host": "127.0.0.1", "port": 0, "metrics_port": 0},
+        "replica_env": {"SEMLINK_LITE_RESTORER": "false"},
         **args,
     }
     gateway = serve.run(build_app(args), name=name, route_prefix=None)
@@ -106,21 +104,19 @@ def ray_batching_decoder(ray_cluster: None) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def packet(chelsea: np.ndarray) -> bytes:
-    from semlink import encode
+def packet(lite: Codec, chelsea: np.ndarray) -> bytes:
+    from semlink.budget import Budget
 
-    return encode(chelsea, max_bytes=400).data
+    return lite.encode(chelsea, Budget(max_bytes=400)).data
 
 
 def test_decode_through_ray_matches_in_process_decode(
-    ray_decoder: tuple[str, Any], packet: bytes
+    ray_decoder: tuple[str, Any], packet: bytes, lanczos: Codec
 ) -> None:
-    from semlink import decode
-
     address, host = ray_decoder
     client = SemlinkClient(decoder=channel(address))
     response = client.decode(packet, timeout=60)
-    local = decode(packet)
+    local = lanczos.decode(packet)
     assert np.array_equal(image_of(response), local.image)
     assert list(response.stats.layers_used) == list(local.layers_used)
     with pytest.raises(grpc.RpcError) as info:
@@ -200,11 +196,8 @@ def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def test_concurrent_decodes_are_batched_and_replica_metrics_reach_the_gateway(
-    ray_batching_decoder: tuple[str, str], packet: bytes
+    ray_batching_decoder: tuple[str, str], packet: bytes, lite: Codec
 ) -> None:
-    from semlink import decode
-    from semlink.config import settings
-    from semlink.resolver import Resolver
 
     address, metrics_url = ray_batching_decoder
     client = SemlinkClient(decoder=channel(address))
@@ -223,8 +216,7 @@ def test_concurrent_decodes_are_batched_and_replica_metrics_reach_the_gateway(
         outcomes = list(pool.map(attempt, requests))
     assert outcomes[1] == grpc.StatusCode.INVALID_ARGUMENT
     assert outcomes[3] == grpc.StatusCode.DATA_LOSS
-    restorer = Resolver(settings().model_copy(update={"lite_restorer": True}))
-    local = decode(packet, models=restorer)
+    local = lite.decode(packet)
     assert local.realism is not None  # the learned restorer ran
     for index in (0, 2, 4):
         assert not isinstance(outcomes[index], grpc.StatusCode), outcomes[index]

@@ -10,6 +10,7 @@ below picks models behind the caller's back.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -25,11 +26,11 @@ from semlink.profiles import Profile, get_profile
 from semlink.resolver import Models, Resolver
 
 
-class _Decodes:
+class _Decodes(ABC):
     """The decode calls, over the models :meth:`_pick` chooses for a packet's profile."""
 
-    def _pick(self, profile: Profile) -> Models:
-        raise NotImplementedError
+    @abstractmethod
+    def _pick(self, profile: Profile) -> Models: ...
 
     def decode(
         self,
