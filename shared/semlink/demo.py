@@ -1,7 +1,10 @@
 """The demo: encoder, link and decoder as local processes, sample photos pushed through.
 
 Each image goes Encode (edge) -> Transmit (emulated space link) -> Decode (ground),
-over real gRPC on localhost, while every service exposes /metrics.
+over real gRPC on localhost, while every service exposes /metrics. Against services that
+already run (compose, Kubernetes) it sends their bearer token and speaks TLS where
+:class:`Credentials` say so; a service that refuses or cannot be reached ends the demo in a
+:class:`DemoError` whose message names the service and says what to do.
 """
 
 from __future__ import annotations
@@ -25,6 +28,29 @@ from semlink.budget import DEFAULT_BPP
 from semlink.quality import all_metrics
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What services that require them are called with: the bearer token they check
+    (``semlink serve --token-env``), and TLS (the CA that signed their certificates, a
+    client certificate where they require one, the name their certificate holds where the
+    address does not)."""
+
+    token: str | None = None
+    root_certificates: bytes | None = None
+    client_cert: tuple[bytes, bytes] | None = None
+    """(private key, certificate) as PEM."""
+    tls_server_name: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.root_certificates is not None or self.client_cert is not None
+
+
+class DemoError(Exception):
+    """A service refused the demo's call or could not be reached; the message is one
+    sentence naming the service and saying what to do."""
 
 
 @dataclass
@@ -107,50 +133,130 @@ def run_demo(
     loss: float | None = None,
     announce: Callable[[str], object] = print,
     addresses: dict[str, str] | None = None,
+    credentials: Credentials | None = None,
+    wait: float = 120.0,
 ) -> list[DemoRow]:
     """Push the sample photos through the chain; write reconstructions and side-by-sides.
 
     Without ``addresses`` (encoder/link/decoder -> host:port) the three services are
-    started here as local processes and stopped afterwards.
+    started here as local processes and stopped afterwards; ``credentials`` are for services
+    that already run. Each service must report SERVING within ``wait`` seconds. Raises
+    :class:`DemoError` when a service refuses a call or cannot be reached.
     """
     out.mkdir(parents=True, exist_ok=True)
     if addresses is not None:
-        return _push_samples(out, bpp, addresses, announce)
+        credentials = credentials or Credentials()
+        return _push_samples(out, bpp, addresses, announce, credentials, wait, local=False)
     with local_services(link, loss, out) as services:
         urls = ", ".join(
             f"{n} http://127.0.0.1:{s.metrics_port}/metrics" for n, s in services.items()
         )
         announce(f"metrics: {urls}")
-        return _push_samples(
-            out, bpp, {n: f"127.0.0.1:{s.port}" for n, s in services.items()}, announce
-        )
+        addresses = {n: f"127.0.0.1:{s.port}" for n, s in services.items()}
+        return _push_samples(out, bpp, addresses, announce, Credentials(), wait, local=True)
+
+
+def _what_to_do(code: str | None, credentials: Credentials, log: Path | None) -> str:
+    """The advice for a failed call's status ``code`` (its name; None: no answer at all).
+    ``log``: the service's log, where the demo started it."""
+    if log is not None:
+        return f"its log says why: {log}"
+    if code == "UNAUTHENTICATED":
+        if credentials.token is None:
+            return (
+                "the services require a bearer token: pass it with --token-file FILE "
+                "(Kubernetes: deploy/k8s/base/secrets/token) or --token-env VAR"
+            )
+        return "the token given is not the services' (Kubernetes: deploy/k8s/base/secrets/token)"
+    if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", None):
+        advice = "check the address and that the service runs (a port-forward still open?)"
+        if credentials.tls:
+            return advice + " and that --tls-ca signed its certificate (or give --tls-server-name)"
+        return advice + "; if it serves TLS, pass the CA that signed its certificate: --tls-ca FILE"
+    if code == "NOT_SERVING":
+        return "it is still loading its models or shutting down; try again, or a longer --wait"
+    if code == "PERMISSION_DENIED":
+        return "check the token and the client certificate (--tls-cert, --tls-key)"
+    return "the message says what it accepts"
+
+
+@contextlib.contextmanager
+def _calling(service: str, address: str, advice: Callable[[str], str]) -> Iterator[None]:
+    """Turn a failed gRPC call to ``service`` into a :class:`DemoError`."""
+    import grpc
+
+    try:
+        yield
+    except grpc.RpcError as err:
+        code = err.code().name
+        raise DemoError(
+            f"the {service} at {address} answered {code} ({err.details()}): {advice(code)}"
+        ) from err
 
 
 def _push_samples(
-    out: Path, bpp: float, addresses: dict[str, str], announce: Callable[[str], object]
+    out: Path,
+    bpp: float,
+    addresses: dict[str, str],
+    announce: Callable[[str], object],
+    credentials: Credentials,
+    wait: float,
+    local: bool,
 ) -> list[DemoRow]:
-    from semlink.serving.client import SemlinkClient, channel, image_of, wait_until_serving
+    from semlink.serving.client import (
+        NotServingError,
+        SemlinkClient,
+        channel,
+        image_of,
+        wait_until_serving,
+    )
 
-    chans = {name: channel(address) for name, address in addresses.items()}
-    for ch in chans.values():
-        wait_until_serving(ch, timeout=120)
+    def advice(service: str) -> Callable[[str | None], str]:
+        log = out / f"{service}.log" if local else None
+        return lambda code: _what_to_do(code, credentials, log)
+
+    chans = {
+        name: channel(
+            address,
+            root_certificates=credentials.root_certificates,
+            client_cert=credentials.client_cert,
+            tls_server_name=credentials.tls_server_name,
+        )
+        for name, address in addresses.items()
+    }
+    for name, ch in chans.items():
+        try:
+            wait_until_serving(ch, timeout=wait)
+        except NotServingError as err:
+            raise DemoError(
+                f"the {name} at {addresses[name]} did not report SERVING within {wait:g} s "
+                f"({err.last}): {advice(name)(err.code)}"
+            ) from err
     announce("encoder, link and decoder are SERVING")
-    client = SemlinkClient(chans["encoder"], chans["decoder"], chans["link"])
+    client = SemlinkClient(chans["encoder"], chans["decoder"], chans["link"], credentials.token)
+
+    def calling(service: str) -> contextlib.AbstractContextManager[None]:
+        return _calling(service, addresses[service], advice(service))
+
     rows = []
     for name, image in sample_images().items():
         start = time.perf_counter()
-        encoded = client.encode(image, target_bpp=bpp)
+        with calling("encoder"):
+            encoded = client.encode(image, target_bpp=bpp)
         (out / f"{name}.slk").write_bytes(encoded.packet)
-        sent = client.transmit(encoded.packet)
+        with calling("link"):
+            sent = client.transmit(encoded.packet)
         decode_start = time.perf_counter()
         if sent.delivered:
-            reconstruction = image_of(client.decode(sent.delivered))
+            with calling("decoder"):
+                decoded = client.decode(sent.delivered)
+            reconstruction = image_of(decoded)
             decode_ms = 1000 * (time.perf_counter() - decode_start)
         else:  # even the header was lost: nothing to decode
             reconstruction = np.full_like(image, 128)
             decode_ms = 0.0
         end_to_end = time.perf_counter() - start
-        metrics = all_metrics(image, reconstruction, with_niqe=False)
+        metrics = all_metrics(image, reconstruction, with_niqe=False, with_perceptual=False)
         Image.fromarray(reconstruction).save(out / f"{name}-decoded.png")
         side_by_side = np.concatenate([image, reconstruction], axis=1)
         Image.fromarray(side_by_side).save(out / f"{name}-side-by-side.png")

@@ -158,19 +158,39 @@ def channel(
     return grpc.secure_channel(target, credentials, options=options)
 
 
+class NotServingError(TimeoutError):
+    """A server did not report SERVING in time. ``code`` is its last answer's name: a health
+    status (NOT_SERVING), a gRPC status code (UNAVAILABLE: nothing answers at the address,
+    or TLS does not match), or None where no call ended at all."""
+
+    def __init__(self, timeout: float, code: str | None, details: str = "") -> None:
+        self.code, self.details = code, details
+        super().__init__(f"server did not report SERVING within {timeout:g} s ({self.last})")
+
+    @property
+    def last(self) -> str:
+        """The last answer, as a phrase: ``last answer: UNAVAILABLE: failed to connect ...``."""
+        answer = f"{self.code}: {self.details}" if self.details else (self.code or "none")
+        return f"last answer: {answer}"
+
+
 def wait_until_serving(ch: grpc.Channel, timeout: float = 60.0) -> None:
-    """Block until the server's health says SERVING (raises TimeoutError otherwise)."""
+    """Block until the server's health says SERVING (raises :class:`NotServingError`, a
+    TimeoutError, otherwise)."""
     stub = health_pb2_grpc.HealthStub(ch)
     end = time.monotonic() + timeout
+    code: str | None = None
+    details = ""
     while time.monotonic() < end:
         try:
             status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
             if status == health_pb2.HealthCheckResponse.SERVING:
                 return
-        except grpc.RpcError:
-            pass
+            code, details = health_pb2.HealthCheckResponse.ServingStatus.Name(status), ""
+        except grpc.RpcError as err:
+            code, details = err.code().name, err.details() or ""
         time.sleep(0.1)
-    raise TimeoutError(f"server did not report SERVING within {timeout} s")
+    raise NotServingError(timeout, code, details)
 
 
 def png_bytes(image: NDArray[np.uint8]) -> bytes:
