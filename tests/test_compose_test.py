@@ -10,6 +10,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,77 @@ def test_the_build_context_leaves_out_the_venv_and_outputs() -> None:
             if instruction.startswith("COPY "):
                 for source in instruction.split()[1:-1]:
                     assert source in kept, (dockerfile, source)
+
+
+# The edge image where the PyTorch CPU index cannot be reached: PyPI's torchvision on CPU
+# torch, which imports only once semlink's shim (semlink._torchvision) is installed. Played
+# here by a finder put first on sys.meta_path of a local Python.
+PYPI_TORCHVISION_ON_CPU_TORCH = """
+import sys
+class _Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision" and "semlink._torchvision" not in sys.modules:
+            raise ImportError("operator torchvision::nms does not exist")
+sys.meta_path.insert(0, _Finder())
+"""
+
+
+def _in_edge_image(image: str, code: str) -> subprocess.CompletedProcess[str]:
+    """``in_image`` played by this machine's Python with the edge image's torchvision."""
+    return subprocess.run(
+        [sys.executable, "-c", PYPI_TORCHVISION_ON_CPU_TORCH + code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_demo_client_check_imports_as_the_demo_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The check that decides whether compose-test runs the demo client container imports
+    semlink before torchvision, as `semlink demo` does; a bare `import torchvision` (the old
+    check, which left the container out wrongly) fails where the demo runs."""
+    from tools.compose import images
+
+    assert images.DEMO_CLIENT_IMPORTS.startswith("import services.cli,")
+    assert "import torchvision" not in images.DEMO_CLIENT_IMPORTS
+    bare = _in_edge_image("semlink-encoder", "import torchvision")
+    assert bare.returncode != 0 and "torchvision::nms" in bare.stderr
+    # The demo client itself (the compose file's entrypoint) gets past its imports: it ends
+    # on the address it cannot reach, not on torchvision.
+    demo = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["demo"]
+    assert demo["entrypoint"][:2] == ["semlink", "demo"]
+    nowhere = "127.0.0.1:9"
+    real = _in_edge_image(
+        "semlink-encoder",
+        "import sys; from services.script import main; sys.argv = ['semlink', 'demo', "
+        f"'--encoder', '{nowhere}', '--via', '{nowhere}', '--decoder', '{nowhere}', "
+        "'--wait', '0', '--out', " + repr(str(tmp_path / "demo")) + "]; main()",
+    )
+    assert real.returncode == 2 and "did not report SERVING" in real.stdout, real
+    assert "torchvision" not in real.stdout + real.stderr
+    monkeypatch.setattr(images, "in_image", _in_edge_image)
+    report = TOOL.Report()
+    assert TOOL.demo_client_runs("semlink-encoder", report)
+    assert report.notes == []
+
+
+def test_a_demo_client_that_cannot_import_is_left_out_with_a_note(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools.compose import images
+
+    def broken(image: str, code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(
+            [], 1, "", "Traceback ...\nModuleNotFoundError: No module named 'piq'\n"
+        )
+
+    monkeypatch.setattr(images, "in_image", broken)
+    report = TOOL.Report()
+    assert not TOOL.demo_client_runs("semlink-encoder", report)
+    assert report.notes == [
+        "semlink-encoder: the demo client's imports fail "
+        "(ModuleNotFoundError: No module named 'piq'): it is left out"
+    ]
