@@ -74,9 +74,7 @@ def test_shipped_fidelity_restorer_matches_its_manifest_and_beats_lanczos() -> N
     assert restorer is not None and restorer.fidelity is not None
 
 
-def test_a_tampered_packaged_fidelity_restorer_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_tampered_packaged_fidelity_restorer_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "semlink" / "data"
     data.mkdir(parents=True)
     for name in (pixel.SHIPPED, pixel.FIDELITY):
@@ -85,9 +83,8 @@ def test_a_tampered_packaged_fidelity_restorer_is_refused(
             DATA.joinpath(f"{name}.safetensors").read_bytes()
         )
     (data / f"{pixel.FIDELITY}.safetensors").write_bytes(b"tampered")
-    monkeypatch.setattr(pixel.resources, "files", lambda _: tmp_path / "semlink")
     with pytest.raises(weights.WeightsError, match="fidelity_restorer"):
-        pixel.load_shipped()
+        pixel.load_shipped(data)
 
 
 def test_packaged_taef2_matches_its_manifest_and_names_its_source() -> None:
@@ -156,16 +153,13 @@ def test_without_the_packaged_restorer_lite_falls_back_to_lanczos_and_says_so_on
     assert len(said) == 1 and "Lanczos" in said[0]
 
 
-def test_a_tampered_packaged_restorer_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_tampered_packaged_restorer_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "semlink" / "data"
     data.mkdir(parents=True)
     (data / "pixel_restorer.json").write_text(DATA.joinpath("pixel_restorer.json").read_text())
     (data / "pixel_restorer.safetensors").write_bytes(b"tampered")
-    monkeypatch.setattr(pixel.resources, "files", lambda _: tmp_path / "semlink")
     with pytest.raises(weights.WeightsError, match="manifest"):
-        pixel.load_shipped()
+        pixel.load_shipped(data)
 
 
 def test_the_restorer_can_be_switched_off() -> None:

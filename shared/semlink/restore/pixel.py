@@ -221,12 +221,13 @@ def load_network(
     return model.eval(), manifest
 
 
-def load_shipped() -> ShippedRestorer | None:
+def load_shipped(data: Traversable | None = None) -> ShippedRestorer | None:
     """The package's restorer (with its fidelity network when packaged), or None
-    (Lanczos) when the package has none."""
+    (Lanczos) when the package has none; ``data``: another folder laid out as the
+    package's data (default: the package's)."""
     from semlink.models.weights import say_once
 
-    found = load_network(SHIPPED)
+    found = load_network(SHIPPED, data)
     if found is None:
         say_once(
             f"lite: the package has no restorer (semlink/data/{SHIPPED}.json), so references "
@@ -235,7 +236,7 @@ def load_shipped() -> ShippedRestorer | None:
         )
         return None
     model, manifest = found
-    fidelity = load_network(FIDELITY)
+    fidelity = load_network(FIDELITY, data)
     return ShippedRestorer(
         model,
         float(manifest["recipe"].get("realism", 0.0)),
