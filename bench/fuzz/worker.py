@@ -28,10 +28,10 @@ def _cpu_seconds() -> float:
 
 def serve() -> None:
     """Read length-prefixed packets on stdin; answer outcome, seconds and message."""
-    from semlink.codec import decode
+    from semlink.codec import Codecs
     from semlink.serving.errors import status_for
 
-    models = tiny_resolver()
+    codecs = Codecs(tiny_resolver())
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(b"R")
     stdout.flush()
@@ -42,7 +42,7 @@ def serve() -> None:
         data = stdin.read(struct.unpack("<I", head)[0])
         start, cpu = time.perf_counter(), _cpu_seconds()
         try:
-            decode(data, models=models, restorer=False, steps=1)
+            codecs.decode(data, restorer=False, steps=1)
             outcome, message = "OK", ""
         except Exception as exc:
             code = status_for(exc)

@@ -98,17 +98,19 @@ def child_encode(root: Path, sizes: list[int], bpp: float) -> dict[str, Any]:
     from semlink.models.synth import SynthPaths
 
     os.environ.update(SynthPaths(root).environment())
-    from semlink.codec import encode
+    from semlink.budget import Budget
+    from semlink.codec import Codec
     from semlink.config import settings
     from semlink.resolver import Resolver
 
     models = Resolver(settings()).models("sedic")
+    codec = Codec(models)
     start = time.perf_counter()
     _ = models.extractor, models.reference_codecs, models.fingerprint
     out: dict[str, Any] = {"load_s": time.perf_counter() - start, "sizes": {}}
     for size in sizes:
         start = time.perf_counter()
-        result = encode(photo(size), "sedic", target_bpp=bpp, models=models)
+        result = codec.encode(photo(size), Budget(target_bpp=bpp))
         out["sizes"][str(size)] = {
             "total_s": time.perf_counter() - start,
             "stages": result.stage_seconds,

@@ -1,5 +1,6 @@
-"""``semlink.encode`` and ``semlink.decode`` for scripts and notebooks: the calls of
-:mod:`semlink.codec` on the process's codecs when given no models.
+"""``semlink.encode`` and ``semlink.decode`` for scripts and notebooks: the codec's
+:meth:`~semlink.codec.Codec.encode` and :meth:`~semlink.codec.Codecs.decode` as functions,
+on the process's codecs when given no models.
 
 This module is an edge, like a command or a service's ``main``: it builds the process's
 :class:`~semlink.codec.Codecs` from :func:`semlink.config.settings` on first use (and again
@@ -16,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from semlink import codec
-from semlink.codec import Codecs, DecodeResult, EncodeResult, ObjectHint
+from semlink.budget import Budget
+from semlink.codec import Codec, Codecs, DecodeResult, EncodeResult, ObjectHint, codec_of
 from semlink.packet import Packet
 from semlink.profiles import Profile
 from semlink.resolver import Models, Resolver
@@ -51,14 +52,14 @@ def encode(
     semantics_only: bool = False,
 ) -> EncodeResult:
     """Encode ``image`` into a packet of at most ``max_bytes`` (or ``target_bpp`` x pixels
-    / 8), the whole packet: :meth:`semlink.codec.Codec.encode` on ``models`` (default: the
-    process's, :func:`default_codecs`)."""
+    / 8), the whole packet: :meth:`semlink.codec.Codec.encode` of ``profile`` on ``models``
+    (one profile's, which must be ``profile``'s, or every profile's; default: the
+    process's, :func:`default_codecs`). The budget is checked before any work."""
+    budget = Budget(max_bytes=max_bytes, target_bpp=target_bpp)
+    codec = codec_of(default_codecs().resolver if models is None else models, profile)
     return codec.encode(
         image,
-        profile,
-        models=default_codecs().resolver if models is None else models,
-        max_bytes=max_bytes,
-        target_bpp=target_bpp,
+        budget,
         caption=caption,
         objects=objects,
         segmap=segmap,
@@ -79,11 +80,16 @@ def decode(
     max_pixels: int | None = None,
     realism: float | None = None,
 ) -> DecodeResult:
-    """Rebuild the image from a packet: :meth:`semlink.codec.Codec.decode` on ``models``
-    (default: the process's, :func:`default_codecs`)."""
-    return codec.decode(
+    """Rebuild the image from a packet: :meth:`semlink.codec.Codecs.decode` on ``models``
+    (one profile's, or every profile's: the packet's header picks them; default: the
+    process's, :func:`default_codecs`)."""
+    codecs: Codec | Codecs
+    if models is None:
+        codecs = default_codecs()
+    else:
+        codecs = Codecs(models) if isinstance(models, Resolver) else Codec(models)
+    return codecs.decode(
         data,
-        models=default_codecs().resolver if models is None else models,
         check=check,
         steps=steps,
         seed=seed,

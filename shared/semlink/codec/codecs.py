@@ -10,6 +10,7 @@ below picks models behind the caller's back.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -57,16 +58,15 @@ class _Decodes(ABC):
         ``realism`` (0 fidelity .. 1 texture) overrides the header's for lite's learned
         restorer.
         """
-        return decoder.decode(
-            data,
-            self._pick,
-            check=check,
-            steps=steps,
-            seed=seed,
-            restorer=restorer,
-            max_pixels=max_pixels,
-            realism=realism,
+        decoding = decoder.read_layers(
+            data, self._pick, check=check, restorer=restorer, max_pixels=max_pixels, realism=realism
         )
+        reference = None
+        if decoding.small is not None:  # upsampled last: the learned restorer reads the segmap
+            start = time.perf_counter()
+            reference = decoder.upsample(decoding)
+            decoding.result.stage_seconds["reference"] += time.perf_counter() - start
+        return decoder.finish(decoding, reference, steps, seed, check)
 
     def decode_batch(
         self,

@@ -2,6 +2,8 @@
 reference kept small, upsample the reference (lite's learned restorer, or Lanczos), and for
 generative profiles run the diffusion stage on it.
 
+The steps are :func:`read_layers`, :func:`upsample` and :func:`finish`: the codec's
+``decode`` takes them for one packet, :mod:`semlink.codec.batch` for several at once.
 Which models decode a packet is the caller's (:class:`Pick`): one profile's codec holds
 one profile's models, every profile's codecs pick them by the packet's header.
 """
@@ -184,29 +186,6 @@ def finish(
         )
         result.stage_seconds["diffusion"] = time.perf_counter() - start
     return result
-
-
-def decode(
-    data: bytes | Packet,
-    pick: Pick,
-    *,
-    check: Callable[[], None] | None = None,
-    steps: int | None = None,
-    seed: int | None = None,
-    restorer: bool | None = None,
-    max_pixels: int | None = None,
-    realism: float | None = None,
-) -> DecodeResult:
-    """One packet's picture (see :meth:`semlink.codec.Codec.decode`, which calls this)."""
-    decoding = read_layers(
-        data, pick, check=check, restorer=restorer, max_pixels=max_pixels, realism=realism
-    )
-    reference = None
-    if decoding.small is not None:  # upsampled last: the learned restorer reads the segmap
-        start = time.perf_counter()
-        reference = upsample(decoding)
-        decoding.result.stage_seconds["reference"] += time.perf_counter() - start
-    return finish(decoding, reference, steps, seed, check)
 
 
 def decode_preview(data: bytes | Packet, pick: Pick, max_pixels: int | None = None) -> DecodeResult:
