@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semlink import decode, encode
 from semlink.imaging import resize
-from semlink.restore.pixel import shipped_restorer
+from semlink.restore.pixel import load_shipped
 from semlink.streams.reference import small_size
 from semlink.streams.reference.ratecontrol import target_qp
 from semlink.streams.reference.vvc import VVC, VVC_MEDIUM
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--bpp", type=float, default=0.03)
     args = parser.parse_args()
-    restorer = shipped_restorer()
+    restorer = load_shipped()
     print(
         "learned restorer: "
         + (f"on, default realism {restorer.realism}" if restorer is not None else "off (Lanczos)")

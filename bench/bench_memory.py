@@ -81,11 +81,11 @@ def child(task: str, megapixels: float) -> None:
 
     from semlink import decode, encode
     from semlink.imaging import read_image
-    from semlink.restore.pixel import shipped_restorer
+    from semlink.restore.pixel import load_shipped
     from semlink.serving.client import png_bytes
     from services.decoder.server import image_bytes
 
-    shipped_restorer()
+    load_shipped()
     side = math.sqrt(megapixels * 1e6 / (3 / 2))
     width, height = round(side * 3 / 2) // 2 * 2, round(side) // 2 * 2
     picture = np.asarray(Image.fromarray(data.astronaut()).resize((width, height)))

@@ -237,7 +237,7 @@ def test_the_correction_fades_out_past_the_references_the_networks_learned_from(
 def test_a_rich_lite_packet_decodes_to_its_lanczos_picture() -> None:
     """At 1 bit per pixel lite's reference is nearly full size and fine: every realism
     decodes it as the restorer-off decode does; at 0.05 bpp the restorer works."""
-    if pixel.shipped_restorer() is None:
+    if pixel.load_shipped() is None:
         pytest.skip("the package has no restorer")
     photo = np.ascontiguousarray(skimage.data.chelsea()[:240, :320])
     rich = encode(photo, target_bpp=1.0).data
@@ -386,7 +386,7 @@ def packet() -> bytes:
 def test_the_header_carries_the_encoders_realism_and_a_decoder_may_override_it(
     packet: bytes,
 ) -> None:
-    if pixel.shipped_restorer() is None:
+    if pixel.load_shipped() is None:
         pytest.skip("the package has no restorer")
     parsed = parse(packet)
     assert parsed.realism == 30
@@ -440,7 +440,7 @@ def test_the_cli_reads_and_overrides_realism(tmp_path: Path) -> None:
         app, ["decode", str(tmp_path / "p.slk"), "-o", str(tmp_path / "o.png"), "--realism", "0"]
     )
     assert out.exit_code == 0, out.output
-    if pixel.shipped_restorer() is not None:
+    if pixel.load_shipped() is not None:
         assert "realism 0.00" in out.output
     refused = runner.invoke(
         app, ["decode", str(tmp_path / "p.slk"), "-o", str(tmp_path / "x.png"), "--realism", "2"]
@@ -484,7 +484,7 @@ def test_grpc_encode_and_decode_take_a_realism(services: tuple[grpc.Channel, grp
     )
     as_sent = decoder.Decode(decoder_pb2.DecodeRequest(packet=sent.packet))
     assert fidelity.stats.width == as_sent.stats.width == small_photo().shape[1]
-    if pixel.shipped_restorer() is not None:
+    if pixel.load_shipped() is not None:
         assert fidelity.image != as_sent.image  # realism 0 (set, though it is proto3's zero)
 
 
@@ -510,7 +510,7 @@ def test_the_restorer_prints_no_periodic_pattern_on_smooth_areas(realism: str | 
     """Energy at the 4- and 8-pixel periods in each photo's smoothest 64x64 luma block,
     decoded at 0.03 bpp, stays within 1.5x of the original's (summed over the photos; the
     original's is the floor a natural picture has there)."""
-    if pixel.shipped_restorer() is None:
+    if pixel.load_shipped() is None:
         pytest.skip("the package has no restorer")
     totals = {4: [0.0, 0.0], 8: [0.0, 0.0]}
     for _, photo in _photos():
@@ -530,7 +530,7 @@ def test_the_restorer_shifts_no_colour(realism: float) -> None:
     """The mean of each colour channel of the decoded picture stays within 1 level of the
     picture the reference alone gives (Lanczos: what the packet carries of the colour),
     photo by photo at 0.03 bpp; the invented texture adds detail, not a tint."""
-    if pixel.shipped_restorer() is None:
+    if pixel.load_shipped() is None:
         pytest.skip("the package has no restorer")
     for name, photo in _photos():
         packet = encode(photo, target_bpp=0.03).data

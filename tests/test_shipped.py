@@ -14,6 +14,7 @@ import pytest
 
 from semlink.codec import Codec
 from semlink.config import Settings, settings
+from semlink.imaging import resize
 from semlink.models import taef2, weights
 from semlink.profiles import LITE
 from semlink.resolver import Models
@@ -134,9 +135,10 @@ def test_shipped_restorer_loads_and_restores(chelsea: np.ndarray) -> None:
     restorer = lite_models().restorer
     assert restorer is not None
     small = np.ascontiguousarray(chelsea[::4, ::4])
-    out = pixel.upscale(small, 451, 300, restorer=restorer)
+    network, realism, fidelity = restorer
+    out = pixel.restore(small, 451, 300, network, realism, None, fidelity)
     assert out.shape == (300, 451, 3) and out.dtype == np.uint8
-    assert not np.array_equal(out, pixel.resize(small, 451, 300))
+    assert not np.array_equal(out, resize(small, 451, 300))
 
 
 def test_without_the_packaged_restorer_lite_falls_back_to_lanczos_and_says_so_once(
@@ -147,8 +149,6 @@ def test_without_the_packaged_restorer_lite_falls_back_to_lanczos_and_says_so_on
     with caplog.at_level(logging.WARNING, logger="semlink"):
         assert lite_models().restorer is None
         assert lite_models().restorer is None  # looked up twice, said once
-        small = np.zeros((10, 12, 3), np.uint8)
-        assert np.array_equal(pixel.upscale(small, 48, 40), pixel.resize(small, 48, 40))
     said = [r.message for r in caplog.records if "restorer" in r.message]
     assert len(said) == 1 and "Lanczos" in said[0]
 

@@ -242,29 +242,3 @@ def load_shipped(data: Traversable | None = None) -> ShippedRestorer | None:
         float(manifest["recipe"].get("realism", 0.0)),
         None if fidelity is None else fidelity[0],
     )
-
-
-def shipped_restorer() -> ShippedRestorer | None:
-    """The package's restorer (:func:`load_shipped`, loaded afresh), or None (Lanczos) when
-    the package has none: what scripts and tests look at. Decoders use their models'
-    (:attr:`semlink.resolver.Models.restorer`, built where the program starts)."""
-    return load_shipped()
-
-
-def upscale(
-    reference: NDArray[np.uint8],
-    width: int,
-    height: int,
-    segmap: NDArray[np.integer] | None = None,
-    restorer: ShippedRestorer | None = None,
-    realism: float | None = None,
-    bits: int | None = None,
-) -> NDArray[np.uint8]:
-    """The lite decoder's last stage: the learned ``restorer`` at ``realism`` (default: the
-    restorer's own default) when given, else Lanczos; ``bits``: the reference layer's
-    payload (:func:`strength`)."""
-    if restorer is None:
-        return resize(reference, width, height)
-    network, default, fidelity = restorer
-    realism = default if realism is None else realism
-    return restore(reference, width, height, network, realism, segmap, fidelity, bits)
