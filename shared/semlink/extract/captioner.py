@@ -20,7 +20,6 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -141,89 +140,14 @@ class ChatCaptioner:
 
 
 _NOT_OBJECTS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "on",
-        "in",
-        "at",
-        "to",
-        "with",
-        "and",
-        "or",
-        "by",
-        "for",
-        "from",
-        "into",
-        "onto",
-        "over",
-        "under",
-        "near",
-        "next",
-        "front",
-        "behind",
-        "top",
-        "bottom",
-        "left",
-        "right",
-        "side",
-        "middle",
-        "background",
-        "foreground",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "being",
-        "it",
-        "its",
-        "this",
-        "that",
-        "there",
-        "their",
-        "his",
-        "her",
-        "they",
-        "he",
-        "she",
-        "some",
-        "two",
-        "three",
-        "four",
-        "many",
-        "several",
-        "one",
-        "other",
-        "each",
-        "very",
-        "up",
-        "down",
-        "out",
-        "off",
-        "while",
-        "as",
-        "has",
-        "have",
-        "having",
-        "sitting",
-        "standing",
-        "lying",
-        "looking",
-        "holding",
-        "wearing",
-        "walking",
-        "playing",
-        "made",
-        "close",
-        "view",
-        "image",
-        "picture",
-        "photo",
-        "shot",
-    ]
+    """
+    a an the of on in at to with and or by for from
+    into onto over under near next front behind top bottom left right side middle
+    background foreground is are was were be being it its this that there their
+    his her they he she some two three four many several one other each
+    very up down out off while as has have having sitting standing lying looking
+    holding wearing walking playing made close view image picture photo shot
+    """.split()
 )
 
 
@@ -256,29 +180,19 @@ class TransformersCaptioner:
     @classmethod
     def from_pretrained(cls, source: str) -> TransformersCaptioner:
         """A local directory (sha256 manifest checked when present) or a hub id."""
-
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-        from semlink.models.weights import (
-            check_loading_info,
-            load_error,
-            shape_mismatches,
-            verify_if_local,
-        )
+        from semlink.models.weights import load_transformers
 
-        verify_if_local(source)
-        try:
-            model, info = AutoModelForImageTextToText.from_pretrained(
-                source, output_loading_info=True
-            )
-            processor = AutoProcessor.from_pretrained(source)
-        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-            wrong = shape_mismatches(
-                lambda: AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(source)),
-                Path(source),
-            )
-            raise load_error(f"captioner {source}", exc, wrong) from exc
-        check_loading_info(f"captioner {source}", info)
+        model, processor = load_transformers(
+            f"captioner {source}",
+            source,
+            AutoModelForImageTextToText,
+            AutoProcessor,
+            build=lambda: AutoModelForImageTextToText.from_config(
+                AutoConfig.from_pretrained(source)
+            ),
+        )
         return cls(model.eval(), processor)
 
     @classmethod

@@ -63,28 +63,17 @@ class GroundingDinoGrounder:
             GroundingDinoForObjectDetection,
         )
 
-        from semlink.models.weights import (
-            check_loading_info,
-            load_error,
-            shape_mismatches,
-            verify_if_local,
-        )
+        from semlink.models.weights import load_transformers
 
-        verify_if_local(source)
-        try:
-            model, info = GroundingDinoForObjectDetection.from_pretrained(
-                str(source), output_loading_info=True
-            )
-            processor = AutoProcessor.from_pretrained(str(source))
-        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-            wrong = shape_mismatches(
-                lambda: GroundingDinoForObjectDetection(
-                    GroundingDinoConfig.from_pretrained(str(source))
-                ),
-                Path(source),
-            )
-            raise load_error(f"grounder {source}", exc, wrong) from exc
-        check_loading_info(f"grounder {source}", info)
+        model, processor = load_transformers(
+            f"grounder {source}",
+            source,
+            GroundingDinoForObjectDetection,
+            AutoProcessor,
+            build=lambda: GroundingDinoForObjectDetection(
+                GroundingDinoConfig.from_pretrained(str(source))
+            ),
+        )
         return cls(model, processor, box_threshold)
 
     @classmethod

@@ -17,60 +17,16 @@ import torch
 from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from semlink.models.weights import WeightsError, check_loading_info, load_error, verify_manifest
+from semlink.models.weights import WeightsError, load_checked, load_error, verify_manifest
 
-TINY_WORDS = [
-    "a",
-    "an",
-    "the",
-    "of",
-    "on",
-    "in",
-    "with",
-    "and",
-    "at",
-    "near",
-    "next",
-    "to",
-    "red",
-    "green",
-    "blue",
-    "white",
-    "black",
-    "yellow",
-    "brown",
-    "grey",
-    "cat",
-    "dog",
-    "bird",
-    "parrot",
-    "man",
-    "woman",
-    "child",
-    "boat",
-    "car",
-    "house",
-    "tree",
-    "sky",
-    "grass",
-    "water",
-    "road",
-    "field",
-    "door",
-    "window",
-    "wall",
-    "mountain",
-    "sea",
-    "beach",
-    "street",
-    "building",
-    "flower",
-    "hat",
-    "shirt",
-    "table",
-    "chair",
-    "face",
-]
+TINY_WORDS = """
+a an the of on in with and at near next to
+red green blue white black yellow brown grey cat dog bird parrot
+man woman child boat car house tree sky grass water road field
+door window wall mountain sea beach street building flower hat shirt table
+chair face
+""".split()
+"""The tiny text encoder's whole words (its vocabulary is letters besides)."""
 
 
 @dataclass
@@ -174,14 +130,12 @@ class DiffusionComponents:
             where = f"{directory / name} ({kind.__name__})"
             if not (directory / name).is_dir():
                 raise WeightsError(f"{where}: directory missing (diffusers layout expected)")
-            try:
-                loaded, info = kind.from_pretrained(
+            return load_checked(
+                where,
+                lambda: kind.from_pretrained(
                     directory / name, output_loading_info=True, **common, **kwargs
-                )
-            except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-                raise load_error(where, exc) from exc
-            check_loading_info(where, info)
-            return loaded
+                ),
+            )
 
         def plain(kind: Any, name: str) -> Any:
             try:

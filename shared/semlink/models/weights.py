@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file
@@ -26,6 +26,8 @@ from torch import nn
 from semlink.errors import WeightsError
 
 MANIFEST = "manifest.json"
+
+T = TypeVar("T")
 
 
 class TamperedWeightsError(WeightsError):
@@ -165,6 +167,39 @@ def shape_mismatches(build: Callable[[], nn.Module], directory: Path) -> list[st
                 if key in own and own[key] != shape:
                     wrong.append(f"{key}: file {shape}, model {own[key]}")
     return wrong
+
+
+def load_checked(
+    what: str,
+    load: Callable[[], tuple[T, dict[str, Any]]],
+    mismatches: Callable[[], list[str]] | None = None,
+) -> T:
+    """What ``load`` loads: a ``from_pretrained(..., output_loading_info=True)`` call of
+    diffusers or transformers and its loading info. A failure is a :func:`load_error`
+    naming ``what`` (and the tensors of the wrong shape ``mismatches`` finds); a load that
+    left parameters random, ignored or resized is refused (:func:`check_loading_info`)."""
+    try:
+        loaded, info = load()
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise load_error(what, exc, mismatches() if mismatches else None) from exc
+    check_loading_info(what, info)
+    return loaded
+
+
+def load_transformers(
+    what: str, source: str | Path, model: Any, processor: Any, build: Callable[[], nn.Module]
+) -> tuple[Any, Any]:
+    """A transformers ``model`` class and its ``processor`` class loaded from ``source``: a
+    local directory (its manifest checked first, when it has one) or a hub id, refused as
+    :func:`load_checked` says; ``build`` makes the model from its config alone (to name the
+    files' tensors whose shapes differ from it)."""
+    verify_if_local(source)
+
+    def load() -> tuple[tuple[Any, Any], dict[str, Any]]:
+        loaded, info = model.from_pretrained(str(source), output_loading_info=True)
+        return (loaded, processor.from_pretrained(str(source))), info
+
+    return load_checked(what, load, lambda: shape_mismatches(build, Path(source)))
 
 
 def architecture_digest(recipe: str, *modules: nn.Module) -> str:
