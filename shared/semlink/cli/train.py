@@ -6,20 +6,27 @@ Each run is resumable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from semlink.cli._common import Limit, Minutes, ShipTo, Steps, _bsds, _fail, console
 
+if TYPE_CHECKING:
+    from semlink.train.pixel_restorer import PixelRestorerRecipe
+
 train_app = typer.Typer(help="Train the project's models (CPU or GPU).", no_args_is_help=True)
 
 
-def _bar() -> tuple[Progress, Callable[[str, int, int], None]]:
-    """A progress display and the ``progress(stage, done, total)`` callback recipes take."""
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress display, shown while the block runs; yields the ``progress(stage, done,
+    total)`` callback recipes take."""
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -34,7 +41,46 @@ def _bar() -> tuple[Progress, Callable[[str, int, int], None]]:
             tasks[stage] = bar.add_task(stage, total=total)
         bar.update(tasks[stage], completed=done)
 
-    return bar, progress
+    with bar:
+        yield progress
+
+
+def _ran(out: Path, state: Any) -> None:
+    """Say where a recipe's run stands once its ``train`` returns."""
+    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+
+
+def _restorer_recipe(
+    *,
+    fidelity: bool,
+    adv_start: int,
+    fine_tune_steps: int | None,
+    lr: float | None,
+    width: int | None,
+    blocks: int | None,
+    fine_width: int | None,
+    fine_blocks: int,
+    ms_ssim_weight: float | None,
+) -> PixelRestorerRecipe:
+    """``semlink train restorer``'s recipe: the fidelity recipe or recipe c's, with the
+    options given in place of its values. A fine-tune of ``fine_tune_steps`` (--init)
+    spans the learning rate's cosine decay (in a recipe that decays) over them."""
+    from semlink.train.pixel_restorer import FIDELITY, PixelRestorerRecipe
+
+    if ms_ssim_weight is not None and not fidelity:
+        raise typer.BadParameter("only the fidelity recipe (--fidelity) has an MSE loss")
+    recipe = FIDELITY if fidelity else PixelRestorerRecipe(adv_start=adv_start)
+    given: dict[str, Any] = {
+        "lr": lr,
+        "blocks": blocks,
+        "width": width,
+        "ms_ssim_weight": ms_ssim_weight,
+    }
+    if fine_tune_steps is not None and recipe.decay_steps:
+        given["decay_steps"] = fine_tune_steps
+    if fine_width:
+        given.update(fine_width=fine_width, fine_blocks=fine_blocks)
+    return replace(recipe, **{k: v for k, v in given.items() if v is not None})
 
 
 @train_app.command("restorer")
@@ -103,31 +149,24 @@ def train_restorer_cmd(
     L1, MS-SSIM and realism-weighted adversarial losses on BSDS500 VVC references;
     resumable. --ship DIR evaluates on held-out photos, picks the default realism and
     writes the fp16 weights and manifest."""
-    from dataclasses import replace
-
-    from semlink.train.pixel_restorer import FIDELITY, PixelRestorerRecipe, train
+    from semlink.train.pixel_restorer import train
     from semlink.train.restorer_ship import ship_restorer
 
     bsds = _bsds()
-    bar, progress = _bar()
-    recipe = FIDELITY if fidelity else PixelRestorerRecipe(adv_start=adv_start)
-    if init is not None and recipe.decay_steps:
-        recipe = replace(recipe, decay_steps=steps)
-    if lr is not None:
-        recipe = replace(recipe, lr=lr)
-    if blocks is not None:
-        recipe = replace(recipe, blocks=blocks)
-    if width is not None:
-        recipe = replace(recipe, width=width)
-    if fine_width:
-        recipe = replace(recipe, fine_width=fine_width, fine_blocks=fine_blocks)
-    if ms_ssim_weight is not None:
-        if not fidelity:
-            raise typer.BadParameter("only the fidelity recipe (--fidelity) has an MSE loss")
-        recipe = replace(recipe, ms_ssim_weight=ms_ssim_weight)
+    recipe = _restorer_recipe(
+        fidelity=fidelity,
+        adv_start=adv_start,
+        fine_tune_steps=None if init is None else steps,
+        lr=lr,
+        width=width,
+        blocks=blocks,
+        fine_width=fine_width,
+        fine_blocks=fine_blocks,
+        ms_ssim_weight=ms_ssim_weight,
+    )
     if fidelity and out == Path("out/train/pixel"):
         out = Path("out/train/fidelity")
-    with bar:
+    with _progress() as progress:
         state = train(
             bsds,
             out,
@@ -138,7 +177,7 @@ def train_restorer_cmd(
             progress=progress,
             init=init,
         )
-    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    _ran(out, state)
     if ship_to is not None:
         manifest = ship_restorer(out, ship_to, bsds, note)
         console.print(f"shipped: {manifest}")
@@ -192,7 +231,6 @@ def train_perceptual_cmd(
     photos (LPIPS-Alex, DISTS, PSNR along the realism curve), picks the default realism and
     writes the fp16 weights and manifest."""
     import json
-    from dataclasses import replace
     from importlib import resources
 
     from semlink.train.common import CHECKPOINT
@@ -219,8 +257,7 @@ def train_perceptual_cmd(
     if init is None and not (out / CHECKPOINT).exists():
         init = Path(str(resources.files("semlink") / "data" / "fidelity_restorer.safetensors"))
     bsds = _bsds()
-    bar, progress = _bar()
-    with bar:
+    with _progress() as progress:
         state = train(
             bsds,
             out,
@@ -232,7 +269,7 @@ def train_perceptual_cmd(
             device=device,
             progress=progress,
         )
-    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    _ran(out, state)
     if ship_to is not None:
         from semlink.train.perceptual_restorer import ship_perceptual
 
@@ -261,8 +298,7 @@ def train_latent_restorer_cmd(
     from semlink.train.restorer import train
 
     weights = settings().weights_dir
-    bar, progress = _bar()
-    with bar:
+    with _progress() as progress:
         try:
             state = train(
                 _bsds(),
@@ -276,7 +312,7 @@ def train_latent_restorer_cmd(
             )
         except WeightsError as exc:
             raise _fail(str(exc)) from exc
-    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    _ran(out, state)
 
 
 @train_app.command("ref-codec")
@@ -298,7 +334,7 @@ def train_ref_codec_cmd(
     state = train(
         bsds, out, steps=steps, minutes=minutes, recipe=recipe, limit=limit, report=console.print
     )
-    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    _ran(out, state)
     if ship_to is not None:
         record = ship_ref_codec(out, ship_to, bsds, recipe)
         console.print(f"shipped: {ship_to}")
@@ -329,7 +365,7 @@ def train_latent_codec_cmd(
     state = train(
         cache, taef2_dir, out, steps=steps, minutes=minutes, recipe=recipe, report=console.print
     )
-    console.print(f"{out}: step {state.step}, {state.seconds / 60:.1f} min, loss curve loss.png")
+    _ran(out, state)
     if ship_to is not None:
         record = ship_latent_codec(out, ship_to, _bsds(), taef2_dir, recipe)
         console.print(f"shipped: {ship_to}")
@@ -348,8 +384,7 @@ def train_size_model_cmd(
     from semlink.streams.reference.sizemodel import COEFFICIENTS
     from semlink.train.size_model import collect, fit
 
-    bar, progress = _bar()
-    with bar:
+    with _progress() as progress:
         samples = collect(_bsds(), out, limit=limit, progress=progress)
     coefficients, error = fit(samples)
     console.print(f"{len(samples)} encodes, cross-validated error {error:.1%} (sd of log size)")
