@@ -21,7 +21,7 @@ entropy coding stays here, so both paths produce the same bytes.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -233,32 +233,43 @@ _KERNEL, _PADDING = 5, 2
 """cheng2020-attn's context model: a 5x5 masked convolution."""
 
 
-def _compress_ar(model: Any, y: torch.Tensor, z_hat: torch.Tensor) -> tuple[bytes, NDArray[Any]]:
-    """compressai's serial context-model coding, also returning every symbol's scale index
-    in coding order (what :meth:`LearnedCodec.check` covers)."""
-    from compressai.ans import BufferedRansEncoder
-
+def _context_steps(
+    model: Any, y_hat: torch.Tensor, z_hat: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[slice, slice]]]:
+    """cheng2020-attn's latent positions in coding order (rows, then columns), each with
+    what its context model predicts from the positions coded before it: the 5x5 crop of
+    ``y_hat`` (padded latents) around it, its scales' indexes, its means and where it lies
+    in ``y_hat``. The caller writes each position's coded value into ``y_hat`` before
+    asking for the next (the next prediction reads it)."""
     conditional = model.gaussian_conditional
     params = model.h_s(z_hat)
     height, width = z_hat.shape[2] * 4, z_hat.shape[3] * 4
-    y_hat = F.pad(y, (_PADDING,) * 4)
     weight = model.context_prediction.weight * model.context_prediction.mask
-    symbols: list[int] = []
-    indexes: list[int] = []
     for h in range(height):
         for w in range(width):
             crop = y_hat[:, :, h : h + _KERNEL, w : w + _KERNEL]
             context = F.conv2d(crop, weight, bias=model.context_prediction.bias)
             p = params[:, :, h : h + 1, w : w + 1]
             scales, means = model.entropy_parameters(torch.cat((p, context), 1)).chunk(2, 1)
-            index = conditional.build_indexes(scales)
-            centre = crop[:, :, _PADDING : _PADDING + 1, _PADDING : _PADDING + 1]
-            y_q = conditional.quantize(centre, "symbols", means)
-            y_hat[:, :, h + _PADDING : h + _PADDING + 1, w + _PADDING : w + _PADDING + 1] = (
-                y_q + means
-            )
-            symbols.extend(y_q.flatten().tolist())
-            indexes.extend(index.flatten().tolist())
+            at = (slice(h + _PADDING, h + _PADDING + 1), slice(w + _PADDING, w + _PADDING + 1))
+            yield crop, conditional.build_indexes(scales), means, at
+
+
+def _compress_ar(model: Any, y: torch.Tensor, z_hat: torch.Tensor) -> tuple[bytes, NDArray[Any]]:
+    """compressai's serial context-model coding, also returning every symbol's scale index
+    in coding order (what :meth:`LearnedCodec.check` covers)."""
+    from compressai.ans import BufferedRansEncoder
+
+    conditional = model.gaussian_conditional
+    y_hat = F.pad(y, (_PADDING,) * 4)
+    symbols: list[int] = []
+    indexes: list[int] = []
+    for crop, index, means, (rows, columns) in _context_steps(model, y_hat, z_hat):
+        centre = crop[:, :, _PADDING : _PADDING + 1, _PADDING : _PADDING + 1]
+        y_q = conditional.quantize(centre, "symbols", means)
+        y_hat[:, :, rows, columns] = y_q + means
+        symbols.extend(y_q.flatten().tolist())
+        indexes.extend(index.flatten().tolist())
     encoder = BufferedRansEncoder()
     encoder.encode_with_indexes(
         symbols,
@@ -277,10 +288,8 @@ def _decompress_ar(
     from compressai.ans import RansDecoder
 
     conditional = model.gaussian_conditional
-    params = model.h_s(z_hat)
     height, width = z_hat.shape[2] * 4, z_hat.shape[3] * 4
     y_hat = torch.zeros((1, model.M, height + 2 * _PADDING, width + 2 * _PADDING))
-    weight = model.context_prediction.weight * model.context_prediction.mask
     cdf, lengths, offsets = (
         conditional.quantized_cdf.tolist(),
         conditional.cdf_length.tolist(),
@@ -289,20 +298,13 @@ def _decompress_ar(
     decoder = RansDecoder()
     decoder.set_stream(y_string)
     indexes: list[int] = []
-    for h in range(height):
-        for w in range(width):
-            crop = y_hat[:, :, h : h + _KERNEL, w : w + _KERNEL]
-            context = F.conv2d(crop, weight, bias=model.context_prediction.bias)
-            p = params[:, :, h : h + 1, w : w + 1]
-            scales, means = model.entropy_parameters(torch.cat((p, context), 1)).chunk(2, 1)
-            index = conditional.build_indexes(scales).flatten().tolist()
-            values = torch.tensor(
-                decoder.decode_stream(index, cdf, lengths, offsets), dtype=torch.float32
-            ).reshape(1, -1, 1, 1)
-            y_hat[:, :, h + _PADDING : h + _PADDING + 1, w + _PADDING : w + _PADDING + 1] = (
-                conditional.dequantize(values, means)
-            )
-            indexes.extend(index)
+    for _, index_tensor, means, (rows, columns) in _context_steps(model, y_hat, z_hat):
+        index = index_tensor.flatten().tolist()
+        values = torch.tensor(
+            decoder.decode_stream(index, cdf, lengths, offsets), dtype=torch.float32
+        ).reshape(1, -1, 1, 1)
+        y_hat[:, :, rows, columns] = conditional.dequantize(values, means)
+        indexes.extend(index)
     return F.pad(y_hat, (-_PADDING,) * 4), np.asarray(indexes, np.int32)
 
 

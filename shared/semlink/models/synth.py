@@ -171,6 +171,30 @@ def write_sam(directory: Path, seed: int = 0) -> None:
     del sam
 
 
+def _transformers_component(
+    directory: Path,
+    seed: int,
+    name: str,
+    classes: tuple[Any, Any, Any, Any],
+    extra_special: tuple[str, ...] = (),
+) -> None:
+    """A transformers model in ``from_pretrained``'s layout: ``classes`` (config, model,
+    image processor, processor) built from the published ``{name}.json`` and
+    ``{name}-preprocessor.json``, the weights as safetensors, a BERT tokenizer."""
+    config_class, model_class, image_processor_class, processor_class = classes
+    directory.mkdir(parents=True, exist_ok=True)
+    _seeded(seed)
+    model = model_class(config_class.from_dict(published(f"{name}.json")))
+    model.save_pretrained(directory, safe_serialization=True)
+    del model
+    tokenizer = write_bert_tokenizer(directory, extra_special=extra_special)
+    processor = processor_class(
+        image_processor=image_processor_class(**published(f"{name}-preprocessor.json")),
+        tokenizer=tokenizer,
+    )
+    processor.save_pretrained(directory)
+
+
 def write_grounding(directory: Path, seed: int = 0) -> None:
     """Grounding DINO (Swin-T + BERT-base) in transformers' layout."""
     from transformers import (
@@ -180,20 +204,13 @@ def write_grounding(directory: Path, seed: int = 0) -> None:
         GroundingDinoProcessor,
     )
 
-    directory.mkdir(parents=True, exist_ok=True)
-    _seeded(seed)
-    config = GroundingDinoConfig.from_dict(published("grounding-dino-tiny.json"))
-    model = GroundingDinoForObjectDetection(config)
-    model.save_pretrained(directory, safe_serialization=True)
-    del model
-    tokenizer = write_bert_tokenizer(directory)
-    processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(
-            **published("grounding-dino-tiny-preprocessor.json")
-        ),
-        tokenizer=tokenizer,
+    classes = (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
     )
-    processor.save_pretrained(directory)
+    _transformers_component(directory, seed, "grounding-dino-tiny", classes)
 
 
 def write_blip(directory: Path, seed: int = 0) -> None:
@@ -205,19 +222,10 @@ def write_blip(directory: Path, seed: int = 0) -> None:
         BlipProcessor,
     )
 
-    directory.mkdir(parents=True, exist_ok=True)
-    _seeded(seed)
-    model = BlipForConditionalGeneration(
-        BlipConfig.from_dict(published("blip-captioning-base.json"))
+    classes = (BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor)
+    _transformers_component(
+        directory, seed, "blip-captioning-base", classes, extra_special=("[DEC]", "[ENC]")
     )
-    model.save_pretrained(directory, safe_serialization=True)
-    del model
-    tokenizer = write_bert_tokenizer(directory, extra_special=("[DEC]", "[ENC]"))
-    processor = BlipProcessor(
-        image_processor=BlipImageProcessor(**published("blip-captioning-base-preprocessor.json")),
-        tokenizer=tokenizer,
-    )
-    processor.save_pretrained(directory)
 
 
 def write_codecs(directory: Path, seed: int = 0) -> None:
