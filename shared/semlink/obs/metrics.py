@@ -8,6 +8,8 @@ process in tests without clashing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 import semlink
@@ -33,6 +35,7 @@ SECONDS_BUCKETS = (
 BYTES_BUCKETS = (64, 128, 256, 512, 1024, 1536, 2048, 3072, 4096, 8192, 16384, 65536)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 BPP_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
+GOODPUT_BUCKETS = (1e3, 2.5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 1e6, 1e7)
 
 
 class ServiceMetrics:
@@ -42,127 +45,110 @@ class ServiceMetrics:
 
     def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self._add_rpc(self.registry)
-        self._add_codec(self.registry)
-        self._add_queue(self.registry)
-        self._add_link(self.registry)
+        self._add_rpc()
+        self._add_codec()
+        self._add_queue()
+        self._add_link()
         self.build_info = Info("semlink_build", "Build of this service.", registry=self.registry)
         self.build_info.info({"version": semlink.__version__, "service": service})
         self.service = service
         self.queue_depth.labels(service)
 
-    def _add_rpc(self, r: CollectorRegistry) -> None:
+    def _histogram(
+        self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> Histogram:
+        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
+
+    def _counter(self, name: str, doc: str, labels: Sequence[str]) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def _add_rpc(self) -> None:
         """RPCs started, handled (by status code) and their handling time."""
         rpc = ("grpc_type", "grpc_service", "grpc_method")
-        self.started = Counter(
-            "grpc_server_started_total", "RPCs started on the server.", rpc, registry=r
+        self.started = self._counter(
+            "grpc_server_started_total", "RPCs started on the server.", rpc
         )
-        self.handled = Counter(
+        self.handled = self._counter(
             "grpc_server_handled_total",
             "RPCs completed on the server, by status code.",
             (*rpc, "grpc_code"),
-            registry=r,
         )
-        self.handling_seconds = Histogram(
+        self.handling_seconds = self._histogram(
             "grpc_server_handling_seconds",
             "Time to handle an RPC, queue included.",
             rpc,
-            buckets=SECONDS_BUCKETS,
-            registry=r,
+            SECONDS_BUCKETS,
         )
 
-    def _add_codec(self, r: CollectorRegistry) -> None:
+    def _add_codec(self) -> None:
         """Packet sizes, bits per pixel, bytes per stream, stage times and batch sizes."""
-        self.packet_bytes = Histogram(
-            "semlink_packet_bytes",
-            "Serialized packet size.",
-            ("service",),
-            buckets=BYTES_BUCKETS,
-            registry=r,
+        self.packet_bytes = self._histogram(
+            "semlink_packet_bytes", "Serialized packet size.", ("service",), BYTES_BUCKETS
         )
-        self.bits_per_pixel = Histogram(
-            "semlink_bits_per_pixel",
-            "8 x packet bytes / pixels.",
-            ("service",),
-            buckets=BPP_BUCKETS,
-            registry=r,
+        self.bits_per_pixel = self._histogram(
+            "semlink_bits_per_pixel", "8 x packet bytes / pixels.", ("service",), BPP_BUCKETS
         )
-        self.stream_bytes = Counter(
+        self.stream_bytes = self._counter(
             "semlink_stream_bytes_total",
             "Bytes per stream kind, framing and CRC included.",
             ("service", "stream"),
-            registry=r,
         )
-        self.encode_seconds = Histogram(
-            "semlink_encode_seconds",
-            "Encoder compute time per stage.",
-            ("stage",),
-            buckets=SECONDS_BUCKETS,
-            registry=r,
+        self.encode_seconds = self._histogram(
+            "semlink_encode_seconds", "Encoder compute time per stage.", ("stage",), SECONDS_BUCKETS
         )
-        self.decode_seconds = Histogram(
-            "semlink_decode_seconds",
-            "Decoder compute time per stage.",
-            ("stage",),
-            buckets=SECONDS_BUCKETS,
-            registry=r,
+        self.decode_seconds = self._histogram(
+            "semlink_decode_seconds", "Decoder compute time per stage.", ("stage",), SECONDS_BUCKETS
         )
-        self.decode_batch_size = Histogram(
+        self.decode_batch_size = self._histogram(
             "semlink_decode_batch_size",
             "Decode calls computed together in one batch (Ray Serve's @serve.batch).",
             ("service",),
-            buckets=BATCH_BUCKETS,
-            registry=r,
+            BATCH_BUCKETS,
         )
 
-    def _add_queue(self, r: CollectorRegistry) -> None:
+    def _add_queue(self) -> None:
         """How long requests wait for a worker, and how many wait or hold one."""
-        self.queue_seconds = Histogram(
+        self.queue_seconds = self._histogram(
             "semlink_queue_seconds",
             "Time a request waited for a worker.",
             ("service",),
-            buckets=SECONDS_BUCKETS,
-            registry=r,
+            SECONDS_BUCKETS,
         )
         self.queue_depth = Gauge(
             "semlink_queue_depth",
             "Requests waiting for or holding a worker.",
             ("service",),
-            registry=r,
+            registry=self.registry,
         )
 
-    def _add_link(self, r: CollectorRegistry) -> None:
+    def _add_link(self) -> None:
         """The link emulator's airtime, latency, frames, goodput and layers."""
-        self.link_airtime = Histogram(
+        link = ("profile",)
+        self.link_airtime = self._histogram(
             "semlink_link_airtime_seconds",
             "Channel time per transmitted packet.",
-            ("profile",),
-            buckets=SECONDS_BUCKETS,
-            registry=r,
+            link,
+            SECONDS_BUCKETS,
         )
-        self.link_latency = Histogram(
+        self.link_latency = self._histogram(
             "semlink_link_latency_seconds",
             "First bit sent to last delivered frame.",
-            ("profile",),
-            buckets=SECONDS_BUCKETS,
-            registry=r,
+            link,
+            SECONDS_BUCKETS,
         )
-        self.link_frames = Counter(
+        self.link_frames = self._counter(
             "semlink_link_frames_total",
             "Frames on the link, by outcome (sent, dropped, retransmitted).",
-            ("profile", "outcome"),
-            registry=r,
+            (*link, "outcome"),
         )
-        self.link_goodput = Histogram(
+        self.link_goodput = self._histogram(
             "semlink_link_goodput_bits_per_second",
             "Delivered packet bits / latency.",
-            ("profile",),
-            buckets=(1e3, 2.5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 1e6, 1e7),
-            registry=r,
+            link,
+            GOODPUT_BUCKETS,
         )
-        self.link_layers = Counter(
+        self.link_layers = self._counter(
             "semlink_link_layers_total",
             "Layers on the link, by outcome (sent, delivered).",
-            ("profile", "outcome"),
-            registry=r,
+            (*link, "outcome"),
         )
