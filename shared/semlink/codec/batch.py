@@ -77,7 +77,7 @@ def _references(
     items: Sequence[DecodeCall], read_out: list[Decoding | Exception]
 ) -> dict[int, NDArray[np.uint8] | Exception]:
     """The full-size reference of every packet read that has one (by index): Lanczos ones
-    one by one, learned ones a group of equal-size pictures at a time. A call whose check
+    one by one, restored ones a group of equal-size pictures at a time. A call whose check
     fails here (its deadline) gets the exception in ``read_out``."""
     references: dict[int, NDArray[np.uint8] | Exception] = {}
     groups: dict[tuple[int, int, int], list[tuple[int, Decoding]]] = {}
@@ -90,12 +90,12 @@ def _references(
         except Exception as exc:
             read_out[i] = exc
             continue
-        if decoding.learned is None:
+        if decoding.restorer is None:
             start = time.perf_counter()
             references[i] = upsample(decoding)
             decoding.result.stage_seconds["reference"] += time.perf_counter() - start
         else:
-            size = (id(decoding.learned), decoding.packet.width, decoding.packet.height)
+            size = (id(decoding.restorer), decoding.packet.width, decoding.packet.height)
             groups.setdefault(size, []).append((i, decoding))
     for (_, width, height), members in groups.items():
         per_run = max(1, BATCH_PIXELS // (width * height))
@@ -119,7 +119,7 @@ def _restore_group(
         segmaps.append(decoding.result.segmap)
         bits.append(decoding.reference_bits)
     first = members[0][1]
-    assert first.learned is not None
+    assert first.restorer is not None
     start = time.perf_counter()
     out: dict[int, NDArray[np.uint8] | Exception] = {}
     try:
@@ -127,10 +127,10 @@ def _restore_group(
             smalls,
             first.packet.width,
             first.packet.height,
-            first.learned.network,
+            first.restorer.network,
             realisms,
             segmaps,
-            first.learned.fidelity,
+            first.restorer.fidelity,
             bits,
         )
         out.update(zip((i for i, _ in members), pictures, strict=True))

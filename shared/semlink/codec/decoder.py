@@ -47,7 +47,7 @@ class Decoding:
     result: DecodeResult
     small: NDArray[np.uint8] | None
     """The decoded reference at its coded size (None: no reference layer arrived)."""
-    learned: ShippedRestorer | None
+    restorer: ShippedRestorer | None
     """lite's learned restorer to upsample with at ``result.realism`` (None: Lanczos)."""
     wire_bytes: int
     reference_bits: int | None = None
@@ -92,13 +92,13 @@ def read_layers(
         raise FingerprintMismatchError(packet.model_fingerprint, models.fingerprint)
     result = DecodeResult(image=np.empty(0, np.uint8), layers_used=[])
     small, reference_bits = _decode_layers(packet, models, result, check)
-    learned = None
+    shipped = None
     if small is not None and spec.holds(Role.RESTORER) and restorer is not False:
-        learned = models.restorer
-        if learned is not None:
+        shipped = models.restorer
+        if shipped is not None:
             result.realism = packet.realism / 100 if realism is None else realism
     wire_bytes = len(data) if isinstance(data, bytes) else len(serialize(packet))
-    return Decoding(packet, models, result, small, learned, wire_bytes, reference_bits)
+    return Decoding(packet, models, result, small, shipped, wire_bytes, reference_bits)
 
 
 def _decode_layers(
@@ -139,9 +139,9 @@ def _decode_layers(
 
 def upsample(decoding: Decoding) -> NDArray[np.uint8]:
     """The full-size reference of one picture: the learned restorer's, or Lanczos."""
-    packet, small, learned = decoding.packet, decoding.small, decoding.learned
+    packet, small, restorer = decoding.packet, decoding.small, decoding.restorer
     assert small is not None
-    if learned is None:
+    if restorer is None:
         return resize(small, packet.width, packet.height)
     from semlink.restore import pixel
 
@@ -151,10 +151,10 @@ def upsample(decoding: Decoding) -> NDArray[np.uint8]:
         small,
         packet.width,
         packet.height,
-        learned.network,
+        restorer.network,
         realism,
         decoding.result.segmap,
-        learned.fidelity,
+        restorer.fidelity,
         decoding.reference_bits,
     )
 
@@ -191,14 +191,14 @@ def finish(
 def decode_preview(data: bytes | Packet, pick: Pick, max_pixels: int | None = None) -> DecodeResult:
     """A fast first look: the reference layer alone, bilinear upsampling, no other layers."""
     packet, models = _checked(data, pick, max_pixels)
-    learned = models.reference_codecs
+    codecs = models.reference_codecs
     start = time.perf_counter()
     image = np.full((packet.height, packet.width, 3), 128, dtype=np.uint8)
     used = []
     for layer in packet.layers:
         if layer.kind == LayerKind.REFERENCE:
             small = decode_reference(
-                layer.codec, layer.payload, packet.width, packet.height, learned
+                layer.codec, layer.payload, packet.width, packet.height, codecs
             )
             resized = Image.fromarray(small).resize(
                 (packet.width, packet.height), Image.Resampling.BILINEAR
