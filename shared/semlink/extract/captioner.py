@@ -147,7 +147,7 @@ _NOT_OBJECTS = frozenset(
     his her they he she some two three four many several one other each
     very up down out off while as has have having sitting standing lying looking
     holding wearing walking playing made close view image picture photo shot
-    """.split()
+    """.split()  # noqa: SIM905 (a list of words reads best as words)
 )
 
 

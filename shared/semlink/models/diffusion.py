@@ -25,7 +25,7 @@ red green blue white black yellow brown grey cat dog bird parrot
 man woman child boat car house tree sky grass water road field
 door window wall mountain sea beach street building flower hat shirt table
 chair face
-""".split()
+""".split()  # noqa: SIM905 (a list of words reads best as words)
 """The tiny text encoder's whole words (its vocabulary is letters besides)."""
 
 
