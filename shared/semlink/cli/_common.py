@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 Tiny = Annotated[bool, typer.Option("--tiny", help="Tiny random models (demo/test).")]
 Steps = Annotated[int, typer.Option(help="Total steps (a resumed run counts on).")]
-Minutes = Annotated[float | None, typer.Option(help="Stop after this long.")]
+Minutes = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop once the run's wall time passes this many minutes, counted over every "
+        "resume (a resumed run past it stops at once)."
+    ),
+]
 Limit = Annotated[int | None, typer.Option(help="Use only the first N photos.")]
 ShipTo = Annotated[
     Path | None,
