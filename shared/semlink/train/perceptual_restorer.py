@@ -242,14 +242,13 @@ def ship_perceptual(out: Path, dest: Path, bsds: Path, limit: int = 20) -> Path:
     along the realism curve (with the fidelity network packaged in ``dest`` at realism 0),
     choose the default realism (:func:`choose_realism`) and write the fp16 weights and
     manifest as lite's realism network (:data:`~semlink.restore.pixel.SHIPPED`)."""
-    from semlink.restore.pixel import FIDELITY, SHIPPED, load_network
-    from semlink.train.restorer_ship import evaluate
+    from semlink.restore.pixel import FIDELITY, SHIPPED
+    from semlink.train.restorer_ship import evaluate, packaged
 
     recipe = PerceptualRecipe(**json.loads((out / RECIPE).read_text()))
     model = recipe.network()
     state = load_checkpoint(out, model, torch.optim.Adam(model.parameters()))
-    found = load_network(FIDELITY, dest)
-    fidelity = None if found is None else found[0]
+    fidelity = packaged(dest, FIDELITY)
     results = evaluate(model.eval(), bsds, out / "val-baselines", limit, 0.03, fidelity)
     realism = choose_realism(results)
     return ship(

@@ -80,7 +80,7 @@ def choose_realism(results: dict[str, dict[str, float]], max_psnr_loss: float = 
     return min(fit, key=lambda r: results[f"realism {r}"]["niqe"])
 
 
-def _packaged(dest: Path, name: str) -> PixelRestorer | None:
+def packaged(dest: Path, name: str) -> PixelRestorer | None:
     """The network ``name`` already shipped in ``dest`` (None when it has none)."""
     from semlink.restore.pixel import load_network
 
@@ -102,7 +102,7 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
     optimizer = torch.optim.Adam(model.parameters())
     state = load_checkpoint(out, model, optimizer)
     if recipe.fidelity_only:
-        texture = _packaged(dest, SHIPPED)
+        texture = packaged(dest, SHIPPED)
         if texture is None:
             raise FileNotFoundError(f"{dest / SHIPPED}.json: ship the realism network first")
         results = evaluate(texture, bsds, out / "val-baselines", fidelity=model.eval())
@@ -110,7 +110,7 @@ def ship_restorer(out: Path, dest: Path, bsds: Path, note: str = "") -> Path:
         name, what = FIDELITY, "the fidelity network (MSE at realism 0)"
     else:
         # The default realism is chosen over the blend with the packaged fidelity network.
-        fidelity = _packaged(dest, FIDELITY)
+        fidelity = packaged(dest, FIDELITY)
         results = evaluate(model, bsds, out / "val-baselines", fidelity=fidelity)
         realism = choose_realism(results)
         name, what = SHIPPED, "default realism chosen"
