@@ -24,6 +24,7 @@ from semlink.train.perceptual_restorer import (
     choose_realism,
     conditional_discriminator,
     decoded,
+    texture_distance,
     train,
     training_step,
 )
@@ -70,6 +71,45 @@ def test_training_sees_the_picture_the_decoder_delivers() -> None:
     trained_u8 = (trained.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
     assert np.abs(trained_u8 - delivered.astype(np.float64)).max() <= 1
     assert not np.array_equal(delivered, resize(small, 320, 240))  # the network did act
+
+
+def test_a_noisy_network_decodes_with_fixed_noise_and_trains_with_fresh_noise() -> None:
+    """The decoder's noise is a hash of the position (the same picture from the same packet
+    on every machine, unit variance, no period); ``decoded`` with it is ``restore``; a
+    training step draws new noise each time."""
+    noise = network.hash_noise(2, 1, 256, 384)
+    assert torch.equal(noise[0], noise[1]) and torch.equal(
+        noise, network.hash_noise(2, 1, 256, 384)
+    )
+    assert abs(float(noise.mean())) < 0.02 and abs(float(noise.std()) - 1) < 0.02
+    plane = noise[0, 0]
+    for shift in (1, 2, 4, 8, 16, 97):  # no correlation with itself moved by any period
+        moved = torch.roll(plane, shift, dims=1)
+        assert abs(float((plane * moved).mean())) < 0.03, shift
+    assert abs(float((plane * torch.roll(plane, 1, dims=0)).mean())) < 0.03
+    recipe = PerceptualRecipe(**{**TINY.__dict__, "noise": 1, "bf16": False, "l1": 0.0})
+    net = _noisy(recipe)
+    with torch.no_grad():
+        net.head.weight[:, -16:].normal_(0, 0.5)  # it listens to its noise
+    photo = np.ascontiguousarray(skimage.data.chelsea()[:240, :320])
+    small = resize(photo, 80, 60)
+    delivered = pixel.restore(small, 320, 240, net, 1.0)
+    lanczos = torch.from_numpy(resize(small, 320, 240).copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        trained = decoded(net, lanczos, torch.tensor([0.25]), None)
+        other = decoded(net, lanczos, torch.tensor([0.25]), None, torch.randn(1, 1, 240, 320))
+    trained_u8 = (trained.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(trained_u8 - delivered.astype(np.float64)).max() <= 1
+    assert (trained - other).abs().max() > 1e-3  # the noise matters to this network
+    seen: list[torch.Tensor] = []
+    forward = net.forward
+    net.forward = lambda *a: seen.append(a[3].clone()) or forward(*a)  # type: ignore[method-assign]
+    batch = make_batch(_cache(), 2, 64, random.Random(0), 0.0, 0.0, scales=True)
+    lpips = LPIPS.build("alex")
+    for _ in range(2):
+        training_step(net, torch.optim.SGD(net.parameters(), lr=0.0), batch, recipe, lpips, None)
+    assert len(seen) == 2 and seen[0].shape == (2, 1, 64, 64)
+    assert not torch.equal(seen[0], seen[1])
 
 
 def test_a_scale_aware_realism_network_gets_the_side_share_not_the_realism() -> None:
@@ -123,6 +163,39 @@ def test_perceptual_steps_lower_lpips_and_the_adversary_joins() -> None:
     assert {"l1", "lpips", "gen", "disc", "loss"} <= set(joined)
     assert joined["loss"] == pytest.approx(joined["lpips"] + recipe.adv * joined["gen"], rel=1e-4)
     assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters(), strict=True))
+
+
+def test_the_texture_term_asks_for_energy_not_for_its_place() -> None:
+    """Blurring a texture away costs more than moving it: the statistics of a window do
+    not say where in it each feature sits (what LPIPS and L1, which do, cannot reward)."""
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 64, 64)
+    taps = [y, F.avg_pool2d(y, 2)]
+    blurred = F.avg_pool2d(y, 5, 1, 2, count_include_pad=False)
+    moved = torch.roll(y, (3, 3), dims=(2, 3))
+    same = texture_distance(taps, taps, 64)
+    assert same.shape == (2,) and float(same.abs().max()) == 0.0
+    by_blur = texture_distance([blurred, F.avg_pool2d(blurred, 2)], taps, 64)
+    by_move = texture_distance([moved, F.avg_pool2d(moved, 2)], taps, 64)
+    assert (by_blur > 5 * by_move).all(), (by_blur, by_move)
+    assert F.l1_loss(moved, y) > F.l1_loss(blurred, y)  # what L1 would have preferred
+
+
+def test_the_texture_term_joins_the_loss_when_weighted() -> None:
+    torch.manual_seed(0)
+    lpips = LPIPS.build("alex")
+    net = _noisy()
+    batch = make_batch(_cache(), 2, 64, random.Random(0), 0.0, 0.0, scales=True)
+    recipe = PerceptualRecipe(**{**TINY.__dict__, "bf16": False, "l1": 0.0, "texture": 0.5})
+    terms = training_step(
+        net, torch.optim.SGD(net.parameters(), lr=0.0), batch, recipe, lpips, None
+    )
+    assert terms["texture"] > 0
+    assert terms["loss"] == pytest.approx(terms["lpips"] + 0.5 * terms["texture"], rel=1e-4)
+    plain = PerceptualRecipe(**{**TINY.__dict__, "bf16": False, "l1": 0.0})
+    assert "texture" not in training_step(
+        net, torch.optim.SGD(net.parameters(), lr=0.0), batch, plain, lpips, None
+    )
 
 
 @pytest.mark.skipif(not (weights_dir() / MANIFEST).is_file(), reason="no LPIPS weights fetched")

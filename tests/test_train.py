@@ -231,6 +231,38 @@ def test_a_grown_restorer_computes_what_the_smaller_one_did(
         assert not tail.any() and tail.grad is not None and tail.grad.any()
 
 
+def test_a_restorer_grown_a_noise_input_computes_what_it_did_and_learns_to_listen(
+    tmp_path: Path,
+) -> None:
+    """``--noise 1`` with ``--init`` from a network without it: both stages' first
+    convolutions read nothing of the noise at first, whatever the noise, and their noise
+    columns get a gradient at once."""
+    from semlink.restore.network import PixelRestorer
+    from semlink.train.common import init_from
+    from semlink.train.growth import grow
+
+    torch.manual_seed(0)
+    old = PixelRestorer(8, 2, edges=True, scale_input=True, fine_width=4, fine_blocks=1)
+    for p in (old.tail.weight, old.fine_tail.weight, old.film[2].weight):
+        torch.nn.init.normal_(p, std=0.05)
+    torch.save({"model": old.state_dict(), "step": 0}, tmp_path / "old.pt")
+    new = PixelRestorer(8, 2, edges=True, scale_input=True, fine_width=4, fine_blocks=1, noise=1)
+    init_from(new, tmp_path / "old.pt", grow)
+    picture, scale = torch.rand(2, 3, 16, 24), torch.tensor([0.3, 0.9])
+    with torch.no_grad():
+        before = old(picture, scale)
+        assert torch.allclose(new(picture, scale), before, atol=1e-6)
+        assert torch.allclose(
+            new(picture, scale, None, torch.randn(2, 1, 16, 24)), before, atol=1e-6
+        )
+    new(picture, scale).square().mean().backward()
+    # (picture + edges | features) channels, then the noise space-to-depth by 4 and by 2
+    for head, picture_channels, noise in ((new.head, 3 * 16 + 1, 16), (new.fine_head, 12 + 2, 4)):
+        assert head.weight.shape[1] == picture_channels + noise
+        assert not head.weight[:, picture_channels:].any()
+        assert head.weight.grad is not None and head.weight.grad[:, picture_channels:].any()
+
+
 def test_a_fine_tune_can_start_from_shipped_fp16_weights(tmp_path: Path) -> None:
     """``--init shared/semlink/data/fidelity_restorer.safetensors``: the package's fp16
     weights (as ``ship`` writes them) become the new run's float32 start, at step 0."""

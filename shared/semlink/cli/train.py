@@ -212,6 +212,10 @@ def train_perceptual_cmd(
     ] = None,
     lpips_weight: Annotated[float | None, typer.Option(help="LPIPS-VGG loss weight.")] = None,
     l1_weight: Annotated[float | None, typer.Option(help="L1 loss weight.")] = None,
+    texture_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the texture-statistics loss on LPIPS-VGG's taps (0: off)."),
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Generator learning rate.")] = None,
     decay_steps: Annotated[
         int | None,
@@ -222,6 +226,12 @@ def train_perceptual_cmd(
     fine_width: Annotated[int | None, typer.Option(help="Channels of the H/2 stage.")] = None,
     fine_blocks: Annotated[
         int | None, typer.Option(help="Residual blocks of the H/2 stage.")
+    ] = None,
+    noise: Annotated[
+        int | None,
+        typer.Option(
+            help="Full-size noise maps the network reads (0: none; grows a run's --init)."
+        ),
     ] = None,
     ship_to: ShipTo = None,
 ) -> None:
@@ -246,12 +256,14 @@ def train_perceptual_cmd(
         "adv_start": adv_start,
         "lpips": lpips_weight,
         "l1": l1_weight,
+        "texture": texture_weight,
         "lr": lr,
         "decay_steps": decay_steps,
         "width": width,
         "blocks": blocks,
         "fine_width": fine_width,
         "fine_blocks": fine_blocks,
+        "noise": noise,
     }
     recipe = replace(recipe, **{k: v for k, v in given.items() if v is not None})
     if init is None and not (out / CHECKPOINT).exists():

@@ -47,6 +47,23 @@ def segment_edges(labels: NDArray[np.integer], width: int, height: int) -> NDArr
     return np.minimum(edges, 1.0)
 
 
+def hash_noise(count: int, channels: int, height: int, width: int) -> torch.Tensor:
+    """``count`` x ``channels`` x ``height`` x ``width`` noise of zero mean and unit variance
+    (uniform), the same for every picture of a size and on every machine: each value is an
+    integer hash of its position (murmur3's finaliser), not a random generator's draw,
+    so a packet decodes to the same picture whatever numpy or torch version, CPU or GPU."""
+    index = torch.arange(channels * height * width, dtype=torch.int64)
+    h = (index * 0x9E3779B1 + 0x85EBCA77) & 0xFFFFFFFF
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h = h ^ (h >> 16)
+    uniform = (h >> 8).to(torch.float32) / float(1 << 24)  # 24 bits: exact in float32
+    noise = ((uniform - 0.5) * 12**0.5).reshape(1, channels, height, width)
+    return noise.expand(count, -1, -1, -1)
+
+
 class Block(nn.Module):
     """conv -> FiLM(r) -> ReLU -> conv, added to its input."""
 
@@ -70,6 +87,7 @@ class PixelRestorer(nn.Module):
         scale_input: bool = False,
         fine_width: int = 0,
         fine_blocks: int = 0,
+        noise: int = 0,
     ) -> None:
         super().__init__()
         self.width, self.blocks = width, blocks
@@ -83,8 +101,14 @@ class PixelRestorer(nn.Module):
         realism: the fidelity network, which only ever runs at realism 0, learns how much to
         sharpen a reference of each scale (``semlink train restorer --fidelity``)."""
         self.edge_channels = EDGE_CHANNELS if edges else 0
+        self.noise = noise
+        """Full-size noise maps the network reads (0: none), space-to-depth into each
+        stage's input beside the picture: texture a reference lost cannot be computed from
+        it, only invented, and a network of the picture alone can invent only what the
+        picture's own structure seeds. The decoder gives :func:`hash_noise`; training, fresh
+        noise every step."""
         cells = 3 * GRID * GRID
-        self.head = nn.Conv2d(cells + self.edge_channels, width, 3, padding=1)
+        self.head = nn.Conv2d(cells + self.edge_channels + noise * GRID * GRID, width, 3, padding=1)
         self.body = nn.ModuleList(Block(width) for _ in range(blocks))
         self.film = _film(width, blocks)
         self.tail = _silent(width, cells)  # starts as Lanczos
@@ -93,7 +117,8 @@ class PixelRestorer(nn.Module):
                 raise ValueError(f"a fine stage needs a width divisible by 4, not {width}")
             fine_cells = 3 * FINE_GRID * FINE_GRID
             context = width // (GRID // FINE_GRID) ** 2
-            self.fine_head = nn.Conv2d(fine_cells + context, fine_width, 3, padding=1)
+            fine_noise = noise * FINE_GRID * FINE_GRID
+            self.fine_head = nn.Conv2d(fine_cells + context + fine_noise, fine_width, 3, padding=1)
             self.fine_body = nn.ModuleList(Block(fine_width) for _ in range(fine_blocks))
             self.fine_film = _film(fine_width, fine_blocks)
             self.fine_tail = _silent(fine_width, fine_cells)  # starts as the first stage's
@@ -110,25 +135,38 @@ class PixelRestorer(nn.Module):
             recipe.get("scale_input", False),
             recipe.get("fine_width", 0),
             recipe.get("fine_blocks", 0),
+            recipe.get("noise", 0),
         )
 
     def forward(
-        self, lanczos: torch.Tensor, realism: torch.Tensor, edges: torch.Tensor | None = None
+        self,
+        lanczos: torch.Tensor,
+        realism: torch.Tensor,
+        edges: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``lanczos``: N x 3 x H x W in [0, 1] (H, W multiples of 4); ``realism``: N values
         in [0, 1] (with :attr:`scale_input`, each reference's side share); ``edges``: N x
-        1 x H/4 x W/4 segment boundaries (None: no segmentation map) -> N x 3 x H x W
-        restored, not clamped."""
+        1 x H/4 x W/4 segment boundaries (None: no segmentation map); ``noise``: N x
+        :attr:`noise` x H x W (None: :func:`hash_noise`) -> N x 3 x H x W restored, not
+        clamped."""
         parts = [F.pixel_unshuffle(lanczos, GRID)]
         if self.edge_channels:
             if edges is None:
                 edges = lanczos.new_zeros(lanczos.shape[0], self.edge_channels, *parts[0].shape[2:])
             parts.append(edges)
+        if self.noise:
+            if noise is None:
+                noise = hash_noise(lanczos.shape[0], self.noise, *lanczos.shape[2:])
+            noise = noise.to(lanczos)
+            parts.append(F.pixel_unshuffle(noise, GRID))
         x = _through(self.body, self.film, F.relu(self.head(torch.cat(parts, dim=1))), realism)
         coarse = lanczos + F.pixel_shuffle(self.tail(x), GRID)
         if not self.fine_width:
             return coarse
         parts = [F.pixel_unshuffle(coarse, FINE_GRID), F.pixel_shuffle(x, GRID // FINE_GRID)]
+        if noise is not None:
+            parts.append(F.pixel_unshuffle(noise, FINE_GRID))
         y = F.relu(self.fine_head(torch.cat(parts, dim=1)))
         y = _through(self.fine_body, self.fine_film, y, realism)
         return coarse + F.pixel_shuffle(self.fine_tail(y), FINE_GRID)

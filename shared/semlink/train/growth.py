@@ -1,7 +1,7 @@
 """Growing a trained :class:`~semlink.restore.network.PixelRestorer` into a larger shape
-(more blocks, more channels, an H/2 stage) without changing what it computes, so a network
-that stopped improving at its size trains on from where it was (``--init`` with
-``--blocks``/``--width``/``--fine-width``)."""
+(more blocks, more channels, an H/2 stage, a noise input) without changing what it
+computes, so a network that stopped improving at its size trains on from where it was
+(``--init`` with ``--blocks``/``--width``/``--fine-width``/``--noise``)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,21 @@ def refine(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torc
     return {**weights, **{k: v for k, v in model.state_dict().items() if k.startswith("fine_")}}
 
 
+def listen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a :class:`PixelRestorer` without ``model``'s noise input (or with fewer of
+    its trailing input channels): each stage's first convolution reads nothing of the new
+    ones (their columns zero), so the network computes what it did and learns to use them."""
+    own = model.state_dict()
+    grown = dict(weights)
+    for key in ("head.weight", "fine_head.weight"):
+        if key in weights and key in own and weights[key].shape[1] < own[key].shape[1]:
+            old = weights[key]
+            extra = old.new_zeros(old.shape[0], own[key].shape[1] - old.shape[1], *old.shape[2:])
+            grown[key] = torch.cat([old, extra], 1)
+    return grown
+
+
 def grow(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """:func:`widen`, then :func:`deepen`, then :func:`refine`: a smaller network's weights
-    in ``model``'s shape, computing what they did."""
-    return refine(deepen(widen(weights, model), model), model)
+    """:func:`widen`, then :func:`deepen`, then :func:`refine`, then :func:`listen`: a
+    smaller network's weights in ``model``'s shape, computing what they did."""
+    return listen(refine(deepen(widen(weights, model), model), model), model)

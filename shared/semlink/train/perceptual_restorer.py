@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semlink.quality.perceptual import LPIPS
 from semlink.restore.network import PixelRestorer
 from semlink.restore.residual import activity, degrid, detail_only
 from semlink.train.common import (
@@ -59,6 +60,9 @@ class PerceptualRecipe:
     blocks: int = 8
     fine_width: int = 32
     fine_blocks: int = 4
+    noise: int = 0
+    """Full-size noise maps the network reads (:attr:`PixelRestorer.noise`); fresh
+    uniform noise every step, :func:`~semlink.restore.network.hash_noise` when decoding."""
     edges: bool = True
     scale_input: bool = True
     batch: int = 8
@@ -68,6 +72,8 @@ class PerceptualRecipe:
     l1: float = 1.0
     lpips: float = 1.0
     lpips_net: str = "vgg"
+    texture: float = 0.0
+    """Weight of :func:`texture_distance` on the LPIPS network's taps (0: off)."""
     adv: float = 0.1
     adv_start: int = 200
     """Steps before the discriminator joins (L1 + LPIPS alone first)."""
@@ -94,13 +100,44 @@ def conditional_discriminator(width: int = 48) -> nn.Module:
 
 
 def decoded(
-    model: PixelRestorer, lanczos: torch.Tensor, scale: torch.Tensor, edges: torch.Tensor | None
+    model: PixelRestorer,
+    lanczos: torch.Tensor,
+    scale: torch.Tensor,
+    edges: torch.Tensor | None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The picture the decoder delivers at realism 1 (before clamping): the Lanczos picture
     plus the network's residual without its fixed grid pattern and its local mean colour,
-    faded out on flat areas."""
-    residual = detail_only(degrid(model(lanczos, scale, edges) - lanczos))
+    faded out on flat areas. ``noise``: the network's noise input (None: the decoder's)."""
+    residual = detail_only(degrid(model(lanczos, scale, edges, noise) - lanczos))
     return lanczos + residual * activity(lanczos)
+
+
+TEXTURE_CELL = 32
+"""Side, in pixels, of the windows whose feature statistics :func:`texture_distance` compares."""
+
+
+def texture_distance(
+    fx: list[torch.Tensor], fy: list[torch.Tensor], side: int, cell: int = TEXTURE_CELL
+) -> torch.Tensor:
+    """How far two pictures' textures are apart, per picture: at each of the LPIPS network's
+    taps (unit-normalised over channels), the per-channel mean and standard deviation over
+    windows of about ``cell`` pixels, compared by L1 and summed over channels, averaged over
+    windows and taps. It asks for feature *energy* where the original has it (what blur
+    takes away and L1 or LPIPS, which compare positions, reward only when it lands in place)
+    without asking where each feature sits (EnhanceNet's texture loss, with statistics
+    instead of Gram matrices). ``side``: the pictures' width in pixels."""
+    total = fx[0].new_zeros(fx[0].shape[0], dtype=torch.float32)
+    for a, b in zip(fx, fy, strict=True):
+        k = min(max(2, cell * a.shape[-1] // side), a.shape[-1], a.shape[-2])
+        stats = []
+        for t in (a.float(), b.float()):
+            mean = F.avg_pool2d(t, k)
+            std = (F.avg_pool2d(t * t, k) - mean * mean).clamp(min=1e-8).sqrt()
+            stats.append((mean, std))
+        (ma, sa), (mb, sb) = stats
+        total = total + ((sa - sb).abs() + (ma - mb).abs()).sum(dim=1).mean(dim=(1, 2))
+    return total / len(fx)
 
 
 def _judge(disc: nn.Module, picture: torch.Tensor, lanczos: torch.Tensor) -> torch.Tensor:
@@ -112,19 +149,28 @@ def training_step(
     optimizer: torch.optim.Optimizer,
     batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     recipe: PerceptualRecipe,
-    perceptual: nn.Module,
+    perceptual: LPIPS,
     disc: tuple[nn.Module, torch.optim.Optimizer] | None,
 ) -> dict[str, float]:
     """One generator step and, with ``disc``, one discriminator step; the loss terms."""
     lanczos, original, edges, scale = batch
     model.train()
     optimizer.zero_grad()
-    image = decoded(model, lanczos, scale, edges)
+    noise = None
+    if model.noise:  # fresh every step: the decoder's fixed pattern is one draw of many
+        noise = (torch.rand(lanczos.shape[0], model.noise, *lanczos.shape[2:]) - 0.5) * 12**0.5
+    image = decoded(model, lanczos, scale, edges, None if noise is None else noise.to(lanczos))
     l1 = (image - original).abs().mean()
     with torch.autocast(image.device.type, torch.bfloat16, enabled=recipe.bf16):
-        perc = perceptual(image.clamp(0, 1), original).float().mean()
+        fx = perceptual.normalized_taps(image.clamp(0, 1))
+        fy = perceptual.normalized_taps(original)
+        perc = perceptual.compare(fx, fy).float().mean()
     loss = recipe.l1 * l1 + recipe.lpips * perc
     terms = {"l1": float(l1.detach()), "lpips": float(perc.detach())}
+    if recipe.texture:
+        texture = texture_distance(fx, fy, original.shape[-1]).mean()
+        loss = loss + recipe.texture * texture
+        terms["texture"] = float(texture.detach())
     if disc is not None:
         net, disc_opt = disc
         net.requires_grad_(False)
