@@ -192,6 +192,16 @@ def test_the_texture_term_joins_the_loss_when_weighted() -> None:
     )
     assert terms["texture"] > 0
     assert terms["loss"] == pytest.approx(terms["lpips"] + 0.5 * terms["texture"], rel=1e-4)
+    shallow = PerceptualRecipe(**{**recipe.__dict__, "texture_depth": 1})
+    with torch.no_grad():
+        image = decoded(net, batch[0], batch[3], batch[2]).clamp(0, 1)
+        first = texture_distance(
+            lpips.normalized_taps(image)[:1], lpips.normalized_taps(batch[1])[:1], 64
+        )
+    sgd = torch.optim.SGD(net.parameters(), lr=0.0)
+    by_first = training_step(net, sgd, batch, shallow, lpips, None)["texture"]
+    assert by_first == pytest.approx(float(first.mean()), rel=1e-4)
+    assert by_first != pytest.approx(terms["texture"], rel=1e-3)
     plain = PerceptualRecipe(**{**TINY.__dict__, "bf16": False, "l1": 0.0})
     assert "texture" not in training_step(
         net, torch.optim.SGD(net.parameters(), lr=0.0), batch, plain, lpips, None

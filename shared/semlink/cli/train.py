@@ -216,6 +216,9 @@ def train_perceptual_cmd(
         float | None,
         typer.Option(help="Weight of the texture-statistics loss on LPIPS-VGG's taps (0: off)."),
     ] = None,
+    texture_depth: Annotated[
+        int | None, typer.Option(help="LPIPS-VGG taps the texture term reads, shallowest first.")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Generator learning rate.")] = None,
     decay_steps: Annotated[
         int | None,
@@ -257,6 +260,7 @@ def train_perceptual_cmd(
         "lpips": lpips_weight,
         "l1": l1_weight,
         "texture": texture_weight,
+        "texture_depth": texture_depth,
         "lr": lr,
         "decay_steps": decay_steps,
         "width": width,

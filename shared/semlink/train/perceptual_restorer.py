@@ -74,6 +74,10 @@ class PerceptualRecipe:
     lpips_net: str = "vgg"
     texture: float = 0.0
     """Weight of :func:`texture_distance` on the LPIPS network's taps (0: off)."""
+    texture_depth: int = 5
+    """How many of those taps, shallowest first: the deep ones' statistics follow the
+    content the reference lost more than texture (VGG's 4th and 5th move little when the
+    original's own texture is put in)."""
     adv: float = 0.1
     adv_start: int = 200
     """Steps before the discriminator joins (L1 + LPIPS alone first)."""
@@ -168,7 +172,8 @@ def training_step(
     loss = recipe.l1 * l1 + recipe.lpips * perc
     terms = {"l1": float(l1.detach()), "lpips": float(perc.detach())}
     if recipe.texture:
-        texture = texture_distance(fx, fy, original.shape[-1]).mean()
+        depth = recipe.texture_depth
+        texture = texture_distance(fx[:depth], fy[:depth], original.shape[-1]).mean()
         loss = loss + recipe.texture * texture
         terms["texture"] = float(texture.detach())
     if disc is not None:
