@@ -5,7 +5,8 @@ picture whose high frequencies (the part a Gaussian blur of ``sigma`` pixels rem
 replaced by the *original's*, in place (an oracle no decoder has) and moved by (7, 11)
 pixels (texture of the right local statistics in the wrong place: what a decoder that
 invents texture from noise could deliver at best). A ceiling for the texture a generator
-could add, not a decoder: it reads the original.
+could add, not a decoder: it reads the original. LPIPS-VGG, recipe p's training loss, is
+printed beside the reported LPIPS-AlexNet: whether the loss rewards that texture too.
 
 Run: ``.venv/bin/python bench/texture_oracle.py [--photos 12] [--bpp 0.03]`` (about 2
 minutes on 2 cores; needs ``../shared/data/train/bsds500``).
@@ -24,6 +25,7 @@ from scipy.ndimage import gaussian_filter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semlink.quality.metrics import all_metrics
+from semlink.quality.perceptual import lpips
 from semlink.restore.pixel import load_shipped, restore
 from semlink.train.common import bsds_photos
 from semlink.train.restorer_data import coded_reference
@@ -59,12 +61,15 @@ def main() -> None:
             variants[f"sigma {sigma:g}: original's, in place"] = own + truth
         for name, picture in variants.items():
             out = np.clip(picture, 0, 255).round().astype(np.uint8)
-            rows.setdefault(name, []).append(all_metrics(original, out, with_niqe=False))
+            metrics = all_metrics(original, out, with_niqe=False)
+            metrics["lpips_vgg"] = lpips(original, out, "vgg")
+            rows.setdefault(name, []).append(metrics)
     print(f"BSDS500 val photos 0-{args.photos - 1} at {args.bpp} bpp, high frequencies replaced:")
-    print(f"{'':36s} {'PSNR':>7s} {'LPIPS':>7s} {'DISTS':>7s}")
+    print(f"{'':36s} {'PSNR':>7s} {'LPIPS':>7s} {'DISTS':>7s} {'LPIPS-VGG':>10s}")
     for name, metrics in rows.items():
-        means = [float(np.mean([m[k] for m in metrics])) for k in ("psnr", "lpips", "dists")]
-        print(f"{name:36s} {means[0]:7.2f} {means[1]:7.3f} {means[2]:7.3f}")
+        keys = ("psnr", "lpips", "dists", "lpips_vgg")
+        psnr, alex, dists, vgg = (float(np.mean([m[k] for m in metrics])) for k in keys)
+        print(f"{name:36s} {psnr:7.2f} {alex:7.3f} {dists:7.3f} {vgg:10.3f}")
 
 
 if __name__ == "__main__":
