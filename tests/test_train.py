@@ -255,6 +255,7 @@ def test_a_restorer_grown_a_noise_input_computes_what_it_did_and_learns_to_liste
         assert torch.allclose(
             new(picture, scale, None, torch.randn(2, 1, 16, 24)), before, atol=1e-6
         )
+        assert torch.equal(old(picture, scale, None, torch.randn(2, 1, 16, 24)), before)
     new(picture, scale).square().mean().backward()
     # (picture + edges | features) channels, then the noise space-to-depth by 4 and by 2
     for head, picture_channels, noise in ((new.head, 3 * 16 + 1, 16), (new.fine_head, 12 + 2, 4)):

@@ -160,6 +160,8 @@ class PixelRestorer(nn.Module):
                 noise = hash_noise(lanczos.shape[0], self.noise, *lanczos.shape[2:])
             noise = noise.to(lanczos)
             parts.append(F.pixel_unshuffle(noise, GRID))
+        else:
+            noise = None  # a network without the input reads none, whatever it is given
         x = _through(self.body, self.film, F.relu(self.head(torch.cat(parts, dim=1))), realism)
         coarse = lanczos + F.pixel_shuffle(self.tail(x), GRID)
         if not self.fine_width:
