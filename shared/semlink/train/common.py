@@ -20,6 +20,7 @@ from torch import nn
 
 from semlink.models.weights import sha256_of
 from semlink.restore.network import segment_edges
+from semlink.train.growth import listen
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -140,7 +141,8 @@ def init_from(
     adapt: Callable[[dict[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]] | None = None,
 ) -> int:
     """Start from another run's weights (e.g. one trained before the edge input existed:
-    its missing input channels of ``head`` start at zero, so the output is unchanged);
+    its missing input channels start at zero, so the output is unchanged:
+    :func:`~semlink.train.growth.listen`);
     ``adapt`` maps them to ``model``'s shapes first (e.g.
     :func:`~semlink.train.growth.deepen`). ``checkpoint`` may also be shipped
     ``.safetensors`` weights (step 0). Returns its step."""
@@ -154,14 +156,7 @@ def init_from(
         weights, step = saved["model"], int(saved["step"])
     if adapt is not None:
         weights = adapt(weights, model)
-    head = weights["head.weight"]
-    own: torch.Tensor = model.state_dict()["head.weight"]
-    missing = own.shape[1] - head.shape[1]
-    if missing > 0:
-        weights["head.weight"] = torch.cat(
-            [head, head.new_zeros(head.shape[0], missing, *head.shape[2:])], 1
-        )
-    model.load_state_dict(weights, strict=True)
+    model.load_state_dict(listen(weights, model), strict=True)
     return step
 
 

@@ -105,6 +105,7 @@ def listen(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torc
 
 
 def grow(weights: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """:func:`widen`, then :func:`deepen`, then :func:`refine`, then :func:`listen`: a
-    smaller network's weights in ``model``'s shape, computing what they did."""
-    return listen(refine(deepen(widen(weights, model), model), model), model)
+    """:func:`widen`, then :func:`deepen`, then :func:`refine`: a smaller network's weights
+    in ``model``'s shape, computing what they did (new input channels, such as a noise
+    input, are :func:`listen`'s, which ``init_from`` applies to every start)."""
+    return refine(deepen(widen(weights, model), model), model)

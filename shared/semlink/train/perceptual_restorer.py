@@ -162,8 +162,9 @@ def training_step(
     optimizer.zero_grad()
     noise = None
     if model.noise:  # fresh every step: the decoder's fixed pattern is one draw of many
-        noise = (torch.rand(lanczos.shape[0], model.noise, *lanczos.shape[2:]) - 0.5) * 12**0.5
-    image = decoded(model, lanczos, scale, edges, None if noise is None else noise.to(lanczos))
+        shape = (lanczos.shape[0], model.noise, *lanczos.shape[2:])
+        noise = (torch.rand(shape, device=lanczos.device) - 0.5) * 12**0.5
+    image = decoded(model, lanczos, scale, edges, noise)
     l1 = (image - original).abs().mean()
     with torch.autocast(image.device.type, torch.bfloat16, enabled=recipe.bf16):
         fx = perceptual.normalized_taps(image.clamp(0, 1))
