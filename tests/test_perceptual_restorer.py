@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from semlink.imaging import resize
+from semlink.models.taef2 import TAEF2
 from semlink.quality.perceptual import LPIPS
 from semlink.quality.perceptual_weights import MANIFEST, weights_dir
 from semlink.restore import network, pixel
 from semlink.train.perceptual_restorer import (
+    EncoderTaps,
     PerceptualRecipe,
     _judge,
     choose_realism,
@@ -206,6 +208,40 @@ def test_the_texture_term_joins_the_loss_when_weighted() -> None:
     assert "texture" not in training_step(
         net, torch.optim.SGD(net.parameters(), lr=0.0), batch, plain, lpips, None
     )
+
+
+def test_taef2_taps_are_frozen_unit_features_at_three_scales() -> None:
+    torch.manual_seed(0)
+    taps = EncoderTaps(TAEF2().encoder)
+    x = torch.rand(2, 3, 64, 48, requires_grad=True)
+    out = taps(x)
+    assert [t.shape[-2:] for t in out] == [(64, 48), (32, 24), (16, 12)]
+    for t in out:
+        norm = t.pow(2).sum(dim=1).sqrt()
+        assert torch.allclose(norm[norm > 1e-3], torch.ones(()), atol=1e-4)
+    sum(t.sum() for t in out).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0  # reaches the picture
+    assert all(p.grad is None for p in taps.parameters())  # not the backbone
+
+
+def test_the_texture_term_reads_the_texture_network_it_is_given() -> None:
+    torch.manual_seed(0)
+    lpips = LPIPS.build("alex")
+    taps = EncoderTaps(TAEF2().encoder)
+    net = _noisy()
+    batch = make_batch(_cache(), 2, 64, random.Random(0), 0.0, 0.0, scales=True)
+    recipe = PerceptualRecipe(
+        **{**TINY.__dict__, "bf16": False, "l1": 0.0, "texture": 0.5, "texture_net": "taef2"}
+    )
+    sgd = torch.optim.SGD(net.parameters(), lr=0.0)
+    terms = training_step(net, sgd, batch, recipe, lpips, None, taps)
+    with torch.no_grad():
+        image = decoded(net, batch[0], batch[3], batch[2]).clamp(0, 1)
+        expected = texture_distance(taps(image)[:3], taps(batch[1])[:3], 64).mean()
+    assert terms["texture"] == pytest.approx(float(expected), rel=1e-4)
+    assert terms["loss"] == pytest.approx(terms["lpips"] + 0.5 * terms["texture"], rel=1e-4)
+    with pytest.raises(ValueError, match="texture_taps"):
+        training_step(net, sgd, batch, recipe, lpips, None)
 
 
 @pytest.mark.skipif(not (weights_dir() / MANIFEST).is_file(), reason="no LPIPS weights fetched")

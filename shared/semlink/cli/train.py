@@ -214,10 +214,14 @@ def train_perceptual_cmd(
     l1_weight: Annotated[float | None, typer.Option(help="L1 loss weight.")] = None,
     texture_weight: Annotated[
         float | None,
-        typer.Option(help="Weight of the texture-statistics loss on LPIPS-VGG's taps (0: off)."),
+        typer.Option(help="Weight of the texture-statistics loss (0: off)."),
     ] = None,
     texture_depth: Annotated[
-        int | None, typer.Option(help="LPIPS-VGG taps the texture term reads, shallowest first.")
+        int | None, typer.Option(help="Taps the texture term reads, shallowest first.")
+    ] = None,
+    texture_net: Annotated[
+        str | None,
+        typer.Option(help="Whose taps the texture term reads: lpips (LPIPS-VGG's) or taef2."),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Generator learning rate.")] = None,
     decay_steps: Annotated[
@@ -261,6 +265,7 @@ def train_perceptual_cmd(
         "l1": l1_weight,
         "texture": texture_weight,
         "texture_depth": texture_depth,
+        "texture_net": texture_net,
         "lr": lr,
         "decay_steps": decay_steps,
         "width": width,
