@@ -4,8 +4,10 @@ LPIPS and DISTS at realism 1 on held-out BSDS500 val photos at 0.03 bpp, against
 picture whose high frequencies (the part a Gaussian blur of ``sigma`` pixels removes) are
 replaced by the *original's*, in place (an oracle no decoder has) and moved by (7, 11)
 pixels (texture of the right local statistics in the wrong place: what a decoder that
-invents texture from noise could deliver at best). A ceiling for the texture a generator
-could add, not a decoder: it reads the original. LPIPS-VGG, recipe p's training loss, is
+invents texture from noise could deliver at best), and by Gaussian noise with the
+original's local amplitude (its standard deviation over 16-pixel windows, per channel):
+whether amplitude alone is what counts. A ceiling for the texture a generator could add,
+not a decoder: it reads the original. LPIPS-VGG, recipe p's training loss, is
 printed beside the reported LPIPS-AlexNet: whether the loss rewards that texture too.
 
 Run: ``.venv/bin/python bench/texture_oracle.py [--photos 12] [--bpp 0.03]`` (about 2
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, uniform_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,6 +39,11 @@ def _high(picture: np.ndarray, sigma: float) -> np.ndarray:
     return picture - gaussian_filter(picture, (sigma, sigma, 0))
 
 
+def _local_std(picture: np.ndarray, window: int = 16) -> np.ndarray:
+    mean = uniform_filter(picture, (window, window, 0))
+    return np.sqrt(np.maximum(uniform_filter(picture**2, (window, window, 0)) - mean**2, 0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=12)
@@ -47,6 +54,7 @@ def main() -> None:
     if shipped is None:
         raise SystemExit("no packaged realism network: nothing to measure")
     rows: dict[str, list[dict[str, float]]] = {}
+    rng = np.random.default_rng(0)
     for photo in bsds_photos(args.bsds, ("val",))[: args.photos]:
         original = np.asarray(Image.open(photo).convert("RGB"))
         h, w = original.shape[:2]
@@ -59,6 +67,9 @@ def main() -> None:
             truth = _high(image, sigma)
             variants[f"sigma {sigma:g}: original's, moved"] = own + np.roll(truth, MOVE, (0, 1))
             variants[f"sigma {sigma:g}: original's, in place"] = own + truth
+            noise = _high(rng.standard_normal(image.shape).astype(np.float32), sigma)
+            noise *= _local_std(truth) / noise.std()
+            variants[f"sigma {sigma:g}: noise, its amplitude"] = own + noise
         for name, picture in variants.items():
             out = np.clip(picture, 0, 255).round().astype(np.uint8)
             metrics = all_metrics(original, out, with_niqe=False)
