@@ -134,7 +134,7 @@ class EncoderTaps(nn.Module):
 
     def __init__(self, encoder: nn.Sequential) -> None:
         super().__init__()
-        self.layers = encoder[: max(self.TAPS) + 1]
+        self.layers = nn.Sequential(*list(encoder)[: max(self.TAPS) + 1])
         self.requires_grad_(False)
         self.eval()
 
