@@ -23,6 +23,7 @@ from semlink.train.perceptual_restorer import (
     EncoderTaps,
     PerceptualRecipe,
     _judge,
+    _texture_taps,
     choose_realism,
     conditional_discriminator,
     decoded,
@@ -242,6 +243,9 @@ def test_the_texture_term_reads_the_texture_network_it_is_given() -> None:
     assert terms["loss"] == pytest.approx(terms["lpips"] + 0.5 * terms["texture"], rel=1e-4)
     with pytest.raises(ValueError, match="texture_taps"):
         training_step(net, sgd, batch, recipe, lpips, None)
+    with pytest.raises(ValueError, match="lpips or taef2"):
+        _texture_taps(PerceptualRecipe(texture_net="alexnet"))
+    assert _texture_taps(PerceptualRecipe(texture_net="taef2")) is None  # no weight: no taps
 
 
 @pytest.mark.skipif(not (weights_dir() / MANIFEST).is_file(), reason="no LPIPS weights fetched")

@@ -121,14 +121,15 @@ def decoded(
 
 
 class EncoderTaps(nn.Module):
-    """The first stages of TAEF2's encoder (an autoencoder trained adversarially to keep
-    texture, not a classifier) as a texture backbone: its activations after the full-size,
-    H/2 and H/4 stages, each unit-normalised over channels. On 16 training crops its window
-    statistics (:func:`texture_distance`) fall 44 / 36 / 25% when the realism-1 picture is
-    given the original's own high frequencies *moved* by (7, 11) pixels and rise 16 / 80 /
-    71% with Gaussian noise of the same local amplitude: what LPIPS-AlexNet and DISTS say of
-    those two pictures, where LPIPS-VGG's taps reward the moved texture less (docs/perceptual.md).
-    Frozen; pictures in [0, 1]."""
+    """The first stages of TAEF2's encoder (a tiny autoencoder's, whose latents keep the
+    texture its adversarially trained decoder draws; not a classifier's) as a texture
+    backbone: its activations after the full-size, H/2 and H/4 stages, each unit-normalised
+    over channels. On 16 training crops its window statistics (:func:`texture_distance`)
+    fall 44 / 36 / 25% when the realism-1 picture is given the original's own high
+    frequencies *moved* by (7, 11) pixels and rise 16 / 80 / 71% with Gaussian noise of the
+    same local amplitude: what LPIPS-AlexNet and DISTS say of those two pictures, where
+    LPIPS-VGG's taps reward the moved texture less (docs/perceptual.md). Frozen; pictures
+    in [0, 1]."""
 
     TAPS = (1, 5, 9)
 
@@ -312,10 +313,10 @@ def train(
 
 
 def _texture_taps(recipe: PerceptualRecipe) -> EncoderTaps | None:
+    if recipe.texture_net not in ("lpips", "taef2"):
+        raise ValueError(f"texture_net {recipe.texture_net!r}: lpips or taef2")
     if not recipe.texture or recipe.texture_net == "lpips":
         return None
-    if recipe.texture_net != "taef2":
-        raise ValueError(f"texture_net {recipe.texture_net!r}: lpips or taef2")
     from semlink.models.taef2 import packaged_taef2
 
     taef2 = packaged_taef2()
