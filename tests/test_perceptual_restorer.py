@@ -24,6 +24,7 @@ from semlink.train.perceptual_restorer import (
     PerceptualRecipe,
     _judge,
     _texture_taps,
+    below,
     choose_realism,
     conditional_discriminator,
     decoded,
@@ -209,6 +210,20 @@ def test_the_texture_term_joins_the_loss_when_weighted() -> None:
     assert "texture" not in training_step(
         net, torch.optim.SGD(net.parameters(), lr=0.0), batch, plain, lpips, None
     )
+
+
+def test_a_rate_cap_keeps_only_the_references_below_it() -> None:
+    data = _cache()
+    data = {k: v * 3 for k, v in data.items()}
+    data["bpp"] = [torch.tensor(0.03), torch.tensor(0.1), torch.tensor(0.05)]
+    data["scale"] = [torch.tensor(0.1), torch.tensor(0.2), torch.tensor(0.3)]
+    assert below(data, TINY) is data
+    kept = below(data, PerceptualRecipe(max_bpp=0.055))
+    assert [float(b) for b in kept["bpp"]] == pytest.approx([0.03, 0.05])
+    assert [float(s) for s in kept["scale"]] == pytest.approx([0.1, 0.3])  # rows stay whole
+    assert all(len(column) == 2 for column in kept.values())
+    with pytest.raises(ValueError, match=r"below 0\.01 bpp"):
+        below(data, PerceptualRecipe(max_bpp=0.01))
 
 
 def test_taef2_taps_are_frozen_unit_features_at_three_scales() -> None:

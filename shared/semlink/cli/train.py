@@ -228,6 +228,10 @@ def train_perceptual_cmd(
         int | None,
         typer.Option(help="Cosine learning-rate decay to 0 at this step (0: constant)."),
     ] = None,
+    max_bpp: Annotated[
+        float | None,
+        typer.Option(help="Train only on the cache's references below this rate (0: all)."),
+    ] = None,
     width: Annotated[int | None, typer.Option(help="Channels of the H/4 stage.")] = None,
     blocks: Annotated[int | None, typer.Option(help="Residual blocks of the H/4 stage.")] = None,
     fine_width: Annotated[int | None, typer.Option(help="Channels of the H/2 stage.")] = None,
@@ -268,6 +272,7 @@ def train_perceptual_cmd(
         "texture_net": texture_net,
         "lr": lr,
         "decay_steps": decay_steps,
+        "max_bpp": max_bpp,
         "width": width,
         "blocks": blocks,
         "fine_width": fine_width,
