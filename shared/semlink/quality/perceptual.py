@@ -99,6 +99,12 @@ def _taps(features: nn.Sequential, x: torch.Tensor, taps: Sequence[int]) -> list
     return out
 
 
+def unit_channels(t: torch.Tensor) -> torch.Tensor:
+    """Feature maps N x C x H x W scaled to unit length over channels at each position
+    (LPIPS's normalisation)."""
+    return t / (t.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+
+
 class LPIPS(nn.Module):
     """LPIPS v0.1 from a backbone and its linear layers; ``forward(x, y)`` takes N x 3 x H x
     W pictures in [0, 1] and gives N distances. Differentiable (a training loss), frozen."""
@@ -128,7 +134,7 @@ class LPIPS(nn.Module):
     def normalized_taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's taps of ``x`` (in [0, 1]), each unit-normalised over channels."""
         f = _taps(self.features, (x * 2 - 1 - self.shift) / self.scale, self.indices)
-        return [t / (t.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for t in f]
+        return [unit_channels(t) for t in f]
 
     def compare(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
         """The distance between two pictures' :meth:`normalized_taps`."""

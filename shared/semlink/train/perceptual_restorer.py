@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semlink.quality.perceptual import LPIPS
+from semlink.quality.perceptual import LPIPS, unit_channels
 from semlink.restore.network import PixelRestorer
 from semlink.restore.residual import activity, degrid, detail_only
 from semlink.train.common import (
@@ -149,7 +149,7 @@ class EncoderTaps(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i in self.TAPS:
-                taps.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+                taps.append(unit_channels(x))
         return taps
 
 
@@ -260,6 +260,7 @@ def train(
     from semlink.quality.perceptual import load_lpips
 
     recipe = recipe or PerceptualRecipe()
+    texture_taps = _texture_taps(recipe)  # a recipe it refuses is refused before any work
     out.mkdir(parents=True, exist_ok=True)
     (out / RECIPE).write_text(json.dumps(asdict(recipe), indent=2) + "\n")
     torch.manual_seed(recipe.seed)
@@ -279,7 +280,6 @@ def train(
     disc_opt = torch.optim.Adam(disc_net.parameters(), lr=recipe.disc_lr, betas=(0.5, 0.999))
     load_checkpoint(out / DISCRIMINATOR, disc_net, disc_opt)
     perceptual = load_lpips(recipe.lpips_net).to(device)
-    texture_taps = _texture_taps(recipe)
     if texture_taps is not None:
         texture_taps.to(device)
     rng = random.Random(recipe.seed * 1_000_003 + state.step)  # resumed runs draw fresh crops
